@@ -1,0 +1,190 @@
+"""Checking analytic gradients against finite differences.
+
+The analytic Jacobian comes from the engine (one backward pass per output element); the
+numeric one from central differences, (f(x + εeⱼ) − f(x − εeⱼ)) / 2ε, one pair of forward
+passes per input element. Both run in float64: in float32, ε = 1e-6 is below the
+precision of the values and the difference would be noise.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from chainrule.autograd.engine import run_backward
+from chainrule.autograd.grad_mode import no_grad
+from chainrule.backend import float64, xp
+from chainrule.errors import GradcheckError
+from chainrule.random import Generator
+from chainrule.tensor import Tensor
+
+
+def _flat_output(out: Any) -> Any:
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    return xp.concatenate([o.data.reshape(-1) for o in outs if isinstance(o, Tensor)])
+
+
+def _prepare(inputs: Sequence[Any]) -> tuple[list[Any], list[int]]:
+    """Float64 leaves for the float tensors to check; other arguments pass unchanged."""
+    chosen = [i for i, t in enumerate(inputs)
+              if isinstance(t, Tensor) and t.requires_grad]
+    if not chosen:  # nothing marked: check every floating-point tensor
+        chosen = [i for i, t in enumerate(inputs)
+                  if isinstance(t, Tensor) and t.dtype.kind == "f"]
+    if not chosen:
+        raise ValueError("gradcheck needs at least one floating-point tensor input")
+    if any(inputs[i].dtype != float64 for i in chosen):
+        warnings.warn(
+            "gradcheck: float32 inputs were converted to float64 for the check (finite "
+            "differences in float32 are too imprecise to compare)",
+            stacklevel=3,
+        )
+    prepared = list(inputs)
+    for i in chosen:
+        prepared[i] = Tensor(inputs[i].data.astype(float64), requires_grad=True)
+    return prepared, chosen
+
+
+def gradcheck(
+    func: Callable[..., Any],
+    inputs: Tensor | Sequence[Any],
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    raise_exception: bool = True,
+    fast_mode: bool = False,
+    seed: int = 0,
+) -> bool:
+    """Check ``func``'s backward against finite differences at ``inputs``.
+
+    The tensors checked are the inputs that require grad (all floating-point tensor
+    inputs if none do). Each analytic entry ``a`` must satisfy |a − n| ≤ atol + rtol·|n|
+    against its numeric value ``n``.
+
+    Args:
+        func: takes the inputs and returns a tensor (or a tuple of tensors).
+        inputs: a tensor or a sequence of arguments.
+        eps: the finite-difference step.
+        atol, rtol: the tolerances.
+        raise_exception: raise ``GradcheckError`` on a mismatch (else return False).
+        fast_mode: compare random projections uᵀJv instead of whole Jacobians: one backward
+            and two forward passes per input, whatever the sizes.
+        seed: the seed of ``fast_mode``'s random vectors.
+
+    Returns:
+        True when every gradient matches.
+
+    Example:
+        >>> import chainrule as cr
+        >>> x = cr.randn(3, 2, dtype=cr.float64, requires_grad=True)
+        >>> cr.autograd.gradcheck(lambda v: (v * v).sum(), (x,))
+        True
+    """
+    args = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    prepared, chosen = _prepare(args)
+
+    def evaluate() -> Any:
+        with no_grad():
+            return _flat_output(func(*prepared))
+
+    out = func(*prepared)
+    outs = [o for o in (out if isinstance(out, (tuple, list)) else (out,))
+            if isinstance(o, Tensor)]
+    m = sum(o.data.size for o in outs)
+    try:
+        if fast_mode:
+            _check_projection(prepared, chosen, outs, m, evaluate, eps, atol, rtol, seed)
+        else:
+            _check_full(prepared, chosen, outs, m, evaluate, eps, atol, rtol)
+    except GradcheckError:
+        if raise_exception:
+            raise
+        return False
+    return True
+
+
+def _analytic_rows(outs: list[Tensor], seed_flat: Any, prepared: list[Any],
+                   chosen: list[int]) -> dict[int, Any]:
+    """vᵀJ for every checked input, with v = ``seed_flat`` spread over the outputs."""
+    seeds, offset, live = [], 0, []
+    for o in outs:
+        part = seed_flat[offset: offset + o.data.size].reshape(o.data.shape)
+        offset += o.data.size
+        if o.requires_grad:
+            live.append(o)
+            seeds.append(part)
+    if not live:
+        return {}
+    wanted = [prepared[i] for i in chosen]
+    return run_backward(live, seeds, retain_graph=True, inputs=wanted, accumulate=False)
+
+
+def _numeric_column(x: Tensor, j: int, evaluate: Callable[[], Any], eps: float) -> Any:
+    flat = x.data.reshape(-1)
+    original = flat[j]
+    flat[j] = original + eps
+    plus = evaluate()
+    flat[j] = original - eps
+    minus = evaluate()
+    flat[j] = original
+    return (plus - minus) / (2 * eps)
+
+
+def _check_full(prepared: list[Any], chosen: list[int], outs: list[Tensor], m: int,
+                evaluate: Callable[[], Any], eps: float, atol: float, rtol: float) -> None:
+    analytic = {i: xp.zeros((m, prepared[i].data.size)) for i in chosen}
+    for r in range(m):
+        unit = xp.zeros(m)
+        unit[r] = 1.0
+        captured = _analytic_rows(outs, unit, prepared, chosen)
+        for i in chosen:
+            g = captured.get(id(prepared[i]))
+            if g is not None:
+                analytic[i][r] = g.reshape(-1)
+    for i in chosen:
+        x = prepared[i]
+        numeric = xp.zeros((m, x.data.size))
+        for j in range(x.data.size):
+            numeric[:, j] = _numeric_column(x, j, evaluate, eps)
+        _compare(i, x, analytic[i], numeric, atol, rtol, full=True)
+
+
+def _check_projection(prepared: list[Any], chosen: list[int], outs: list[Tensor], m: int,
+                      evaluate: Callable[[], Any], eps: float, atol: float, rtol: float,
+                      seed: int) -> None:
+    gen = Generator(seed)
+    v = gen.standard_normal((m,), float64)
+    captured = _analytic_rows(outs, v, prepared, chosen)
+    for i in chosen:
+        x = prepared[i]
+        u = gen.standard_normal(x.data.shape, float64)
+        g = captured.get(id(x))
+        analytic = float((g * u).sum()) if g is not None else 0.0
+        saved = x.data.copy()
+        x.data += eps * u
+        plus = evaluate()
+        x.data[...] = saved - eps * u
+        minus = evaluate()
+        x.data[...] = saved
+        numeric = float(((plus - minus) / (2 * eps) * v).sum())
+        _compare(i, x, xp.asarray([[analytic]]), xp.asarray([[numeric]]), atol, rtol,
+                 full=False)
+
+
+def _compare(i: int, x: Tensor, analytic: Any, numeric: Any, atol: float, rtol: float,
+             full: bool) -> None:
+    excess = xp.abs(analytic - numeric) - (atol + rtol * xp.abs(numeric))
+    if not bool((excess <= 0).all()) or not bool(xp.isfinite(analytic).all()):
+        r, j = xp.unravel_index(int(xp.nan_to_num(excess, nan=xp.inf).argmax()), excess.shape)
+        if full:
+            where = (f"at output element {int(r)}, input element "
+                     f"{tuple(int(k) for k in xp.unravel_index(int(j), x.data.shape))}")
+        else:
+            where = "along a random projection uᵀJv"
+        raise GradcheckError(
+            f"gradcheck: the gradient of input {i} (shape {x.shape}) is wrong {where}: "
+            f"analytic {analytic[r, j]!r}, numeric {numeric[r, j]!r} "
+            f"(atol={atol}, rtol={rtol}).\nanalytic Jacobian:\n{analytic}\n"
+            f"numeric Jacobian:\n{numeric}"
+        )

@@ -1,0 +1,29 @@
+"""The exceptions chainrule raises.
+
+Each is a subclass of the built-in exception a Python user would expect to catch
+(``ValueError`` for bad shapes, ``TypeError`` for bad dtypes, ``RuntimeError`` for misuse
+of the graph), so ``except ValueError`` keeps working; the subclasses let tests and tools
+tell chainrule's own checks apart.
+"""
+
+from __future__ import annotations
+
+
+class ShapeError(ValueError):
+    """Shapes that do not fit together. The message names the op and every shape."""
+
+
+class DTypeError(TypeError):
+    """A dtype that the operation cannot take. The message says what to cast to."""
+
+
+class GraphError(RuntimeError):
+    """Misuse of the autograd graph: a freed graph, a stale saved tensor, a missing grad."""
+
+
+class GradcheckError(RuntimeError):
+    """Analytic and numeric gradients disagree (raised by ``autograd.gradcheck``)."""
+
+
+class AnomalyError(RuntimeError):
+    """A backward produced NaN or Inf while ``autograd.detect_anomaly`` was on."""

@@ -1,0 +1,371 @@
+"""The functional form of every primitive: ``cr.exp(x)``, ``cr.matmul(a, b)``…
+
+These functions check and normalise arguments (axes, shapes, indices) and call the
+primitive's ``Function.apply``. The primitives themselves live in ``elementwise``,
+``reduce``, ``movement`` and ``linalg``; ``chainrule.autograd.function.PRIMITIVES`` lists
+them all.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from typing import Any
+
+from chainrule.backend import xp
+from chainrule.errors import ShapeError
+from chainrule.ops.elementwise import (
+    Abs,
+    Add,
+    Cast,
+    Clamp,
+    Clone,
+    Div,
+    Exp,
+    Log,
+    Maximum,
+    Minimum,
+    Mul,
+    Neg,
+    Pow,
+    ReLU,
+    Sigmoid,
+    Softplus,
+    Sqrt,
+    Sub,
+    Tanh,
+    Where,
+)
+from chainrule.ops.linalg import MatMul
+from chainrule.ops.movement import Cat, Expand, Gather, Permute, Reshape, Slice, Stack
+from chainrule.ops.reduce import (
+    Amax,
+    Amin,
+    LogSoftmax,
+    LogSumExp,
+    MaxDim,
+    Mean,
+    Softmax,
+    Sum,
+)
+from chainrule.tensor import MaxResult, Tensor, _index
+
+Dim = int | Sequence[int] | None
+
+
+def _axes(x: Tensor, dim: Dim, op: str) -> tuple[int, ...] | None:
+    """Normalise ``dim`` (None, an int or a sequence) to sorted non-negative axes."""
+    if dim is None:
+        return None
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    nd = x.ndim
+    out = []
+    for d in dims:
+        if not -builtins.max(nd, 1) <= d < builtins.max(nd, 1):
+            raise IndexError(f"{op}: dim {d} is out of range for a tensor of shape {x.shape}")
+        out.append(d % nd if nd else 0)
+    return tuple(sorted(set(out)))
+
+
+def _axis(x: Tensor, dim: int, op: str) -> int:
+    axes = _axes(x, dim, op)
+    assert axes is not None
+    return axes[0]
+
+
+# -- arithmetic ---------------------------------------------------------------------------
+def add(a: Any, b: Any) -> Tensor:
+    return Add.apply(a, b)
+
+
+def sub(a: Any, b: Any) -> Tensor:
+    return Sub.apply(a, b)
+
+
+def mul(a: Any, b: Any) -> Tensor:
+    return Mul.apply(a, b)
+
+
+def div(a: Any, b: Any) -> Tensor:
+    return Div.apply(a, b)
+
+
+def neg(x: Tensor) -> Tensor:
+    return Neg.apply(x)
+
+
+def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 (PyTorch's name)
+    return Pow.apply(a, b)
+
+
+def exp(x: Tensor) -> Tensor:
+    return Exp.apply(x)
+
+
+def log(x: Tensor) -> Tensor:
+    return Log.apply(x)
+
+
+def sqrt(x: Tensor) -> Tensor:
+    return Sqrt.apply(x)
+
+
+def abs(x: Tensor) -> Tensor:  # noqa: A001
+    return Abs.apply(x)
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise max (the lecture's Max module); ties split the gradient equally."""
+    return Maximum.apply(a, b)
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    """Elementwise min; ties split the gradient equally."""
+    return Minimum.apply(a, b)
+
+
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """``a`` where ``condition`` holds, else ``b`` (all three broadcast)."""
+    cond = condition.data if isinstance(condition, Tensor) else xp.asarray(condition)
+    return Where.apply(cond.astype(bool, copy=False), a, b)
+
+
+def clamp(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+    """Limit values to [min, max]; the gradient passes where min ≤ x ≤ max."""
+    if min is None and max is None:
+        raise ValueError("clamp needs at least one of min and max")
+    return Clamp.apply(x, min, max)
+
+
+clip = clamp
+
+
+def relu(x: Tensor) -> Tensor:
+    return ReLU.apply(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return Sigmoid.apply(x)
+
+
+def tanh(x: Tensor) -> Tensor:
+    return Tanh.apply(x)
+
+
+def softplus(x: Tensor) -> Tensor:
+    return Softplus.apply(x)
+
+
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """Matrix product with NumPy's rules (1-D, 2-D and broadcast batches)."""
+    a_shape = a.shape if isinstance(a, Tensor) else xp.shape(a)
+    b_shape = b.shape if isinstance(b, Tensor) else xp.shape(b)
+    if len(a_shape) and len(b_shape):
+        k_a = a_shape[-1]
+        k_b = b_shape[0] if len(b_shape) == 1 else b_shape[-2]
+        if k_a != k_b:
+            raise ShapeError(
+                f"matmul: inner dimensions differ: {tuple(a_shape)} @ {tuple(b_shape)} "
+                f"({k_a} != {k_b})"
+            )
+    return MatMul.apply(a, b)
+
+
+# -- reductions ---------------------------------------------------------------------------
+def sum(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:  # noqa: A001
+    return Sum.apply(x, _axes(x, dim, "sum"), keepdim)
+
+
+def mean(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
+    return Mean.apply(x, _axes(x, dim, "mean"), keepdim)
+
+
+def var(x: Tensor, dim: Dim = None, unbiased: bool = True, keepdim: bool = False) -> Tensor:
+    """Variance (Bessel-corrected unless ``unbiased=False``), composed from primitives."""
+    axes = _axes(x, dim, "var")
+    n = x.data.size if axes is None else int(xp.prod([x.shape[a] for a in axes]))
+    centred = x - mean(x, dim, keepdim=True)
+    return sum(centred * centred, dim, keepdim) / (n - 1 if unbiased else n)
+
+
+def std(x: Tensor, dim: Dim = None, unbiased: bool = True, keepdim: bool = False) -> Tensor:
+    return sqrt(var(x, dim, unbiased, keepdim))
+
+
+def amax(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
+    """Maximum over ``dim`` (one or several); tied maxima share the gradient equally."""
+    return Amax.apply(x, _axes(x, dim, "amax"), keepdim)
+
+
+def amin(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
+    return Amin.apply(x, _axes(x, dim, "amin"), keepdim)
+
+
+def max(x: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+    """As ``torch.max``: the maximum of all elements; with an int ``dim``, the pair
+    ``(values, indices)`` along it; with a tensor, the elementwise maximum.
+    """
+    if isinstance(dim, Tensor):
+        return maximum(x, dim)
+    if dim is None:
+        return amax(x, None, keepdim)
+    return MaxResult(*MaxDim.apply(x, _axis(x, dim, "max"), keepdim, True))
+
+
+def min(x: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+    """As ``torch.min``: see ``max``."""
+    if isinstance(dim, Tensor):
+        return minimum(x, dim)
+    if dim is None:
+        return amin(x, None, keepdim)
+    return MaxResult(*MaxDim.apply(x, _axis(x, dim, "min"), keepdim, False))
+
+
+def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    if dim is None:
+        return Tensor(xp.asarray(x.data.argmax()))
+    return Tensor(xp.asarray(x.data.argmax(axis=dim, keepdims=keepdim)))
+
+
+def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    if dim is None:
+        return Tensor(xp.asarray(x.data.argmin()))
+    return Tensor(xp.asarray(x.data.argmin(axis=dim, keepdims=keepdim)))
+
+
+def logsumexp(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
+    """log Σ exp(x) over ``dim``, stable for any magnitude of x."""
+    return LogSumExp.apply(x, _axes(x, dim, "logsumexp"), keepdim)
+
+
+def softmax(x: Tensor, dim: int = -1) -> Tensor:
+    return Softmax.apply(x, _axis(x, dim, "softmax"))
+
+
+def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
+    """x − logsumexp(x) along ``dim``: finite and exact even where exp(x) overflows."""
+    return LogSoftmax.apply(x, _axis(x, dim, "log_softmax"))
+
+
+# -- shapes and indexing -------------------------------------------------------------------
+def reshape(x: Tensor, *shape: Any) -> Tensor:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    try:
+        return Reshape.apply(x, tuple(int(s) for s in shape))
+    except ShapeError:
+        raise ShapeError(
+            f"reshape: cannot reshape a tensor of shape {x.shape} ({x.numel()} elements) "
+            f"into {tuple(shape)}"
+        ) from None
+
+
+def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    if x.ndim == 0:
+        return reshape(x, 1)
+    start, end = start_dim % x.ndim, end_dim % x.ndim
+    merged = int(xp.prod(x.shape[start : end + 1]))
+    return reshape(x, (*x.shape[:start], merged, *x.shape[end + 1 :]))
+
+
+def unsqueeze(x: Tensor, dim: int) -> Tensor:
+    d = dim % (x.ndim + 1)
+    return reshape(x, (*x.shape[:d], 1, *x.shape[d:]))
+
+
+def squeeze(x: Tensor, dim: int | None = None) -> Tensor:
+    if dim is None:
+        return reshape(x, tuple(s for s in x.shape if s != 1))
+    d = _axis(x, dim, "squeeze")
+    if x.shape[d] != 1:
+        return x
+    return reshape(x, x.shape[:d] + x.shape[d + 1 :])
+
+
+def permute(x: Tensor, *dims: Any) -> Tensor:
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    if sorted(d % builtins.max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
+        raise ShapeError(f"permute: {dims} is not a permutation of the {x.ndim} dims of {x.shape}")
+    return Permute.apply(x, tuple(d % x.ndim for d in dims))
+
+
+def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
+    axes = list(range(x.ndim))
+    a, b = _axis(x, dim0, "transpose"), _axis(x, dim1, "transpose")
+    axes[a], axes[b] = axes[b], axes[a]
+    return Permute.apply(x, tuple(axes))
+
+
+def expand(x: Tensor, *sizes: Any) -> Tensor:
+    """Broadcast to ``sizes`` without copying (-1 keeps a dimension)."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    lead = len(sizes) - x.ndim
+    if lead < 0:
+        raise ShapeError(f"expand: cannot expand shape {x.shape} to fewer dims {sizes}")
+    shape = tuple(x.shape[i - lead] if s == -1 else int(s) for i, s in enumerate(sizes))
+    return Expand.apply(x, shape)
+
+
+def _is_basic(index: Any) -> bool:
+    items = index if isinstance(index, tuple) else (index,)
+    return all(i is None or i is Ellipsis or isinstance(i, (int, slice)) and not isinstance(i, bool)
+               for i in items)
+
+
+def getitem(x: Tensor, index: Any) -> Tensor:
+    """``x[index]``: ints, slices, None, Ellipsis, integer arrays, lists, boolean masks."""
+    index = _index(index)
+    if isinstance(index, list):
+        index = xp.asarray(index)
+    if _is_basic(index):
+        return Slice.apply(x, index)
+    return Gather.apply(x, index)
+
+
+def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Join tensors along an existing ``dim``."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat needs at least one tensor")
+    first = tensors[0]
+    d = _axis(first, dim, "cat")
+    for i, t in enumerate(tensors):
+        if t.ndim != first.ndim or t.shape[:d] + t.shape[d + 1 :] != first.shape[:d] + first.shape[d + 1 :]:
+            raise ShapeError(
+                f"cat along dim {dim}: tensor {i} has shape {t.shape}, which does not match "
+                f"tensor 0's shape {first.shape} outside dim {dim}"
+            )
+    return Cat.apply(d, *tensors)
+
+
+concatenate = cat
+
+
+def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
+    """Join same-shaped tensors along a new ``dim``."""
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack needs at least one tensor")
+    for i, t in enumerate(tensors):
+        if t.shape != tensors[0].shape:
+            raise ShapeError(
+                f"stack: tensor {i} has shape {t.shape} but tensor 0 has {tensors[0].shape}; "
+                f"all must match"
+            )
+    return Stack.apply(dim % (tensors[0].ndim + 1), *tensors)
+
+
+def cast(x: Tensor, dtype: Any) -> Tensor:
+    """``x`` converted to ``dtype``; differentiable between float dtypes."""
+    dtype = xp.dtype(dtype)
+    if x.dtype == dtype:
+        return x
+    if x.requires_grad and dtype.kind == "f":
+        return Cast.apply(x, dtype)
+    return Tensor._wrap(x.data.astype(dtype), False, None, 0)
+
+
+def clone(x: Tensor) -> Tensor:
+    return Clone.apply(x)

@@ -1,0 +1,328 @@
+"""Elementwise primitives. Each docstring gives the forward and its VJP, where ``g`` is the
+gradient flowing into the output. Inputs broadcast as in NumPy; the engine sums each
+gradient back to its input's shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chainrule.autograd.function import Function
+from chainrule.backend import xp
+
+
+class Add(Function):
+    """y = a + b.   VJP: da = g, db = g."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Any, b: Any) -> Any:
+        return a + b
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
+        return g, g
+
+
+class Sub(Function):
+    """y = a − b.   VJP: da = g, db = −g."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Any, b: Any) -> Any:
+        return a - b
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
+        return g, (-g if ctx.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    """y = a · b.   VJP: da = g · b, db = g · a."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Any, b: Any) -> Any:
+        ctx.save_for_backward(a, b)
+        return a * b
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
+        a, b = ctx.saved_tensors
+        da, db = ctx.needs_input_grad
+        return (g * b if da else None), (g * a if db else None)
+
+
+class Div(Function):
+    """y = a / b.   VJP: da = g / b, db = −g · a / b²  (= −g · y / b)."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Any, b: Any) -> Any:
+        ctx.save_for_backward(a, b)
+        return a / b
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
+        a, b = ctx.saved_tensors
+        ga = g / b
+        return (ga if ctx.needs_input_grad[0] else None), (
+            -ga * a / b if ctx.needs_input_grad[1] else None
+        )
+
+
+class Neg(Function):
+    """y = −x.   VJP: dx = −g."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        return -x
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        return -g
+
+
+class Pow(Function):
+    """y = aᵇ.   VJP: da = g · b · aᵇ⁻¹, db = g · aᵇ · log a (taken as 0 where a = 0)."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Any, b: Any) -> Any:
+        y = a**b
+        ctx.save_for_backward(a, b, y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
+        a, b, y = ctx.saved_tensors
+        da = db = None
+        if ctx.needs_input_grad[0]:
+            da = g * b * a ** (b - 1)
+        if ctx.needs_input_grad[1]:
+            # d/db aᵇ at a = 0 is 0 for b > 0 (the limit), not NaN from log 0.
+            log_a = xp.log(xp.where(a == 0, 1, a))
+            db = g * y * log_a
+        return da, db
+
+
+class Exp(Function):
+    """y = eˣ.   VJP: dx = g · y."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        y = xp.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return g * y
+
+
+class Log(Function):
+    """y = log x.   VJP: dx = g / x."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        ctx.save_for_backward(x)
+        return xp.log(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        return g / x
+
+
+class Sqrt(Function):
+    """y = √x.   VJP: dx = g / (2y)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        y = xp.sqrt(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return g / (2 * y)
+
+
+class Abs(Function):
+    """y = |x|.   VJP: dx = g · sign(x)  (0 at x = 0, as in PyTorch)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        ctx.save_for_backward(x)
+        return xp.abs(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        return g * xp.sign(x)
+
+
+class Maximum(Function):
+    """y = max(a, b) elementwise: the lecture's Max module.
+
+    VJP: the gradient goes to the larger input: da = g · [a > b], db = g · [b > a].
+    Tie rule: where a = b the gradient is split equally, g/2 to each (as PyTorch does);
+    this is the average of the two one-sided derivatives, and keeps Max symmetric.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, a: Any, b: Any) -> Any:
+        ctx.save_for_backward(a, b)
+        return xp.maximum(a, b)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
+        a, b = ctx.saved_tensors
+        share = (a > b) + 0.5 * (a == b)
+        da = g * share if ctx.needs_input_grad[0] else None
+        db = g * (1 - share) if ctx.needs_input_grad[1] else None
+        return da, db
+
+
+class Minimum(Function):
+    """y = min(a, b) elementwise.   VJP: to the smaller input; ties split equally."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Any, b: Any) -> Any:
+        ctx.save_for_backward(a, b)
+        return xp.minimum(a, b)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
+        a, b = ctx.saved_tensors
+        share = (a < b) + 0.5 * (a == b)
+        da = g * share if ctx.needs_input_grad[0] else None
+        db = g * (1 - share) if ctx.needs_input_grad[1] else None
+        return da, db
+
+
+class Where(Function):
+    """y = a where cond else b.   VJP: da = g · cond, db = g · (1 − cond)."""
+
+    @staticmethod
+    def forward(ctx: Any, cond: Any, a: Any, b: Any) -> Any:
+        ctx.save_for_backward(cond)
+        return xp.where(cond, a, b)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any, Any]:
+        (cond,) = ctx.saved_tensors
+        zero = xp.zeros((), dtype=g.dtype)
+        da = xp.where(cond, g, zero) if ctx.needs_input_grad[1] else None
+        db = xp.where(cond, zero, g) if ctx.needs_input_grad[2] else None
+        return None, da, db
+
+
+class Clamp(Function):
+    """y = min(max(x, lo), hi).   VJP: dx = g where lo ≤ x ≤ hi, else 0 (as PyTorch)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, lo: Any, hi: Any) -> Any:
+        ctx.save_for_backward(x)
+        ctx.lo, ctx.hi = lo, hi
+        return xp.clip(x, lo, hi)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        (x,) = ctx.saved_tensors
+        inside = xp.ones(x.shape, dtype=bool)
+        if ctx.lo is not None:
+            inside &= x >= ctx.lo
+        if ctx.hi is not None:
+            inside &= x <= ctx.hi
+        return g * inside, None, None
+
+
+class ReLU(Function):
+    """y = max(x, 0).   VJP: dx = g · [x > 0]."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        y = xp.maximum(x, 0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return g * (y > 0)
+
+
+class Sigmoid(Function):
+    """y = 1 / (1 + e⁻ˣ).   VJP: dx = g · y · (1 − y).
+
+    Computed as ½(1 + tanh(x/2)), which never overflows for any x.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        y = xp.tanh(x * 0.5)
+        y += 1
+        y *= 0.5
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return g * y * (1 - y)
+
+
+class Tanh(Function):
+    """y = tanh x.   VJP: dx = g · (1 − y²)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        y = xp.tanh(x)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return g * (1 - y * y)
+
+
+class Softplus(Function):
+    """y = log(1 + eˣ), computed as max(x, 0) + log1p(e^−|x|) so it stays finite and exact
+    for any x (at x = 1e4 it returns 1e4; the naive form overflows past x ≈ 88 in float32).
+
+    VJP: dx = g · sigmoid(x).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        ctx.save_for_backward(x)
+        return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        return g * (0.5 * (1 + xp.tanh(x * 0.5)))
+
+
+class Cast(Function):
+    """y = x converted to another float dtype.   VJP: dx = g converted back."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, dtype: Any) -> Any:
+        ctx.in_dtype = x.dtype
+        return x.astype(dtype)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None]:
+        return g.astype(ctx.in_dtype), None
+
+
+class Clone(Function):
+    """y = a copy of x (own memory).   VJP: dx = g."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        return g

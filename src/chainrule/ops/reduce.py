@@ -1,0 +1,190 @@
+"""Reductions and the normalising ops built on them (softmax, log-softmax, logsumexp).
+
+``axes`` is a tuple of non-negative axes, or None for all of them. Each backward puts the
+reduced axes back (``_unreduce``) and lets broadcasting spread the gradient over them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chainrule.autograd.function import Function
+from chainrule.backend import xp
+
+
+def _unreduce(g: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
+    """Give ``g`` back the reduced axes as size-1 axes, so it broadcasts against the input."""
+    if keepdim:
+        return g
+    if axes is None:
+        return g  # a scalar broadcasts against anything
+    return xp.expand_dims(g, axes)
+
+
+class Sum(Function):
+    """y = Σ x over ``axes``.   VJP: dx = g broadcast back over the summed axes."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
+        ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
+        return xp.asarray(x.sum(axis=axes, keepdims=keepdim))
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        return xp.broadcast_to(_unreduce(g, ctx.axes, ctx.keepdim), ctx.shape), None, None
+
+
+class Mean(Function):
+    """y = (1/n) Σ x over ``axes`` (n elements each).   VJP: dx = g / n, broadcast back."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
+        ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
+        y = xp.asarray(x.mean(axis=axes, keepdims=keepdim))
+        ctx.n = x.size // max(y.size, 1) if x.size else 1
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        return xp.broadcast_to(_unreduce(g / ctx.n, ctx.axes, ctx.keepdim), ctx.shape), None, None
+
+
+class Amax(Function):
+    """y = max x over ``axes``.
+
+    VJP: g goes to the elements equal to the maximum; where several tie, it is shared
+    equally among them (as PyTorch's amax and max() do).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
+        y = xp.asarray(x.max(axis=axes, keepdims=True))
+        ctx.save_for_backward(x, y)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return y if keepdim else xp.asarray(y.reshape(_drop(x.shape, axes)))
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        x, y = ctx.saved_tensors
+        mask = x == y
+        return _unreduce(g, ctx.axes, ctx.keepdim) * mask / mask.sum(
+            axis=ctx.axes, keepdims=True
+        ), None, None
+
+
+class Amin(Function):
+    """y = min x over ``axes``.   VJP: as ``Amax``, to the minimal elements, ties shared."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
+        y = xp.asarray(x.min(axis=axes, keepdims=True))
+        ctx.save_for_backward(x, y)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return y if keepdim else xp.asarray(y.reshape(_drop(x.shape, axes)))
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        x, y = ctx.saved_tensors
+        mask = x == y
+        return _unreduce(g, ctx.axes, ctx.keepdim) * mask / mask.sum(
+            axis=ctx.axes, keepdims=True
+        ), None, None
+
+
+class MaxDim(Function):
+    """(values, indices) = max of x along one axis, as ``torch.max(x, dim)``.
+
+    VJP: dx = g at the index returned (the first maximum), 0 elsewhere.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, axis: int, keepdim: bool, largest: bool) -> Any:
+        idx = xp.expand_dims((x.argmax if largest else x.argmin)(axis=axis), axis)
+        values = xp.take_along_axis(x, idx, axis=axis)
+        ctx.save_for_backward(idx)
+        ctx.shape, ctx.axis, ctx.keepdim = x.shape, axis, keepdim
+        if not keepdim:
+            values, idx = values.squeeze(axis), idx.squeeze(axis)
+        return values, idx
+
+    @staticmethod
+    def backward(ctx: Any, g: Any, g_indices: Any) -> tuple[Any, None, None, None]:
+        (idx,) = ctx.saved_tensors
+        if not ctx.keepdim:
+            g, idx = xp.expand_dims(g, ctx.axis), xp.expand_dims(idx, ctx.axis)
+        dx = xp.zeros(ctx.shape, dtype=g.dtype)
+        xp.put_along_axis(dx, idx, g, axis=ctx.axis)
+        return dx, None, None, None
+
+
+def _drop(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, ...]:
+    if axes is None:
+        return ()
+    return tuple(s for i, s in enumerate(shape) if i not in axes)
+
+
+def _stable_logsumexp(x: Any, axis: int | tuple[int, ...] | None) -> Any:
+    """log Σ eˣ with the maximum taken out first, keeping the reduced axes (size 1)."""
+    m = x.max(axis=axis, keepdims=True)
+    # An all -inf (or inf) slice would give inf - inf = nan; leave such slices unshifted.
+    m = xp.where(xp.isfinite(m), m, 0)
+    return xp.log(xp.exp(x - m).sum(axis=axis, keepdims=True)) + m
+
+
+class LogSumExp(Function):
+    """y = log Σ eˣ over ``axes``, computed as m + log Σ eˣ⁻ᵐ with m = max x, so it is finite
+    where the naive form overflows.   VJP: dx = g · eˣ⁻ʸ = g · softmax(x).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
+        y = _stable_logsumexp(x, axes)
+        ctx.save_for_backward(x, y)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return y if keepdim else xp.asarray(y.reshape(_drop(x.shape, axes)))
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        x, y = ctx.saved_tensors
+        return _unreduce(g, ctx.axes, ctx.keepdim) * xp.exp(x - y), None, None
+
+
+class Softmax(Function):
+    """yᵢ = eˣⁱ / Σⱼ eˣʲ along ``axis`` (shifted by the max, so it never overflows).
+
+    VJP: dx = y · (g − Σ g·y), the Jacobian diag(y) − y yᵀ applied without forming it.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, axis: int) -> Any:
+        e = xp.exp(x - x.max(axis=axis, keepdims=True))
+        e /= e.sum(axis=axis, keepdims=True)
+        ctx.save_for_backward(e)
+        ctx.axis = axis
+        return e
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None]:
+        (y,) = ctx.saved_tensors
+        gy = g * y
+        return gy - y * gy.sum(axis=ctx.axis, keepdims=True), None
+
+
+class LogSoftmax(Function):
+    """yᵢ = xᵢ − log Σⱼ eˣʲ along ``axis``: the lecture's numerically stable LogSoftMax,
+    exact at inputs of ±1000 where exp overflows.
+
+    VJP: dx = g − softmax(x) · Σ g  (softmax(x) = eʸ).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, axis: int) -> Any:
+        y = x - _stable_logsumexp(x, axis)
+        ctx.save_for_backward(y)
+        ctx.axis = axis
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None]:
+        (y,) = ctx.saved_tensors
+        return g - xp.exp(y) * g.sum(axis=ctx.axis, keepdims=True), None
