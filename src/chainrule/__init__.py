@@ -9,7 +9,7 @@ The public API follows PyTorch's names::
     x.grad
 """
 
-from chainrule import autograd
+from chainrule import autograd, data, nn, optim
 from chainrule.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from chainrule.backend import (
     bool_,
@@ -106,7 +106,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AnomalyError", "DTypeError", "Generator", "GradcheckError", "GraphError", "ShapeError",
     "Tensor", "abs", "add", "amax", "amin", "arange", "argmax", "argmin", "as_tensor",
-    "autograd", "bool", "bool_", "cat", "clamp", "clip", "clone", "concatenate", "div",
+    "autograd", "data", "nn", "optim", "bool", "bool_", "cat", "clamp", "clip", "clone", "concatenate", "div",
     "empty", "enable_grad", "exp", "expand", "eye", "flatten", "float16", "float32",
     "float64", "from_numpy", "full", "full_like", "get_rng_state", "initial_seed", "int8",
     "int16", "int32", "int64", "is_grad_enabled", "linspace", "log", "log_softmax",

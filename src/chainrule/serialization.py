@@ -1,0 +1,1 @@
+"""Being written: cr.save / cr.load in the safetensors format."""
