@@ -95,11 +95,6 @@ class Tensor:
         return self._node is None
 
     @property
-    def version(self) -> int:
-        """How many times this tensor's memory has been changed in place."""
-        return self._version[0]
-
-    @property
     def T(self) -> Tensor:
         """The tensor with its dimensions reversed (the transpose for a matrix)."""
         return self.permute(*reversed(range(self.ndim)))
@@ -252,11 +247,15 @@ class Tensor:
                 f"`with cr.no_grad():`"
             )
 
+    def _bump_version(self) -> None:
+        """Record an in-place change (see ``autograd.function.clock``)."""
+        self._version[0] = _clock.stamp_inplace()
+
     def _inplace(self, op: str, fn: Callable[..., Any], other: Any) -> Tensor:
         self._check_inplace(op, other)
         value = other.data if isinstance(other, Tensor) else other
         fn(self.data, value, out=self.data)
-        self._version[0] += 1
+        self._bump_version()
         return self
 
     def __iadd__(self, other: TensorLike) -> Tensor:
@@ -288,13 +287,13 @@ class Tensor:
         """Overwrite the values with ``src`` (broadcast to this shape); returns self."""
         self._check_inplace("copy_", src)
         self.data[...] = _value(src)
-        self._version[0] += 1
+        self._bump_version()
         return self
 
     def fill_(self, value: Scalar) -> Tensor:
         self._check_inplace("fill_")
         self.data.fill(value)
-        self._version[0] += 1
+        self._bump_version()
         return self
 
     def zero_(self) -> Tensor:
@@ -303,7 +302,7 @@ class Tensor:
     def clamp_(self, min: Scalar | None = None, max: Scalar | None = None) -> Tensor:
         self._check_inplace("clamp_")
         xp.clip(self.data, min, max, out=self.data)
-        self._version[0] += 1
+        self._bump_version()
         return self
 
     def normal_(self, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Tensor:
@@ -323,7 +322,7 @@ class Tensor:
     def __setitem__(self, index: Any, value: TensorLike) -> None:
         self._check_inplace("item assignment", value)
         self.data[_index(index)] = _value(value)
-        self._version[0] += 1
+        self._bump_version()
 
     # ------------------------------------------------------------------------- printing
     def __repr__(self) -> str:
@@ -633,4 +632,5 @@ def _index(index: Any) -> Any:
 
 # Imported last: the ops need the Tensor class defined above.
 from chainrule import ops as _ops  # noqa: E402
+from chainrule.autograd.function import clock as _clock  # noqa: E402
 from chainrule.ops import elementwise as _ew  # noqa: E402

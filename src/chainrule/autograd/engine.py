@@ -18,6 +18,7 @@ its inputs. The engine
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,7 @@ from chainrule.autograd.function import _FREED_MESSAGE, Function
 from chainrule.autograd.grad_mode import state as _grad_state
 from chainrule.backend import xp
 from chainrule.errors import AnomalyError, GraphError, ShapeError
+from chainrule.tensor import Tensor
 
 
 def unbroadcast(grad: Any, shape: tuple[int, ...], op: str = "") -> Any:
@@ -66,18 +68,20 @@ def topological_order(roots: Sequence[Function]) -> list[Function]:
             continue
         visited.add(id(node))
         stack.append((node, True))
-        for edge in node._edges:
-            if edge is not None and edge[1] >= 0 and id(edge[0]) not in visited:
-                stack.append((edge[0], False))
+        if node._saved is None:
+            continue  # freed: its inputs were released
+        for a in node._inputs:
+            if isinstance(a, Tensor) and a._node is not None and id(a._node) not in visited:
+                stack.append((a._node, False))
     order.reverse()
     return order
 
 
 def run_backward(
-    outputs: Sequence[Any],
+    outputs: Sequence[Tensor],
     grad_outputs: Sequence[Any],
     retain_graph: bool = False,
-    inputs: Sequence[Any] | None = None,
+    inputs: Sequence[Tensor] | None = None,
     accumulate: bool = True,
 ) -> dict[int, Any]:
     """Backpropagate from ``outputs`` seeded with ``grad_outputs`` (arrays).
@@ -91,10 +95,8 @@ def run_backward(
             (``autograd.grad``).
 
     Returns:
-        ``{id(tensor): gradient array}`` for each tensor of ``inputs``.
+        ``{id(tensor): gradient array}`` for each tensor of ``inputs`` that was reached.
     """
-    from chainrule.tensor import Tensor  # the engine and Tensor refer to each other
-
     # Where to catch the gradients asked for: non-leaf inputs by (node, index), leaves by id.
     capture_node: dict[tuple[int, int], int] = {}
     capture_leaf: set[int] = set()
@@ -117,15 +119,19 @@ def run_backward(
             roots.append(out._node)
 
     anomaly = _grad_state.anomaly
+    ndarray = xp.ndarray
+    # Nodes run newest first: a node is created after all of its inputs, so by the time it
+    # runs, every node that consumed its output has already sent its gradient.
+    heap = [(-node._seq, node) for node in dict.fromkeys(roots)]
+    heapq.heapify(heap)
     # Backward formulas run on arrays, not tensors: no graph is recorded while they run.
     prev_enabled = _grad_state.enabled
     _grad_state.enabled = False
     try:
-        for node in topological_order(roots):
-            g = buffers.pop(node, None)
-            if g is None:
-                continue  # no gradient reached this node
-            if node._freed:
+        while heap:
+            node = heapq.heappop(heap)[1]
+            g = buffers.pop(node)
+            if node._saved is None:
                 raise GraphError(_FREED_MESSAGE.format(op=node.name()))
             if node._n_out == 1:
                 grads_out: tuple[Any, ...] = (g,)
@@ -145,30 +151,38 @@ def run_backward(
             grads_in = node.backward(node, *grads_out)
             if type(grads_in) is not tuple:
                 grads_in = (grads_in,)
-            if len(grads_in) < len(node._edges):
+            inputs_of_node = node._inputs
+            if len(grads_in) < len(inputs_of_node):
                 raise GraphError(
                     f"{node.name()}: backward returned {len(grads_in)} gradients but forward "
-                    f"took {len(node._edges)} inputs; return one per input (None for an input "
-                    f"without a gradient)"
+                    f"took {len(inputs_of_node)} inputs; return one per input (None for an "
+                    f"input without a gradient)"
                 )
             if not retain_graph:
-                node._saved = ()
-                node._freed = True
+                # Release what only backward needed: saved arrays and the input tensors.
+                node._saved = None
+                node._inputs = ()
 
-            for edge, gi, shape in zip(node._edges, grads_in, node._in_shapes):
-                if edge is None or gi is None:
+            for a, gi in zip(inputs_of_node, grads_in):
+                if gi is None or not isinstance(a, Tensor) or not a.requires_grad:
                     continue
-                if not isinstance(gi, xp.ndarray):
+                if type(gi) is not ndarray:
                     gi = xp.asarray(gi)
-                if gi.shape != shape:
-                    gi = unbroadcast(gi, shape, node.name())
+                if gi.shape != a.data.shape:
+                    gi = unbroadcast(gi, a.data.shape, node.name())
                 if anomaly:
                     _check_finite(node, gi)
-                target, index = edge
-                if index < 0:
-                    _add_leaf(leaves, target, gi)
+                parent = a._node
+                if parent is None:
+                    _add_leaf(leaves, a, gi)
+                elif parent in buffers:
+                    _add_to_buffer(buffers, parent, a._out_index, gi)
                 else:
-                    _add_to_buffer(buffers, target, index, gi)
+                    if parent._n_out == 1:
+                        buffers[parent] = gi
+                    else:
+                        _add_to_buffer(buffers, parent, a._out_index, gi)
+                    heapq.heappush(heap, (-parent._seq, parent))
     finally:
         _grad_state.enabled = prev_enabled
 
@@ -212,8 +226,8 @@ def _accumulate_grad(leaf: Any, g: Any) -> None:
     A backward formula may pass its upstream gradient through unchanged (Add, a reshape),
     so one array can reach several leaves; ``.grad`` must not alias another tensor's.
     """
-    from chainrule.tensor import Tensor
-
+    if type(g) is not xp.ndarray:
+        g = xp.asarray(g)
     if g.dtype != leaf.data.dtype:
         g = g.astype(leaf.data.dtype)
     if leaf.grad is None:
@@ -238,8 +252,6 @@ _OWNED_REFCOUNT = 4
 
 
 def _run_node_hooks(node: Function, grads: tuple[Any, ...]) -> tuple[Any, ...]:
-    from chainrule.tensor import Tensor
-
     result = list(grads)
     assert node._hooks is not None
     for index, hooks in node._hooks.items():

@@ -35,6 +35,7 @@ backwards.
 
 from __future__ import annotations
 
+import itertools
 import traceback
 from typing import Any, ClassVar
 
@@ -44,6 +45,30 @@ from chainrule.errors import DTypeError, GraphError, ShapeError
 # Every Function subclass defined inside chainrule, by name: the registry that lets one
 # test gradient-check every primitive.
 PRIMITIVES: dict[str, type[Function]] = {}
+
+
+class _Clock:
+    """One counter for the order of events in the graph.
+
+    Each node takes the next tick when it is created (``_seq``), so a node's inputs always
+    carry earlier ticks than the node: creation order is a topological order, which the
+    engine uses to run nodes newest first. Each in-place change stamps the tensor with the
+    next tick (``Tensor._version[0]``), so a saved array whose tensor carries a later stamp
+    than the node was changed after the forward pass. While no in-place change has happened
+    since a node was made (the usual case) backward checks nothing.
+    """
+
+    def __init__(self) -> None:
+        self._ticks = itertools.count(1)
+        self.last_inplace = 0
+
+    def stamp_inplace(self) -> int:
+        self.last_inplace = next(self._ticks)
+        return self.last_inplace
+
+
+clock = _Clock()
+_next_tick = clock._ticks.__next__
 
 
 class Function:
@@ -57,22 +82,15 @@ class Function:
     in ``backward``.
     """
 
-    # Fields owned by the engine live in slots (fast to set on every call); attributes an
-    # op sets on ctx go to the instance dict.
-    __slots__ = (
-        "_edges",
-        "_in_shapes",
-        "_saved",
-        "_saved_versions",
-        "_n_out",
-        "_out_meta",
-        "_freed",
-        "_hooks",
-        "_trace",
-        "needs_input_grad",
-        "__dict__",
-        "__weakref__",
-    )
+    # Fields set on every call live in slots (fast); an op's own attributes go to the
+    # instance dict, and rarely changed fields fall back to the class defaults below.
+    __slots__ = ("_inputs", "_saved", "_seq", "_out_version", "_out_id", "__dict__",
+                 "__weakref__")
+
+    _n_out: int = 1  # number of outputs; multi-output nodes also set _out_meta
+    _out_meta: tuple[tuple[Any, Any], ...] = ()
+    _hooks: dict[int, list[Any]] | None = None
+    _trace: Any = None  # the creating stack, under detect_anomaly
 
     # An op whose output is a view of input ``_view_of`` (reshape, transpose, slicing)
     # shares that input's version counter, so an in-place change through either is seen.
@@ -100,17 +118,39 @@ class Function:
 
     @property
     def saved_tensors(self) -> tuple[Any, ...]:
-        if self._freed:
+        if self._saved is None:
             raise GraphError(_FREED_MESSAGE.format(op=self.name()))
-        for counter, version in self._saved_versions:
-            if counter[0] != version:
-                raise GraphError(
-                    f"a tensor that {self.name()} saved for backward was modified in place "
-                    f"after the forward pass (its version is {counter[0]}, the graph needs "
-                    f"version {version}). Use an out-of-place op (y = y + 1 instead of "
-                    f"y += 1), or .clone() the tensor before changing it."
-                )
+        if clock.last_inplace > self._seq:  # something changed in place since the forward
+            self._check_saved_unchanged()
         return self._saved
+
+    def _check_saved_unchanged(self) -> None:
+        seq = self._seq
+        for arr in self._saved:
+            if id(arr) == self._out_id:
+                stamp = self._out_version[0]
+            else:
+                owner = next((a for a in self._inputs
+                              if isinstance(a, Tensor) and a.data is arr), None)
+                if owner is None:
+                    continue  # an array private to this node: nobody else can change it
+                stamp = owner._version[0]
+            if stamp > seq:
+                raise GraphError(
+                    f"an array that {self.name()} saved for backward (shape "
+                    f"{tuple(arr.shape)}) was modified by an in-place operation after the "
+                    f"forward pass, so its gradient would be wrong. Use an out-of-place op "
+                    f"(y = y + 1 instead of y += 1), or .clone() the tensor before changing it."
+                )
+
+    @property
+    def is_freed(self) -> bool:
+        """True once a backward pass without ``retain_graph`` has released this node."""
+        return self._saved is None
+
+    @property
+    def needs_input_grad(self) -> tuple[bool, ...]:
+        return tuple([isinstance(a, Tensor) and a.requires_grad for a in self._inputs])
 
     def mark_non_differentiable(self, *arrays: Any) -> None:
         """Accepted for PyTorch compatibility; integer outputs never carry gradients."""
@@ -122,8 +162,17 @@ class Function:
 
     @property
     def next_functions(self) -> tuple[tuple[Any, int], ...]:
-        """Where gradients go next: (node, output index) or (leaf tensor, -1) per input."""
-        return tuple(e if e is not None else (None, 0) for e in self._edges)
+        """Where gradients go next, one pair per input: (node, output index) for a computed
+        tensor, (leaf tensor, -1) for a leaf that requires grad, (None, 0) otherwise."""
+        edges = []
+        for a in self._inputs:
+            if not (isinstance(a, Tensor) and a.requires_grad):
+                edges.append((None, 0))
+            elif a._node is None:
+                edges.append((a, -1))
+            else:
+                edges.append((a._node, a._out_index))
+        return tuple(edges)
 
     def register_hook(self, index: int, fn: Any) -> None:
         """Call ``fn(grad)`` on the gradient of output ``index`` before this node runs."""
@@ -137,8 +186,13 @@ class Function:
     # ----------------------------------------------------------------------------- apply
     @classmethod
     def apply(cls, *args: Any) -> Any:
-        """Run the op on tensors (and plain arguments) and record it in the graph."""
-        ctx = cls.__new__(cls)
+        """Run the op on tensors (and plain arguments) and record it in the graph.
+
+        This is the hot path of the library: every op of every forward pass runs it, so it
+        does the least it can. The node keeps its input tensors (``_inputs``); which of them
+        need gradients, their shapes and their nodes are read from them during backward.
+        """
+        ctx = _new(cls)
         ctx._saved = ()
         arrays = []
         record = False
@@ -149,53 +203,53 @@ class Function:
                     record = True
             else:
                 arrays.append(a)
-        record = record and _grad_state.enabled
         try:
             raw = cls.forward(ctx, *arrays)
         except (ShapeError, DTypeError, GraphError):
             raise
         except (ValueError, TypeError, IndexError) as exc:
             raise _forward_error(cls, args, exc) from exc
+        record = record and _grad_state.enabled
 
         if type(raw) is tuple:
-            outs = tuple(Tensor._wrap(r, record, ctx if record else None, i)
-                         for i, r in enumerate(raw))
-            version_out = None
-        else:
-            outs = Tensor._wrap(raw, record, ctx if record else None, 0)
-            version_out = outs
-            if cls._view_of is not None:
-                outs._version = args[cls._view_of]._version
+            return _wrap_outputs(cls, ctx, args, raw, record)
+        out = _new(Tensor)
+        out.data = raw
+        out.requires_grad = record
+        out._version = args[cls._view_of]._version if cls._view_of is not None else [0]
         if not record:
-            return outs
+            out._node = None
+            return out
+        out._node = ctx
+        ctx._inputs = args
+        ctx._seq = _next_tick()
+        ctx._out_version = out._version
+        ctx._out_id = id(raw)
+        if _grad_state.anomaly:
+            ctx._trace = traceback.extract_stack()[:-1]
+        return out
 
-        edges = []
-        shapes = []
-        needs = []
-        for a in args:
-            if isinstance(a, Tensor) and a.requires_grad:
-                node = a._node
-                edges.append((node, a._out_index) if node is not None else (a, -1))
-                shapes.append(a.data.shape)
-                needs.append(True)
-            else:
-                edges.append(None)
-                shapes.append(None)
-                needs.append(False)
-        ctx._edges = edges
-        ctx._in_shapes = shapes
-        ctx.needs_input_grad = tuple(needs)
-        ctx._freed = False
-        ctx._hooks = None
-        if type(raw) is tuple:
-            ctx._n_out = len(raw)
-            ctx._out_meta = tuple((r.shape, r.dtype) for r in raw)
-        else:
-            ctx._n_out = 1
-        ctx._saved_versions = _versions_of_saved(ctx._saved, args, version_out) \
-            if ctx._saved else ()
-        ctx._trace = traceback.extract_stack()[:-1] if _grad_state.anomaly else None
-        return outs
+
+_new = object.__new__
+
+
+def _wrap_outputs(cls: type[Function], ctx: Function, args: tuple[Any, ...],
+                  raw: tuple[Any, ...], record: bool) -> tuple[Any, ...]:
+    """The outputs of a multi-output op; integer outputs (indices) never require grad."""
+    outs = tuple(
+        Tensor._wrap(r, record and r.dtype.kind == "f", ctx if record else None, i)
+        for i, r in enumerate(raw)
+    )
+    if record:
+        ctx._inputs = args
+        ctx._seq = _next_tick()
+        ctx._out_version = [0]  # outputs are fresh arrays; their stamps are checked below
+        ctx._out_id = -1
+        ctx._n_out = len(raw)
+        ctx._out_meta = tuple((r.shape, r.dtype) for r in raw)
+        if _grad_state.anomaly:
+            ctx._trace = traceback.extract_stack()[:-2]
+    return outs
 
 
 _FREED_MESSAGE = (
@@ -203,20 +257,6 @@ _FREED_MESSAGE = (
     "Pass retain_graph=True to the first backward() if you need to run backward through "
     "the same graph again, or recompute the forward pass."
 )
-
-
-def _versions_of_saved(saved: tuple[Any, ...], args: tuple[Any, ...], out: Any) -> tuple:
-    """The version counters of the tensors whose arrays were saved, and their values now."""
-    found = []
-    for arr in saved:
-        if out is not None and arr is out.data:
-            found.append((out._version, out._version[0]))
-            continue
-        for a in args:
-            if isinstance(a, Tensor) and a.data is arr:
-                found.append((a._version, a._version[0]))
-                break
-    return tuple(found)
 
 
 def _forward_error(cls: type[Function], args: tuple[Any, ...], exc: Exception) -> Exception:

@@ -1,14 +1,58 @@
 """Elementwise primitives. Each docstring gives the forward and its VJP, where ``g`` is the
 gradient flowing into the output. Inputs broadcast as in NumPy; the engine sums each
-gradient back to its input's shape.
+gradient back to its input's shape. Dtypes promote as in PyTorch (``_promote``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from chainrule import backend
 from chainrule.autograd.function import Function
 from chainrule.backend import xp
+
+_INTEGRAL = "biu"
+
+
+def _promote(a: Any, b: Any) -> tuple[Any, Any]:
+    """Give integer or bool operands the float dtype of the other operand, as PyTorch does.
+
+    NumPy widens ``float32 + int64`` and ``int64 + 1.5`` to float64; PyTorch keeps the
+    float32 tensor's dtype and gives integer data meeting a Python float the default float
+    dtype. Following NumPy would silently turn a float32 model into float64 the first time
+    an integer tensor (labels, indices, counts) or a NumPy scalar takes part.
+    """
+    a_array, b_array = type(a) is xp.ndarray, type(b) is xp.ndarray
+    if a_array and b_array:
+        ka, kb = a.dtype.kind, b.dtype.kind
+        if ka == kb:
+            return a, b
+        # bool with float already keeps the float dtype in NumPy: no copy needed.
+        if ka == "f" and kb in "iu":
+            return a, b.astype(a.dtype)
+        if kb == "f" and ka in "iu":
+            return a.astype(b.dtype), b
+        return a, b
+    if a_array:
+        b = _python_scalar(b)
+        if type(b) is float and a.dtype.kind in _INTEGRAL:
+            a = a.astype(backend.default_float)
+    elif b_array:
+        a = _python_scalar(a)
+        if type(a) is float and b.dtype.kind in _INTEGRAL:
+            b = b.astype(backend.default_float)
+    return a, b
+
+
+def _python_scalar(x: Any) -> Any:
+    # A NumPy scalar (np.sqrt(2.0), arr.sum()) counts as a Python number, as in PyTorch,
+    # instead of NumPy's strongly typed float64 that would widen a float32 tensor.
+    return x.item() if isinstance(x, xp.generic) else x
+
+
+def _is_integral(x: Any) -> bool:
+    dtype = getattr(x, "dtype", None)
+    return dtype.kind in _INTEGRAL if dtype is not None else type(x) in (int, bool)
 
 
 class Add(Function):
@@ -16,6 +60,7 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx: Any, a: Any, b: Any) -> Any:
+        a, b = _promote(a, b)
         return a + b
 
     @staticmethod
@@ -28,6 +73,7 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx: Any, a: Any, b: Any) -> Any:
+        a, b = _promote(a, b)
         return a - b
 
     @staticmethod
@@ -40,6 +86,7 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx: Any, a: Any, b: Any) -> Any:
+        a, b = _promote(a, b)
         ctx.save_for_backward(a, b)
         return a * b
 
@@ -55,6 +102,11 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx: Any, a: Any, b: Any) -> Any:
+        a, b = _promote(a, b)
+        if _is_integral(a) and _is_integral(b):
+            # True division of integers gives the default float dtype, as in PyTorch.
+            a = xp.asarray(a, dtype=backend.default_float)
+            b = xp.asarray(b, dtype=backend.default_float)
         ctx.save_for_backward(a, b)
         return a / b
 
@@ -84,6 +136,7 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx: Any, a: Any, b: Any) -> Any:
+        a, b = _promote(a, b)
         y = a**b
         ctx.save_for_backward(a, b, y)
         return y
@@ -169,6 +222,7 @@ class Maximum(Function):
 
     @staticmethod
     def forward(ctx: Any, a: Any, b: Any) -> Any:
+        a, b = _promote(a, b)
         ctx.save_for_backward(a, b)
         return xp.maximum(a, b)
 
@@ -186,6 +240,7 @@ class Minimum(Function):
 
     @staticmethod
     def forward(ctx: Any, a: Any, b: Any) -> Any:
+        a, b = _promote(a, b)
         ctx.save_for_backward(a, b)
         return xp.minimum(a, b)
 
@@ -203,6 +258,7 @@ class Where(Function):
 
     @staticmethod
     def forward(ctx: Any, cond: Any, a: Any, b: Any) -> Any:
+        a, b = _promote(a, b)
         ctx.save_for_backward(cond)
         return xp.where(cond, a, b)
 
@@ -253,14 +309,13 @@ class ReLU(Function):
 class Sigmoid(Function):
     """y = 1 / (1 + e⁻ˣ).   VJP: dx = g · y · (1 − y).
 
-    Computed as ½(1 + tanh(x/2)), which never overflows for any x.
+    Computed in this form (see ``_sigmoid``), which keeps full relative precision in both
+    tails; e⁻ˣ overflowing to inf for very negative x gives the right limit, 0.
     """
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
-        y = xp.tanh(x * 0.5)
-        y += 1
-        y *= 0.5
+        y = _sigmoid(x)
         ctx.save_for_backward(y)
         return y
 
@@ -268,6 +323,15 @@ class Sigmoid(Function):
     def backward(ctx: Any, g: Any) -> Any:
         (y,) = ctx.saved_tensors
         return g * y * (1 - y)
+
+
+def _sigmoid(x: Any) -> Any:
+    # Not ½(1 + tanh(x/2)): its 1 + tanh cancels catastrophically for x < 0, so sigmoid(-20)
+    # came out as 0 in float32 instead of 2.06e-9 (and its gradient with it).
+    with xp.errstate(over="ignore"):
+        e = xp.exp(-x)
+    e += 1
+    return xp.reciprocal(e)
 
 
 class Tanh(Function):
@@ -300,7 +364,7 @@ class Softplus(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         (x,) = ctx.saved_tensors
-        return g * (0.5 * (1 + xp.tanh(x * 0.5)))
+        return g * _sigmoid(x)
 
 
 class Cast(Function):

@@ -109,9 +109,10 @@ class MaxDim(Function):
 
     @staticmethod
     def backward(ctx: Any, g: Any, g_indices: Any) -> tuple[Any, None, None, None]:
+        # The saved indices kept the reduced axis (size 1), whatever keepdim was.
         (idx,) = ctx.saved_tensors
         if not ctx.keepdim:
-            g, idx = xp.expand_dims(g, ctx.axis), xp.expand_dims(idx, ctx.axis)
+            g = xp.expand_dims(g, ctx.axis)
         dx = xp.zeros(ctx.shape, dtype=g.dtype)
         xp.put_along_axis(dx, idx, g, axis=ctx.axis)
         return dx, None, None, None

@@ -1,0 +1,106 @@
+"""``ImageArrayDataset``: labelled greyscale images held in two arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy
+
+from chainrule.backend import xp
+from chainrule.data.dataloader import default_collate
+from chainrule.data.dataset import Dataset
+from chainrule.tensor import Tensor
+
+
+class ImageArrayDataset(Dataset):
+    """Greyscale images ``data`` (N, H, W) with integer labels ``targets`` (N,).
+
+    An example is ``(x, y)``: x a float32 Tensor of shape (1, H, W), the pixels divided
+    by ``scale`` so they lie in [0, 1], and y the label as a Python int. ``get_batch``
+    serves whole batches with one fancy-index (the ``DataLoader`` fast path) and
+    ``arrays()`` the whole set at once.
+
+    Args:
+        data: the images, shape (N, H, W), e.g. uint8.
+        targets: the labels, shape (N,).
+        classes: the name of each label.
+        scale: the largest pixel value (255 for bytes).
+        transform: applied to x of each example (and to each batch's x, see
+            ``get_batch``).
+        target_transform: applied to y of each example.
+
+    Attributes:
+        data: the images as stored (NumPy, host memory).
+        targets: int64 labels (NumPy).
+        classes: the class names, indexed by label.
+    """
+
+    def __init__(
+        self,
+        data: numpy.ndarray,
+        targets: numpy.ndarray,
+        classes: list[str],
+        scale: float,
+        transform: Callable[[Tensor], Any] | None = None,
+        target_transform: Callable[[int], Any] | None = None,
+    ) -> None:
+        if data.ndim != 3 or targets.ndim != 1 or len(data) != len(targets):
+            raise ValueError(
+                f"{type(self).__name__}: expected images (N, H, W) and labels (N,), got "
+                f"shapes {data.shape} and {targets.shape}"
+            )
+        self.data = data
+        self.targets = targets.astype(numpy.int64, copy=False)
+        self.classes = classes
+        self.scale = float(scale)
+        self.transform = transform
+        self.target_transform = target_transform
+
+    def __len__(self) -> int:
+        return int(self.data.shape[0])
+
+    def _images(self, index: Any) -> Any:
+        """Images at ``index`` as float32 in [0, 1] with a channel axis."""
+        images = self.data[index].astype(numpy.float32) / numpy.float32(self.scale)
+        return xp.asarray(numpy.expand_dims(images, -3))
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        x: Any = Tensor._wrap(self._images(int(index)), False, None, 0)
+        y: Any = int(self.targets[index])
+        if self.transform is not None:
+            x = self.transform(x)
+        if self.target_transform is not None:
+            y = self.target_transform(y)
+        return x, y
+
+    def get_batch(self, indices: Any) -> Any:
+        """The examples at ``indices`` (an integer array) as ``(x (B, 1, H, W), y (B,))``.
+
+        Without a ``target_transform`` the batch is taken with one fancy-index and
+        ``transform`` (if any) is applied once to the batch's x, so it must accept a
+        batch (``Normalize`` does). With a ``target_transform`` the examples are fetched
+        one by one and collated.
+        """
+        if self.target_transform is not None:
+            return default_collate([self[int(i)] for i in indices])
+        x: Any = Tensor._wrap(self._images(indices), False, None, 0)
+        y = Tensor._wrap(xp.asarray(self.targets[indices]), False, None, 0)
+        if self.transform is not None:
+            x = self.transform(x)
+        return x, y
+
+    def arrays(self) -> tuple[numpy.ndarray, numpy.ndarray]:
+        """The whole set: x float32 (N, 1, H, W) in [0, 1] and y int64 (N,), untransformed.
+
+        For building a ``TensorDataset`` or fitting ``Normalize`` without a Python loop.
+        A new float array is made on each call.
+        """
+        images = self.data.astype(numpy.float32) / numpy.float32(self.scale)
+        return numpy.expand_dims(images, 1), self.targets
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(examples={len(self)}, image_shape={self.data.shape[1:]}, "
+            f"classes={len(self.classes)})"
+        )

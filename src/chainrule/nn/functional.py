@@ -1,0 +1,300 @@
+"""``chainrule.nn.functional``: the stateless forms of the modules and losses.
+
+Each function checks its arguments and calls one fused Function (``nn.fused``,
+``nn.fused_loss``) or a core primitive; the modules call these. PyTorch's names and
+arguments::
+
+    import chainrule.nn.functional as F
+    loss = F.cross_entropy(F.linear(x, w, b), labels)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chainrule import ops
+from chainrule.backend import xp
+from chainrule.errors import ShapeError
+from chainrule.nn.fused import (
+    AddNFunction,
+    DropoutFunction,
+    DuplicateFunction,
+    ELUFunction,
+    GELUFunction,
+    LeakyReLUFunction,
+    LinearFunction,
+    MaxNFunction,
+    SiLUFunction,
+)
+from chainrule.nn.fused_loss import (
+    BCEFunction,
+    BCEWithLogitsFunction,
+    CrossEntropyFunction,
+    HuberFunction,
+    L1Function,
+    MSEFunction,
+    NLLFunction,
+    SoftCrossEntropyFunction,
+)
+from chainrule.random import Generator, resolve
+from chainrule.tensor import Tensor
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+# -- layers ---------------------------------------------------------------------------------
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x Wᵀ + b (fused: backward dX = G W, dW = Gᵀ X, db = Σ G).
+
+    Shape:
+        input (…, in), weight (out, in), bias (out,) → (…, out).
+    """
+    if input.shape[-1:] != weight.shape[1:]:
+        raise ShapeError(f"linear: input of shape {input.shape} does not fit weight of shape "
+                         f"{weight.shape}: the input's last dim must be {weight.shape[1]}")
+    return LinearFunction.apply(input, weight, bias)
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True,
+            generator: Generator | None = None) -> Tensor:
+    """Inverted dropout: zero each element with probability ``p`` and scale the rest by
+    1/(1 − p); the identity when not ``training`` or ``p == 0``. The mask is drawn from
+    ``generator`` (the seeded default when None).
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return input
+    return DropoutFunction.apply(input, float(p), resolve(generator))
+
+
+def duplicate(input: Tensor, n: int = 2) -> tuple[Tensor, ...]:
+    """``n`` copies of ``input`` whose gradients add up (the lecture's Duplicate)."""
+    if n < 1:
+        raise ValueError(f"duplicate needs n >= 1, got {n}")
+    if n == 1:
+        return (input,)
+    return DuplicateFunction.apply(input, int(n))  # type: ignore[no-any-return]
+
+
+def add(*inputs: Tensor) -> Tensor:
+    """x₁ + … + xₙ in one node (the lecture's Add); inputs broadcast together."""
+    if not inputs:
+        raise ValueError("add needs at least one input")
+    if len(inputs) == 1:
+        return inputs[0]
+    return AddNFunction.apply(*inputs)
+
+
+def maximum(*inputs: Tensor) -> Tensor:
+    """Elementwise max(x₁, …, xₙ) in one node (the lecture's Max); ties share the gradient."""
+    if not inputs:
+        raise ValueError("maximum needs at least one input")
+    if len(inputs) == 1:
+        return inputs[0]
+    return MaxNFunction.apply(*inputs)
+
+
+def embedding(input: Any, weight: Tensor) -> Tensor:
+    """Rows of ``weight`` picked by the integer indices ``input``: (…) → (…, dim).
+    Repeated indices accumulate their gradients.
+    """
+    indices = input.data if isinstance(input, Tensor) else xp.asarray(input)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"embedding indices must be integers, got dtype {indices.dtype}")
+    return weight[indices]
+
+
+# -- activations ----------------------------------------------------------------------------
+def relu(input: Tensor) -> Tensor:
+    return ops.relu(input)
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    return ops.sigmoid(input)
+
+
+def tanh(input: Tensor) -> Tensor:
+    return ops.tanh(input)
+
+
+def softmax(input: Tensor, dim: int = -1) -> Tensor:
+    return ops.softmax(input, dim)
+
+
+def log_softmax(input: Tensor, dim: int = -1) -> Tensor:
+    return ops.log_softmax(input, dim)
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01) -> Tensor:
+    return LeakyReLUFunction.apply(input, float(negative_slope))
+
+
+def elu(input: Tensor, alpha: float = 1.0) -> Tensor:
+    return ELUFunction.apply(input, float(alpha))
+
+
+def silu(input: Tensor) -> Tensor:
+    return SiLUFunction.apply(input)
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """x · Φ(x); ``approximate="tanh"`` uses the tanh form (both as PyTorch)."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return GELUFunction.apply(input, approximate)
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + e^(βx)) / β, computed stably for any x. PyTorch switches to the identity
+    where βx > ``threshold``; the stable form differs from it there by less than e^−threshold.
+    """
+    if beta == 1.0:
+        return ops.softplus(input)
+    return ops.softplus(input * beta) / beta
+
+
+# -- losses ---------------------------------------------------------------------------------
+def _check_reduction(reduction: str, loss: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{loss}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _array(value: Any) -> Any:
+    if value is None:
+        return None
+    return value.data if isinstance(value, Tensor) else xp.asarray(value)
+
+
+def _class_weight(weight: Any, n_classes: int, dtype: Any, loss: str) -> Any:
+    w = _array(weight)
+    if w is None:
+        return None
+    if w.shape != (n_classes,):
+        raise ShapeError(f"{loss}: weight must have one entry per class, shape "
+                         f"({n_classes},), got {tuple(w.shape)}")
+    return w.astype(dtype, copy=False)
+
+
+def _check_class_target(input: Tensor, target: Any, loss: str) -> None:
+    expected = input.shape[:1] + input.shape[2:] if input.ndim > 1 else ()
+    if tuple(target.shape) != expected:
+        raise ShapeError(f"{loss}: input of shape {input.shape} (classes along dim "
+                         f"{1 if input.ndim > 1 else 0}) needs a target of shape {expected}, "
+                         f"got {tuple(target.shape)}")
+
+
+def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy of logits ``input`` against class indices or class probabilities,
+    as one fused op (log-softmax and NLL inside; gradient (softmax − one-hot)/N).
+
+    Args:
+        input: logits, (C,), (N, C) or (N, C, d₁, …).
+        target: class indices of shape (), (N,) or (N, d₁, …), or probabilities of the
+            input's shape.
+        weight: per-class weights, shape (C,).
+        ignore_index: rows whose target equals it add nothing (index targets only).
+        reduction: "mean" (divided by the summed weights of the counted rows), "sum" or
+            "none".
+        label_smoothing: ε in [0, 1]: the target becomes (1 − ε)·one-hot + ε/C.
+    """
+    _check_reduction(reduction, "cross_entropy")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], "
+                         f"got {label_smoothing}")
+    n_classes = input.shape[1] if input.ndim > 1 else input.shape[0]
+    w = _class_weight(weight, n_classes, input.dtype, "cross_entropy")
+    if isinstance(target, Tensor) and target.dtype.kind == "f" or (
+            not isinstance(target, Tensor) and xp.asarray(target).dtype.kind == "f"):
+        return SoftCrossEntropyFunction.apply(input, target, w, reduction,
+                                              float(label_smoothing))
+    t = _array(target)
+    _check_class_target(input, t, "cross_entropy")
+    return CrossEntropyFunction.apply(input, t, w, int(ignore_index), reduction,
+                                      float(label_smoothing))
+
+
+def nll_loss(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100,
+             reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of log-probabilities ``input`` (from ``log_softmax``) at
+    the target classes. Same shapes and arguments as ``cross_entropy``.
+    """
+    _check_reduction(reduction, "nll_loss")
+    n_classes = input.shape[1] if input.ndim > 1 else input.shape[0]
+    w = _class_weight(weight, n_classes, input.dtype, "nll_loss")
+    t = _array(target)
+    _check_class_target(input, t, "nll_loss")
+    return NLLFunction.apply(input, t, w, int(ignore_index), reduction)
+
+
+def _check_same_shape(input: Tensor, target: Any, loss: str) -> None:
+    target_shape = target.shape if isinstance(target, Tensor) else xp.shape(target)
+    if tuple(target_shape) != input.shape:
+        raise ShapeError(f"{loss}: input has shape {input.shape} but target has "
+                         f"{tuple(target_shape)}; they must match")
+
+
+def _float_target(target: Any, input: Tensor) -> Any:
+    if isinstance(target, Tensor):
+        return target
+    return xp.asarray(target, dtype=input.dtype)
+
+
+def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """(x − y)², reduced."""
+    _check_reduction(reduction, "mse_loss")
+    _check_same_shape(input, target, "mse_loss")
+    return MSEFunction.apply(input, _float_target(target, input), reduction)
+
+
+def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """|x − y|, reduced."""
+    _check_reduction(reduction, "l1_loss")
+    _check_same_shape(input, target, "l1_loss")
+    return L1Function.apply(input, _float_target(target, input), reduction)
+
+
+def huber_loss(input: Tensor, target: Any, reduction: str = "mean",
+               delta: float = 1.0) -> Tensor:
+    """½d² where |d| ≤ δ, else δ(|d| − ½δ), d = x − y."""
+    _check_reduction(reduction, "huber_loss")
+    _check_same_shape(input, target, "huber_loss")
+    if delta <= 0:
+        raise ValueError(f"huber_loss: delta must be positive, got {delta}")
+    return HuberFunction.apply(input, _float_target(target, input), float(delta), reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean",
+                   beta: float = 1.0) -> Tensor:
+    """½d²/β where |d| < β, else |d| − ½β: Huber's loss with δ = β, divided by β."""
+    if beta <= 0:
+        raise ValueError(f"smooth_l1_loss: beta must be positive, got {beta}")
+    loss = huber_loss(input, target, reduction, beta)
+    return loss if beta == 1.0 else loss / beta
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = None,
+                                     reduction: str = "mean",
+                                     pos_weight: Any = None) -> Tensor:
+    """Binary cross-entropy on logits, stable for any logit (no sigmoid overflow).
+
+    Args:
+        weight: broadcast over the elements' losses.
+        pos_weight: weight of the positive term, broadcast along the last dim (one per
+            class for multi-label problems).
+    """
+    _check_reduction(reduction, "binary_cross_entropy_with_logits")
+    _check_same_shape(input, target, "binary_cross_entropy_with_logits")
+    return BCEWithLogitsFunction.apply(input, _float_target(target, input), _array(weight),
+                                       _array(pos_weight), reduction)
+
+
+def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None,
+                         reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy on probabilities in [0, 1] (logs clamped at −100). Prefer
+    ``binary_cross_entropy_with_logits`` on logits: it is stable where this is not.
+    """
+    _check_reduction(reduction, "binary_cross_entropy")
+    _check_same_shape(input, target, "binary_cross_entropy")
+    return BCEFunction.apply(input, _float_target(target, input), _array(weight), reduction)

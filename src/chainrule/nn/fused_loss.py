@@ -1,0 +1,327 @@
+"""The losses' Functions, each one fused op with its closed-form gradient.
+
+Notation: N rows (batch elements, spatial positions flattened in), C classes, p = softmax
+of the logits, t the target class of a row, w the class weights (1 when not given),
+m = [t ≠ ignore_index], g the upstream gradient. ``reduction`` is ``"mean"``, ``"sum"``
+or ``"none"``; for the class losses "mean" divides by D = Σᵢ w_tᵢ mᵢ (PyTorch's rule),
+for the others by the number of elements.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chainrule.autograd.function import Function
+from chainrule.backend import xp
+from chainrule.errors import ShapeError
+
+
+def _rows(x: Any) -> Any:
+    """(C,) → (1, C); (N, C) as is; (N, C, d₁, …) → (N·d₁·…, C): classes last, one row each."""
+    if x.ndim == 1:
+        return x.reshape(1, -1)
+    if x.ndim == 2:
+        return x
+    return xp.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
+
+
+def _unrows(rows: Any, shape: tuple[int, ...]) -> Any:
+    """Inverse of ``_rows`` for an array of the input's shape."""
+    if len(shape) <= 2:
+        return rows.reshape(shape)
+    moved = rows.reshape((shape[0], *shape[2:], shape[1]))
+    return xp.moveaxis(moved, -1, 1)
+
+
+def _log_softmax_rows(x: Any) -> tuple[Any, Any]:
+    """(log p, p) along the last axis, the maximum taken out first so nothing overflows."""
+    shifted = x - x.max(axis=1, keepdims=True)
+    e = xp.exp(shifted)
+    s = e.sum(axis=1, keepdims=True)
+    shifted -= xp.log(s)
+    e /= s
+    return shifted, e
+
+
+def _targets(t: Any, n_classes: int, ignore_index: int, dtype: Any,
+             weight: Any) -> tuple[Any, Any, Any]:
+    """(t with ignored rows pointed at class 0, m, w_t · m) for flat targets ``t``."""
+    t = t.reshape(-1)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"class targets must be integers, got dtype {t.dtype}; pass class "
+                        f"indices (e.g. labels.long()) or float probabilities of the "
+                        f"input's shape")
+    mask = t != ignore_index
+    safe = xp.where(mask, t, 0)
+    if safe.size and (int(safe.min()) < 0 or int(safe.max()) >= n_classes):
+        bad = safe[(safe < 0) | (safe >= n_classes)][0]
+        raise IndexError(f"target class {int(bad)} is out of range for {n_classes} classes "
+                         f"(targets must lie in [0, {n_classes - 1}] or equal ignore_index="
+                         f"{ignore_index})")
+    wt = mask.astype(dtype) if weight is None else weight[safe] * mask
+    return safe, mask, wt
+
+
+def _reduce(per_row: Any, reduction: str, denominator: Any, out_shape: tuple[int, ...]) -> Any:
+    if reduction == "none":
+        return per_row.reshape(out_shape)
+    total = per_row.sum()
+    return xp.asarray(total / denominator if reduction == "mean" else total)
+
+
+def _row_scale(g: Any, reduction: str, denominator: Any) -> Any:
+    """The factor each row's gradient gets from the reduction: gᵢ, g or g / D."""
+    if reduction == "none":
+        return g.reshape(-1)
+    return g / denominator if reduction == "mean" else g
+
+
+class CrossEntropyFunction(Function):
+    """Cross-entropy on logits x with class targets, one fused op.
+
+    Forward: ℓᵢ = (1 − ε) w_tᵢ mᵢ (−log pᵢₜᵢ) + (ε/C) mᵢ Σ_c w_c (−log pᵢc), log p computed
+    as x − max − log Σ exp(x − max) (the lecture's stable log-softmax), ε the label
+    smoothing.
+
+    VJP: dxᵢⱼ = sᵢ [(1 − ε) w_tᵢ mᵢ (pᵢⱼ − [j = tᵢ]) + (ε/C) mᵢ (pᵢⱼ Σ_c w_c − wⱼ)], sᵢ
+    the reduction's scale (g, gᵢ or g/D); without weights and smoothing it is the
+    familiar (softmax − one-hot) · g / N.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, target: Any, weight: Any, ignore_index: int,
+                reduction: str, smoothing: float) -> Any:
+        rows = _rows(x)
+        n, c = rows.shape
+        logp, p = _log_softmax_rows(rows)
+        safe, mask, wt = _targets(target, c, ignore_index, x.dtype, weight)
+        arange = xp.arange(n)
+        per_row = -logp[arange, safe] * wt
+        if smoothing:
+            per_row *= 1.0 - smoothing
+            weighted = logp if weight is None else logp * weight
+            per_row -= (smoothing / c) * weighted.sum(axis=1) * mask
+        denominator = wt.sum()
+        ctx.save_for_backward(p, safe, mask, wt)
+        ctx.weight, ctx.reduction, ctx.smoothing = weight, reduction, smoothing
+        ctx.denominator, ctx.in_shape = denominator, x.shape
+        out_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
+        return _reduce(per_row, reduction, denominator, out_shape)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, ...]:
+        p, safe, mask, wt = ctx.saved_tensors
+        scale = _row_scale(g, ctx.reduction, ctx.denominator)
+        eps, weight = ctx.smoothing, ctx.weight
+        n, c = p.shape
+        hard = (1.0 - eps) * scale * wt  # per row: the coefficient of (p − one-hot)
+        if eps:
+            soft = (eps / c) * scale * mask
+            total_w = c if weight is None else weight.sum()
+            grad = p * (hard + soft * total_w).reshape(-1, 1)
+            grad -= soft.reshape(-1, 1) * (1.0 if weight is None else weight)
+        else:
+            grad = p * hard.reshape(-1, 1)
+        grad[xp.arange(n), safe] -= hard
+        return _unrows(grad, ctx.in_shape), None, None, None, None, None
+
+
+class SoftCrossEntropyFunction(Function):
+    """Cross-entropy on logits x against class probabilities q (same shape as x).
+
+    Forward: ℓᵢ = −Σ_c w_c q̃ᵢc log pᵢc, with q̃ = (1 − ε) q + ε/C (label smoothing).
+    "mean" divides by the number of rows.
+
+    VJP: dxᵢⱼ = sᵢ (pᵢⱼ Σ_c w_c q̃ᵢc − wⱼ q̃ᵢⱼ),   dqᵢⱼ = −sᵢ (1 − ε) wⱼ log pᵢⱼ.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, q: Any, weight: Any, reduction: str,
+                smoothing: float) -> Any:
+        if q.shape != x.shape:
+            raise ShapeError(f"cross_entropy with probability targets: target shape "
+                             f"{tuple(q.shape)} must equal the input shape {tuple(x.shape)}")
+        rows, q_rows = _rows(x), _rows(q)
+        n, c = rows.shape
+        logp, p = _log_softmax_rows(rows)
+        q_smooth = q_rows * (1.0 - smoothing) + smoothing / c if smoothing else q_rows
+        wq = q_smooth if weight is None else q_smooth * weight
+        per_row = -(wq * logp).sum(axis=1)
+        ctx.save_for_backward(p, logp, wq)
+        ctx.weight, ctx.reduction, ctx.smoothing = weight, reduction, smoothing
+        ctx.in_shape, ctx.n = x.shape, n
+        out_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
+        return _reduce(per_row, reduction, n, out_shape)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, ...]:
+        p, logp, wq = ctx.saved_tensors
+        scale = xp.reshape(_row_scale(g, ctx.reduction, ctx.n), (-1, 1))
+        dx = dq = None
+        if ctx.needs_input_grad[0]:
+            dx = _unrows(scale * (p * wq.sum(axis=1, keepdims=True) - wq), ctx.in_shape)
+        if ctx.needs_input_grad[1]:
+            w = 1.0 if ctx.weight is None else ctx.weight
+            dq = _unrows(-(1.0 - ctx.smoothing) * scale * w * logp, ctx.in_shape)
+        return dx, dq, None, None, None
+
+
+class NLLFunction(Function):
+    """Negative log-likelihood on log-probabilities y: ℓᵢ = −w_tᵢ mᵢ yᵢₜᵢ.
+
+    VJP: dyᵢⱼ = −sᵢ w_tᵢ mᵢ [j = tᵢ] (zero off the target class).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, y: Any, target: Any, weight: Any, ignore_index: int,
+                reduction: str) -> Any:
+        rows = _rows(y)
+        n, c = rows.shape
+        safe, _, wt = _targets(target, c, ignore_index, y.dtype, weight)
+        per_row = -rows[xp.arange(n), safe] * wt
+        denominator = wt.sum()
+        ctx.save_for_backward(safe, wt)
+        ctx.reduction, ctx.denominator, ctx.in_shape, ctx.rows_shape = (
+            reduction, denominator, y.shape, rows.shape)
+        out_shape = y.shape[:1] + y.shape[2:] if y.ndim > 1 else ()
+        return _reduce(per_row, reduction, denominator, out_shape)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, ...]:
+        safe, wt = ctx.saved_tensors
+        grad = xp.zeros(ctx.rows_shape, dtype=g.dtype)
+        grad[xp.arange(len(safe)), safe] = -_row_scale(g, ctx.reduction, ctx.denominator) * wt
+        return _unrows(grad, ctx.in_shape), None, None, None, None
+
+
+class MSEFunction(Function):
+    """ℓ = (x − y)² elementwise.   VJP: dx = 2 s (x − y), dy = −dx."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, y: Any, reduction: str) -> Any:
+        diff = x - y
+        ctx.save_for_backward(diff)
+        ctx.reduction = reduction
+        return _reduce(diff * diff, reduction, diff.size, diff.shape)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any, None]:
+        (diff,) = ctx.saved_tensors
+        dx = diff * (2 * _elementwise_scale(g, ctx.reduction, diff.size))
+        return dx, (-dx if ctx.needs_input_grad[1] else None), None
+
+
+class L1Function(Function):
+    """ℓ = |x − y| elementwise.   VJP: dx = s · sign(x − y) (0 where x = y), dy = −dx."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, y: Any, reduction: str) -> Any:
+        diff = x - y
+        ctx.save_for_backward(diff)
+        ctx.reduction = reduction
+        return _reduce(xp.abs(diff), reduction, diff.size, diff.shape)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any, None]:
+        (diff,) = ctx.saved_tensors
+        dx = xp.sign(diff) * _elementwise_scale(g, ctx.reduction, diff.size)
+        return dx, (-dx if ctx.needs_input_grad[1] else None), None
+
+
+class HuberFunction(Function):
+    """ℓ = ½ d² for |d| ≤ δ, δ(|d| − ½δ) otherwise, with d = x − y (Huber's loss).
+
+    VJP: dx = s · clip(d, −δ, δ), dy = −dx.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, y: Any, delta: float, reduction: str) -> Any:
+        diff = x - y
+        a = xp.abs(diff)
+        per = xp.where(a <= delta, 0.5 * diff * diff, delta * (a - 0.5 * delta))
+        ctx.save_for_backward(diff)
+        ctx.delta, ctx.reduction = delta, reduction
+        return _reduce(per, reduction, diff.size, diff.shape)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any, None, None]:
+        (diff,) = ctx.saved_tensors
+        dx = xp.clip(diff, -ctx.delta, ctx.delta) * _elementwise_scale(
+            g, ctx.reduction, diff.size)
+        return dx, (-dx if ctx.needs_input_grad[1] else None), None, None
+
+
+class BCEWithLogitsFunction(Function):
+    """Binary cross-entropy on logits x with targets y, stable for any x.
+
+    Forward: ℓ = w [(1 − y) x + l · softplus(−x)], l = 1 + (pos_weight − 1) y, softplus
+    computed as max(z, 0) + log1p(e^−|z|) (never overflows). Without pos_weight this is
+    max(x, 0) − x y + log1p(e^−|x|).
+
+    VJP: dx = s w [(1 − y) − l σ(−x)],   dy = s w [−x + (pos_weight − 1) softplus(−x)].
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, y: Any, weight: Any, pos_weight: Any,
+                reduction: str) -> Any:
+        softplus_neg = xp.maximum(-x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+        lw = 1.0 if pos_weight is None else 1.0 + (pos_weight - 1.0) * y
+        per = (1.0 - y) * x + lw * softplus_neg
+        if weight is not None:
+            per = per * weight
+        ctx.save_for_backward(x, y, softplus_neg)
+        ctx.weight, ctx.pos_weight, ctx.reduction = weight, pos_weight, reduction
+        return _reduce(per, reduction, per.size, per.shape)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any, None, None, None]:
+        x, y, softplus_neg = ctx.saved_tensors
+        size = xp.broadcast_shapes(x.shape, xp.shape(y))
+        scale = _elementwise_scale(g, ctx.reduction, int(xp.prod(size)))
+        if ctx.weight is not None:
+            scale = scale * ctx.weight
+        pw = ctx.pos_weight
+        dx = dy = None
+        if ctx.needs_input_grad[0]:
+            lw = 1.0 if pw is None else 1.0 + (pw - 1.0) * y
+            sig_neg = 0.5 * (1 - xp.tanh(0.5 * x))  # σ(−x) without overflow
+            dx = scale * ((1.0 - y) - lw * sig_neg)
+        if ctx.needs_input_grad[1]:
+            dy = scale * (-x if pw is None else -x + (pw - 1.0) * softplus_neg)
+        return dx, dy, None, None, None
+
+
+class BCEFunction(Function):
+    """Binary cross-entropy on probabilities x: ℓ = −w [y log x + (1 − y) log(1 − x)],
+    each log clamped at −100 as PyTorch does, so x = 0 or 1 gives a finite loss.
+
+    VJP: dx = s w (x − y) / max(x (1 − x), 1e-12),   dy = s w (log(1 − x) − log x).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, y: Any, weight: Any, reduction: str) -> Any:
+        log_x = xp.maximum(xp.log(x), -100.0)
+        log_1mx = xp.maximum(xp.log1p(-x), -100.0)
+        per = -(y * log_x + (1.0 - y) * log_1mx)
+        if weight is not None:
+            per = per * weight
+        ctx.save_for_backward(x, y, log_x, log_1mx)
+        ctx.weight, ctx.reduction = weight, reduction
+        return _reduce(per, reduction, per.size, per.shape)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any, None, None]:
+        x, y, log_x, log_1mx = ctx.saved_tensors
+        size = xp.broadcast_shapes(x.shape, xp.shape(y))
+        scale = _elementwise_scale(g, ctx.reduction, int(xp.prod(size)))
+        if ctx.weight is not None:
+            scale = scale * ctx.weight
+        dx = scale * (x - y) / xp.maximum(x * (1.0 - x), 1e-12) \
+            if ctx.needs_input_grad[0] else None
+        dy = scale * (log_1mx - log_x) if ctx.needs_input_grad[1] else None
+        return dx, dy, None, None
+
+
+def _elementwise_scale(g: Any, reduction: str, size: int) -> Any:
+    """The factor each element's gradient gets from the reduction: gₑ, g or g / size."""
+    return g / size if reduction == "mean" else g

@@ -1,0 +1,149 @@
+"""Stochastic gradient descent, with momentum, Nesterov momentum, L2 and L1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chainrule.backend import xp
+from chainrule.optim.optimizer import (
+    Optimizer,
+    ParamsLike,
+    _check_nonnegative,
+    effective_grad,
+    soft_threshold_,
+)
+from chainrule.tensor import Tensor
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent (optionally with momentum), PyTorch's rule.
+
+    For each parameter w with gradient ∂C/∂w, learning rate η, step t:
+
+    .. code-block:: text
+
+        d  = ∂C/∂w + λ·w                          (−∂C/∂w with maximize)
+        b₁ = d,   b_t = μ·b_{t−1} + (1 − τ)·d     (only with momentum μ > 0)
+        d  = d + μ·b_t   if nesterov   else   b_t
+        w  ← w − η·d
+        w  ← sign(w)·max(|w| − η·λ₁, 0)           (only with l1 = λ₁ > 0)
+
+    **L2 (weight_decay = λ)** adds λ·w to the gradient: the gradient of the penalty
+    (λ/2)‖w‖². The lecture writes the penalty as α‖w‖², whose gradient is 2α·w, and
+    the update of plain SGD as
+
+        w ← w − η(∂C/∂w + 2α·w) = (1 − 2ηα)·w − η·∂C/∂w,
+
+    which is this rule with λ = 2α: each step first shrinks the weights by the factor
+    (1 − ηλ), then follows the data gradient. For plain SGD this is the same as
+    decoupled weight decay; they differ only with adaptive methods (see ``AdamW``).
+
+    **L1 (l1 = λ₁)** is applied as a proximal step after the gradient step (a
+    soft-threshold): any weight that ends within η·λ₁ of zero becomes exactly 0.0, and
+    the others move η·λ₁ towards zero. This is the update of minimising C + λ₁‖w‖₁
+    by proximal gradient descent. The naive alternative, adding λ₁·sign(w) to the
+    gradient, jumps over zero each step and leaves useless weights oscillating around
+    it with amplitude ≈ η·λ₁, never exactly 0: the soft-threshold is what gives the
+    lecture's "with L1 the useless weights are reduced to 0".
+
+    Args:
+        params: tensors to optimize, or param-group dicts (see ``Optimizer``).
+        lr: the learning rate η.
+        momentum: μ; 0 for plain SGD.
+        dampening: τ, the share of the new gradient left out of the momentum buffer.
+        weight_decay: λ of the L2 penalty (λ/2)‖w‖².
+        nesterov: use Nesterov momentum (needs momentum > 0 and dampening = 0).
+        maximize: ascend the objective instead of descending.
+        l1: λ₁ of the L1 penalty λ₁‖w‖₁, applied by soft-thresholding.
+
+    State per parameter:
+        ``momentum_buffer``: b_t (only with momentum).
+
+    Example:
+        >>> import chainrule as cr
+        >>> w = cr.tensor([1.0, -2.0], requires_grad=True)
+        >>> opt = cr.optim.SGD([w], lr=0.1, momentum=0.9)
+        >>> (w * w).sum().backward()
+        >>> opt.step()
+        >>> w
+        tensor([ 0.8, -1.6], requires_grad=True)
+    """
+
+    def __init__(
+        self,
+        params: ParamsLike,
+        lr: float = 1e-3,
+        momentum: float = 0.0,
+        dampening: float = 0.0,
+        weight_decay: float = 0.0,
+        nesterov: bool = False,
+        maximize: bool = False,
+        l1: float = 0.0,
+    ) -> None:
+        defaults = {
+            "lr": lr,
+            "momentum": momentum,
+            "dampening": dampening,
+            "weight_decay": weight_decay,
+            "nesterov": nesterov,
+            "maximize": maximize,
+            "l1": l1,
+        }
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        _check_nonnegative("SGD", group, "lr", "momentum", "weight_decay", "l1")
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(
+                f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got "
+                f"momentum={group['momentum']}, dampening={group['dampening']}; set a "
+                f"momentum such as 0.9, or nesterov=False"
+            )
+
+    def _update_group(self, group: dict[str, Any]) -> None:
+        lr = group["lr"]
+        momentum = group["momentum"]
+        dampening = group["dampening"]
+        nesterov = group["nesterov"]
+        l1 = group["l1"]
+        ws = self._workspace
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            w = p.data
+            scratch = ws.get(w, 0)
+            d = effective_grad(w, p.grad.data, group["weight_decay"], group["maximize"], scratch)
+            if momentum != 0:
+                d = self._momentum(p, d, momentum, dampening, nesterov)
+            # The step goes into a scratch array: d may be the gradient or the buffer.
+            step = ws.get(w, 1)
+            xp.multiply(d, lr, out=step)
+            xp.subtract(w, step, out=w)
+            if l1 != 0:
+                soft_threshold_(w, lr * l1, step)
+            p._version[0] += 1
+
+    def _momentum(
+        self, p: Tensor, d: Any, momentum: float, dampening: float, nesterov: bool
+    ) -> Any:
+        """Update the momentum buffer of p with d; return the direction to step along."""
+        state = self.state[p]
+        buf = state.get("momentum_buffer")
+        if buf is None:
+            b = d.copy()
+            state["momentum_buffer"] = Tensor._wrap(b, False, None, 0)
+        else:
+            b = buf.data
+            b *= momentum
+            if dampening == 0:
+                b += d
+            else:
+                tmp = self._workspace.get(b, 1)
+                xp.multiply(d, 1 - dampening, out=tmp)
+                b += tmp
+        if not nesterov:
+            return b
+        ahead = self._workspace.get(b, 1)
+        xp.multiply(b, momentum, out=ahead)
+        xp.add(ahead, d, out=ahead)
+        return ahead
