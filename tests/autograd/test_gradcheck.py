@@ -1,0 +1,78 @@
+"""gradcheck catches wrong gradients and says where."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import chainrule as cr
+from chainrule.autograd import Function
+
+
+class WrongSquare(Function):
+    """y = x², with a deliberately wrong backward (x instead of 2x)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        return g * x
+
+
+def test_gradcheck_passes_for_correct_gradient() -> None:
+    x = cr.randn(3, 2, dtype=cr.float64, requires_grad=True)
+    w = cr.randn(2, 4, dtype=cr.float64, requires_grad=True)
+    assert cr.autograd.gradcheck(lambda a, b: (a @ b).tanh().sum(), (x, w))
+    assert cr.autograd.gradcheck(lambda a, b: (a @ b).tanh(), (x, w))  # non-scalar output
+
+
+def test_gradcheck_reports_input_index_and_values() -> None:
+    x = cr.tensor([1.0, 2.0], dtype=cr.float64, requires_grad=True)
+    with pytest.raises(cr.GradcheckError, match=r"input 0.*analytic.*numeric") as info:
+        cr.autograd.gradcheck(lambda v: WrongSquare.apply(v).sum(), (x,))
+    message = str(info.value)
+    assert "input element (1,)" in message  # the worst entry: |2 - 4| > |1 - 2|
+    assert not cr.autograd.gradcheck(lambda v: WrongSquare.apply(v).sum(), (x,),
+                                     raise_exception=False)
+
+
+def test_gradcheck_fast_mode_catches_the_same_error() -> None:
+    x = cr.randn(20, dtype=cr.float64, requires_grad=True)
+    assert cr.autograd.gradcheck(lambda v: (v * v).sum(), (x,), fast_mode=True)
+    assert not cr.autograd.gradcheck(lambda v: WrongSquare.apply(v).sum(), (x,),
+                                     fast_mode=True, raise_exception=False)
+
+
+def test_gradcheck_float32_is_rerun_in_float64_with_a_note() -> None:
+    x = cr.randn(3, requires_grad=True)
+    with pytest.warns(UserWarning, match="float64"):
+        assert cr.autograd.gradcheck(lambda v: (v.sigmoid() * v).sum(), (x,))
+
+
+def test_gradcheck_does_not_touch_the_inputs() -> None:
+    x = cr.randn(3, dtype=cr.float64, requires_grad=True)
+    before = x.numpy().copy() if not x.requires_grad else x.detach().numpy().copy()
+    cr.autograd.gradcheck(lambda v: v.exp().sum(), (x,))
+    np.testing.assert_array_equal(x.detach().numpy(), before)
+    assert x.grad is None
+
+
+def test_detect_anomaly_names_op_and_line() -> None:
+    x = cr.tensor([0.0, 1.0], requires_grad=True)
+    with cr.autograd.detect_anomaly():
+        y = x.sqrt()  # the line the error must point to
+        with pytest.raises(cr.AnomalyError, match=r"(?s)SqrtBackward.*test_gradcheck.py:\d+.*sqrt"):
+            y.sum().backward()
+    assert not cr.autograd.is_anomaly_enabled()
+
+
+def test_without_anomaly_mode_nan_passes_silently() -> None:
+    x = cr.tensor([0.0, 1.0], requires_grad=True)
+    x.sqrt().sum().backward()
+    assert np.isinf(x.grad.numpy()[0])

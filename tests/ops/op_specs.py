@@ -1,0 +1,324 @@
+"""The spec table: for every primitive of ``chainrule.ops``, how to reach it through the
+public API, on which inputs, and what torch computes instead.
+
+``SPECS[name]`` is a Hypothesis strategy of ``Case``s for the primitive ``name``. The
+registry tests (``tests/autograd/test_primitives_gradcheck.py`` and
+``test_primitives_torch.py``) gradcheck and torch-compare every case, and fail for any
+primitive without a spec, so a new op cannot land untested.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from op_strategies import (
+    Case,
+    basic_index,
+    broadcast_shapes,
+    dims,
+    rng_from,
+    shapes,
+    torch_basic_index,
+    torch_dims,
+    values,
+)
+
+import chainrule as cr
+
+
+def _unary(name: str, cr_fn: Any, torch_fn: Any, domain: str = "real") -> Any:
+    @st.composite
+    def cases(draw: Any) -> Case:
+        x = values(rng_from(draw), draw(shapes()), domain)
+        return Case(f"{name}{x.shape}", (x,), cr_fn, torch_fn)
+
+    return cases()
+
+
+@st.composite
+def _binary(draw: Any, variants: dict[str, tuple[Any, Any, int]], domains: tuple[str, str]) -> Case:
+    """Two broadcasting tensors, or one tensor and a Python number (``arity`` 1)."""
+    label = draw(st.sampled_from(sorted(variants)))
+    cr_fn, torch_fn, arity = variants[label]
+    rng = rng_from(draw)
+    (sa, sb), _ = draw(broadcast_shapes(2))
+    inputs = (values(rng, sa, domains[0]), values(rng, sb, domains[1]))[:arity]
+    return Case(f"{label} {[x.shape for x in inputs]}", inputs, cr_fn, torch_fn)
+
+
+def _both(fn: Any, arity: int = 2) -> tuple[Any, Any, int]:
+    return fn, fn, arity
+
+
+@st.composite
+def _where(draw: Any) -> Case:
+    rng = rng_from(draw)
+    (sa, sb, sc), _ = draw(broadcast_shapes(3))
+    cond = np.asarray(rng.random(sc) < 0.5)
+    return Case(
+        f"where cond{sc} a{sa} b{sb}",
+        (values(rng, sa, "real"), values(rng, sb, "real")),
+        lambda a, b: cr.where(cr.tensor(cond), a, b),
+        lambda a, b: torch.where(torch.from_numpy(cond), a, b),
+    )
+
+
+@st.composite
+def _clamp(draw: Any) -> Case:
+    x = values(rng_from(draw), draw(shapes()), "real")
+    x = np.where(np.abs(np.abs(x) - 0.5) < 0.05, x + 0.1, x)  # away from the bounds ±0.5
+    lo, hi = draw(st.sampled_from([(-0.5, 0.5), (-0.5, None), (None, 0.5)]))
+    return Case(f"clamp{x.shape} [{lo}, {hi}]", (x,),
+                lambda t: t.clamp(lo, hi), lambda t: t.clamp(lo, hi))
+
+
+def _cast(t: Any) -> Any:
+    # float64 -> float32 and back: the graph holds a Cast either way.
+    return t.float() if t.dtype in (cr.float64, torch.float64) else t.double()
+
+
+@st.composite
+def _matmul(draw: Any) -> Case:
+    """1-D, 2-D and batched operands with broadcast batch dims (NumPy's matmul rules)."""
+    (sa, sb), _ = draw(hnp_matmul_shapes())
+    rng = rng_from(draw)
+    method = draw(st.sampled_from(["@", "matmul"]))
+    fn = (lambda a, b: a @ b) if method == "@" else (lambda a, b: a.matmul(b))
+    return Case(f"{sa} {method} {sb}", (values(rng, sa, "real"), values(rng, sb, "real")),
+                fn, lambda a, b: a @ b)
+
+
+def hnp_matmul_shapes() -> Any:
+    return hnp.mutually_broadcastable_shapes(signature="(m?,n),(n,p?)->(m?,p?)",
+                                             max_dims=4, min_side=1, max_side=4)
+
+
+@st.composite
+def _reduction(draw: Any, method: str, domain: str) -> Case:
+    x = values(rng_from(draw), draw(shapes()), domain)
+    dim, keepdim = draw(dims(x.ndim)), draw(st.booleans())
+    torch_dim = torch_dims(dim, x.ndim)
+    return Case(
+        f"{method}{x.shape} dim={dim} keepdim={keepdim}", (x,),
+        lambda t: getattr(t, method)(dim, keepdim=keepdim),
+        lambda t: getattr(t, method)(torch_dim, keepdim=keepdim),
+    )
+
+
+@st.composite
+def _max_dim(draw: Any) -> Case:
+    x = values(rng_from(draw), draw(shapes(min_dims=1)), "distinct")
+    dim = draw(st.integers(-x.ndim, x.ndim - 1))
+    keepdim = draw(st.booleans())
+    method = draw(st.sampled_from(["max", "min"]))
+    return Case(f"{method}{x.shape} dim={dim} keepdim={keepdim}", (x,),
+                lambda t: getattr(t, method)(dim=dim, keepdim=keepdim).values,
+                lambda t: getattr(t, method)(dim=dim, keepdim=keepdim).values)
+
+
+@st.composite
+def _along_dim(draw: Any, method: str) -> Case:
+    x = values(rng_from(draw), draw(shapes(min_dims=1)), "real")
+    dim = draw(st.integers(-x.ndim, x.ndim - 1))
+    return Case(f"{method}{x.shape} dim={dim}", (x,),
+                lambda t: getattr(t, method)(dim), lambda t: getattr(t, method)(dim))
+
+
+@st.composite
+def _reshape(draw: Any) -> Case:
+    x = values(rng_from(draw), draw(shapes()), "real")
+    options = {"flat": (-1,), "reversed": x.shape[::-1], "lead1": (1, *x.shape)}
+    if x.ndim >= 2:
+        options["merge"] = (x.shape[0] * x.shape[1], *x.shape[2:])
+        options["infer"] = (x.shape[0], -1)
+    how = draw(st.sampled_from(sorted(options)))
+    new = options[how]
+    method = draw(st.sampled_from(["reshape", "view"]))
+    return Case(f"{method}{x.shape}->{new}", (x,),
+                lambda t: getattr(t, method)(*new), lambda t: t.reshape(new))
+
+
+@st.composite
+def _permute(draw: Any) -> Case:
+    x = values(rng_from(draw), draw(shapes(min_dims=1)), "real")
+    how = draw(st.sampled_from(["permute", "transpose", "T"]))
+    if how == "permute":
+        order = tuple(draw(st.permutations(range(x.ndim))))
+        return Case(f"permute{x.shape} {order}", (x,),
+                    lambda t: t.permute(*order), lambda t: t.permute(*order))
+    if how == "transpose":
+        d0, d1 = draw(st.integers(-x.ndim, x.ndim - 1)), draw(st.integers(-x.ndim, x.ndim - 1))
+        return Case(f"transpose{x.shape} {d0},{d1}", (x,),
+                    lambda t: t.transpose(d0, d1), lambda t: t.transpose(d0, d1))
+    reverse = tuple(reversed(range(x.ndim)))
+    return Case(f"T{x.shape}", (x,), lambda t: t.T, lambda t: t.permute(*reverse))
+
+
+@st.composite
+def _expand(draw: Any) -> Case:
+    ones = tuple(1 if draw(st.booleans()) else s for s in draw(shapes()))
+    x = values(rng_from(draw), ones, "real")
+    lead = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    grown = tuple(draw(st.integers(1, 3)) if s == 1 else s for s in ones)
+    # -1 keeps a dimension as it is.
+    kept = tuple(-1 if draw(st.booleans()) else s for s in grown)
+    target = (*lead, *kept)
+    return Case(f"expand{x.shape}->{target}", (x,),
+                lambda t: t.expand(*target), lambda t: t.expand(target))
+
+
+@st.composite
+def _slice(draw: Any) -> Case:
+    x = values(rng_from(draw), draw(shapes(min_dims=1)), "real")
+    index = draw(basic_index(x.shape))
+    return Case(f"{x.shape}[{index}]", (x,),
+                lambda t: t[index], lambda t: torch_basic_index(t, index))
+
+
+@st.composite
+def _gather(draw: Any) -> Case:
+    """Integer arrays (repeated and negative indices), lists, int tensors, boolean masks."""
+    rng = rng_from(draw)
+    x = values(rng, draw(shapes(min_dims=1)), "real")
+    n0 = x.shape[0]
+    kind = draw(st.sampled_from(["ints", "list", "int_tensor", "mask", "row_mask", "pair",
+                                 "slice_ints"]))
+    repeated = np.concatenate([rng.integers(-n0, n0, 3), [0, 0]])
+    if kind == "ints":
+        index: Any = repeated
+        torch_index: Any = torch.from_numpy(repeated)
+    elif kind == "list":
+        index = [int(i) for i in repeated]
+        torch_index = index
+    elif kind == "int_tensor":
+        index = cr.tensor(repeated)
+        torch_index = torch.from_numpy(repeated)
+    elif kind == "mask":
+        mask = rng.random(x.shape) < 0.5
+        mask.reshape(-1)[0] = True
+        index, torch_index = mask, torch.from_numpy(mask)
+    elif kind == "row_mask":
+        mask = rng.random(n0) < 0.5
+        mask[-1] = True
+        index, torch_index = cr.tensor(mask), torch.from_numpy(mask)
+    elif kind == "pair":
+        # Two broadcasting integer arrays pick elements pairwise; (0, 0) appears twice.
+        rows = np.array([[0], [0], [n0 - 1]])
+        cols = np.array([0, -1]) if x.ndim > 1 else None
+        if cols is None:
+            index, torch_index = rows, torch.from_numpy(rows)
+        else:
+            index = (rows, cols)
+            torch_index = (torch.from_numpy(rows), torch.from_numpy(cols))
+    else:
+        if x.ndim == 1:
+            index, torch_index = repeated, torch.from_numpy(repeated)
+        else:
+            cols = rng.integers(0, x.shape[1], 4)
+            cols[1] = cols[0]
+            index = (slice(None), cols)
+            torch_index = (slice(None), torch.from_numpy(cols))
+    return Case(f"{x.shape}[{kind}]", (x,), lambda t: t[index], lambda t: t[torch_index])
+
+
+@st.composite
+def _cat(draw: Any) -> Case:
+    rng = rng_from(draw)
+    base = draw(shapes(min_dims=1))
+    dim = draw(st.integers(-len(base), len(base) - 1))
+    sizes = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
+    axis = dim % len(base)
+    inputs = tuple(values(rng, (*base[:axis], s, *base[axis + 1 :]), "real") for s in sizes)
+    return Case(f"cat {[x.shape for x in inputs]} dim={dim}", inputs,
+                lambda *ts: cr.cat(list(ts), dim), lambda *ts: torch.cat(list(ts), dim))
+
+
+@st.composite
+def _stack(draw: Any) -> Case:
+    rng = rng_from(draw)
+    shape = draw(shapes())
+    dim = draw(st.integers(-len(shape) - 1, len(shape)))
+    inputs = tuple(values(rng, shape, "real") for _ in range(draw(st.integers(1, 3))))
+    return Case(f"stack {len(inputs)}x{shape} dim={dim}", inputs,
+                lambda *ts: cr.stack(list(ts), dim), lambda *ts: torch.stack(list(ts), dim))
+
+
+def _arith(op: Any, scalar_left: Any, scalar_right: Any) -> dict[str, tuple[Any, Any, int]]:
+    return {
+        "tensor-tensor": _both(op),
+        "number-tensor": _both(scalar_left, 1),
+        "tensor-number": _both(scalar_right, 1),
+    }
+
+
+SPECS: dict[str, Any] = {
+    "Add": _binary(_arith(lambda a, b: a + b, lambda a: 2.5 + a, lambda a: a.add(0.5)),
+                   ("real", "real")),
+    "Sub": _binary(_arith(lambda a, b: a - b, lambda a: 1.5 - a, lambda a: a - 0.25),
+                   ("real", "real")),
+    "Mul": _binary(_arith(lambda a, b: a * b, lambda a: 3.0 * a, lambda a: a * -2.0),
+                   ("real", "real")),
+    "Div": _binary(_arith(lambda a, b: a / b, lambda b: 2.0 / b, lambda a: a / 4.0),
+                   ("positive", "positive")),
+    "Neg": _unary("neg", lambda t: -t, lambda t: -t),
+    "Pow": _binary({"tensor**tensor": _both(lambda a, b: a**b),
+                    "tensor**2": _both(lambda a: a**2, 1),
+                    "tensor**0.5": _both(lambda a: a**0.5, 1),
+                    "2**tensor": _both(lambda a: 2.0**a, 1),
+                    "pow()": (lambda a, b: cr.pow(a, b), lambda a, b: torch.pow(a, b), 2)},
+                   ("positive", "real")),
+    "Exp": _unary("exp", cr.exp, torch.exp),
+    "Log": _unary("log", cr.log, torch.log, "positive"),
+    "Sqrt": _unary("sqrt", cr.sqrt, torch.sqrt, "positive"),
+    "Abs": _unary("abs", cr.abs, torch.abs, "nonzero"),
+    "Maximum": _binary({"maximum": (cr.maximum, torch.maximum, 2),
+                        "max(t, t)": (lambda a, b: a.max(b), lambda a, b: a.max(b), 2)},
+                       ("real", "real")),
+    "Minimum": _binary({"minimum": (cr.minimum, torch.minimum, 2),
+                        "min(t, t)": (lambda a, b: a.min(b), lambda a, b: a.min(b), 2)},
+                       ("real", "real")),
+    "Where": _where(),
+    "Clamp": _clamp(),
+    "ReLU": _unary("relu", cr.relu, torch.relu, "nonzero"),
+    "Sigmoid": _unary("sigmoid", cr.sigmoid, torch.sigmoid),
+    "Tanh": _unary("tanh", cr.tanh, torch.tanh),
+    "Softplus": _unary("softplus", cr.softplus, torch.nn.functional.softplus),
+    "Cast": st.builds(lambda c: Case(c.label, c.inputs, c.cr_fn, c.torch_fn, eps=1e-2),
+                      _unary("cast", _cast, _cast)),
+    "Clone": _unary("clone", lambda t: t.clone(), lambda t: t.clone()),
+    "MatMul": _matmul(),
+    "Reshape": _reshape(),
+    "Permute": _permute(),
+    "Expand": _expand(),
+    "Slice": _slice(),
+    "Gather": _gather(),
+    "Cat": _cat(),
+    "Stack": _stack(),
+    "Sum": _reduction("sum", "real"),
+    "Mean": _reduction("mean", "real"),
+    "Amax": _reduction("amax", "distinct"),
+    "Amin": _reduction("amin", "distinct"),
+    "MaxDim": _max_dim(),
+    "LogSumExp": _reduction("logsumexp", "real"),
+    "Softmax": _along_dim("softmax"),
+    "LogSoftmax": _along_dim("log_softmax"),
+}
+
+
+def graph_ops(out: Any) -> set[str]:
+    """The names of the Functions in the graph behind chainrule tensor ``out``."""
+    seen: set[int] = set()
+    names: set[str] = set()
+    stack = [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen or not hasattr(node, "next_functions"):
+            continue
+        seen.add(id(node))
+        names.add(type(node).__name__)
+        stack.extend(nxt for nxt, _ in node.next_functions)
+    return names
