@@ -111,6 +111,7 @@ class DataLoader:
 
     Example:
         >>> import chainrule as cr
+        >>> from chainrule.data import TensorDataset
         >>> ds = TensorDataset(cr.randn(10, 3), cr.arange(10))
         >>> loader = DataLoader(ds, batch_size=4, shuffle=True)
         >>> [tuple(x.shape) for x, y in loader]
@@ -122,7 +123,7 @@ class DataLoader:
         dataset: Any,
         batch_size: int | None = 1,
         shuffle: bool = False,
-        sampler: Sampler | Any | None = None,
+        sampler: Sampler[int] | Any | None = None,
         batch_sampler: Any | None = None,
         drop_last: bool = False,
         generator: Generator | None = None,

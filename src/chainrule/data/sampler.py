@@ -16,7 +16,7 @@ example.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sized
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy
 
@@ -29,21 +29,27 @@ def _positive_int(value: Any, what: str, owner: str) -> int:
     return int(value)
 
 
-class Sampler:
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Sampler(Generic[T_co]):
     """The base class of samplers: ``__iter__`` yields indices, ``__len__`` counts them.
+
+    ``Sampler[int]`` yields single indices, ``Sampler[list[int]]`` (a batch sampler)
+    yields one list of indices per batch.
 
     A subclass may also define ``epoch_indices()`` returning the whole epoch's indices as
     an integer array, drawn when called.
     """
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[T_co]:
         raise NotImplementedError(f"{type(self).__name__} must define __iter__()")
 
     def __len__(self) -> int:
         raise NotImplementedError(f"{type(self).__name__} must define __len__()")
 
 
-class _ArraySampler(Sampler):
+class _ArraySampler(Sampler[int]):
     """A sampler whose epoch is one array, drawn eagerly in ``__iter__``."""
 
     def epoch_indices(self) -> numpy.ndarray:
@@ -56,7 +62,7 @@ class _ArraySampler(Sampler):
 
 
 class SequentialSampler(_ArraySampler):
-    """Indices 0, 1, ..., N−1 in order, every epoch.
+    """Indices 0, 1, ..., N-1 in order, every epoch.
 
     Args:
         data_source: the dataset (only its length is used).
@@ -80,7 +86,7 @@ class SequentialSampler(_ArraySampler):
 class RandomSampler(_ArraySampler):
     """A fresh random order of the indices every epoch.
 
-    Without replacement each epoch is a permutation of 0..N−1 (every example exactly
+    Without replacement each epoch is a permutation of 0..N-1 (every example exactly
     once). With ``replacement=True``, ``num_samples`` indices are drawn uniformly.
 
     Args:
@@ -133,7 +139,7 @@ class RandomSampler(_ArraySampler):
         return numpy.concatenate(perms)[:count].astype(numpy.int64, copy=False)
 
 
-class BatchSampler(Sampler):
+class BatchSampler(Sampler[list[int]]):
     """Groups a sampler's indices into lists of ``batch_size``.
 
     Args:

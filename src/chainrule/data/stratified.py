@@ -25,7 +25,7 @@ from chainrule.data.sampler import Sampler, _positive_int
 from chainrule.random import Generator, resolve
 
 
-class StratifiedBatchSampler(Sampler):
+class StratifiedBatchSampler(Sampler[list[int]]):
     """Batches of indices in which every class keeps its share of the dataset.
 
     With n = ⌈N / batch_size⌉ batches per epoch, the guarantees are:
@@ -34,9 +34,10 @@ class StratifiedBatchSampler(Sampler):
     - batch sizes are ⌊N/n⌋ or ⌈N/n⌉, so at most ``batch_size`` and within one of each
       other (unlike ``BatchSampler``, whose last batch holds the remainder: evening out
       the sizes is what lets every batch hold every common class);
-    - a class with n_c examples has ⌊n_c/n⌋ or ⌈n_c/n⌉ of them in each batch, so each
-      batch keeps the dataset's class proportions to within one example, and every class
-      with at least n examples appears in every batch.
+    - a class with n_c examples has ⌊n_c/n⌋ or ⌈n_c/n⌉ of them in each batch: less than
+      one example away from its even share n_c/n, so each batch keeps the dataset's
+      class proportions, and every class with at least n examples appears in every
+      batch.
 
     With ``oversample_rare=True`` a class with fewer than n examples has its examples
     repeated (each ⌊n/n_c⌋ or ⌈n/n_c⌉ times, never twice in one batch) so that it too
@@ -45,7 +46,7 @@ class StratifiedBatchSampler(Sampler):
     more than once per epoch. This needs no more classes than ``batch_size``.
 
     With ``drop_last=True`` there are n = ⌊N / batch_size⌋ batches of exactly
-    ``batch_size``; the N − n·batch_size examples left out are chosen with the classes'
+    ``batch_size``; the N - n·batch_size examples left out are chosen with the classes'
     proportions (each class keeps ⌊⌉ of its share) and differ from epoch to epoch. The
     per-batch guarantees then hold for the examples kept.
 
@@ -165,7 +166,7 @@ def _batches_with_oversampling(counts: numpy.ndarray, batch_size: int) -> int:
     """The fewest batches n such that every class padded to n examples fits in n batches.
 
     The padded epoch holds Σ_c max(n_c, n) examples and must fit n·batch_size. The slack
-    n·batch_size − Σ_c max(n_c, n) never decreases as n grows (while there are at most
+    n·batch_size - Σ_c max(n_c, n) never decreases as n grows (while there are at most
     batch_size classes), so a bisection finds the smallest n.
     """
     counts = counts.astype(numpy.int64)

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001, RUF002  (math notation in docstrings is the house style)
 """``Normalize``: standardise inputs with statistics measured on the training set."""
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ ChannelAxis = int | tuple[int, ...] | None
 
 
 class Normalize:
-    """Per-channel standardisation, x̃ = (x − m) / max(σ, ε).
+    """Per-channel standardisation, x̃ = (x - m) / max(σ, ε).
 
     ``fit(x_train)`` measures, for each channel, the mean m and the standard deviation σ
     (the population one, dividing by the count) over every other axis: the examples and,
     for images, the pixels. Calling the transform then applies
-    (x − m) / max(σ, ε), always with the *training* statistics, so validation and test
+    (x - m) / max(σ, ε), always with the *training* statistics, so validation and test
     data are transformed exactly as the training data was. The floor ε keeps a constant
     channel (σ = 0) from dividing by zero: on the training set such a channel becomes 0.
 
@@ -85,7 +86,7 @@ class Normalize:
         return self
 
     def __call__(self, x: Any) -> Any:
-        """(x − m) / max(σ, ε), returning a Tensor for a Tensor and an array for an array.
+        """(x - m) / max(σ, ε), returning a Tensor for a Tensor and an array for an array.
 
         Integer inputs (e.g. uint8 pixels) give float32; float inputs keep their dtype.
         Differentiable when ``x`` is a Tensor that requires grad.
@@ -166,7 +167,9 @@ def _check_eps(eps: float) -> float:
     return float(eps)
 
 
-def _channel_axes(channel_axis: int | tuple[int, ...], ndim: int, shape: tuple[int, ...]) -> set[int]:
+def _channel_axes(
+    channel_axis: int | tuple[int, ...], ndim: int, shape: tuple[int, ...]
+) -> set[int]:
     axes = (channel_axis,) if isinstance(channel_axis, int) else tuple(channel_axis)
     result = set()
     for a in axes:

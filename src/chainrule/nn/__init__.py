@@ -1,1 +1,84 @@
-"""Being written (placeholder until its issue lands)."""
+"""``chainrule.nn``: modules with fused gradients, graphs of modules, losses and init.
+
+The PyTorch surface users know::
+
+    from chainrule import nn
+    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.2),
+                          nn.Linear(256, 10))
+    loss = nn.CrossEntropyLoss()(model(x), y)
+    loss.backward()
+
+Layers whose backward has a closed form (Linear, the losses, Dropout, Duplicate, Add,
+Max…) run as one fused ``Function`` each (``nn.fused``, ``nn.fused_loss``), with the
+formula in its docstring. ``nn.Graph`` wires modules into any DAG by name.
+"""
+
+from chainrule.nn import functional, init
+from chainrule.nn.activation import (
+    ELU,
+    GELU,
+    LeakyReLU,
+    LogSoftmax,
+    ReLU,
+    Sigmoid,
+    SiLU,
+    Softmax,
+    Softplus,
+    Tanh,
+)
+from chainrule.nn.containers import ModuleDict, ModuleList, Sequential
+from chainrule.nn.dropout import Add, Dropout, Duplicate, Max
+from chainrule.nn.graph import Edge, Graph
+from chainrule.nn.linear import Embedding, Flatten, Identity, Linear
+from chainrule.nn.loss import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    HuberLoss,
+    L1Loss,
+    MSELoss,
+    NLLLoss,
+    SmoothL1Loss,
+)
+from chainrule.nn.module import IncompatibleKeys, Module, RemovableHandle
+from chainrule.nn.parameter import Parameter
+
+__all__ = [
+    "ELU",
+    "GELU",
+    "Add",
+    "BCELoss",
+    "BCEWithLogitsLoss",
+    "CrossEntropyLoss",
+    "Dropout",
+    "Duplicate",
+    "Edge",
+    "Embedding",
+    "Flatten",
+    "Graph",
+    "HuberLoss",
+    "Identity",
+    "IncompatibleKeys",
+    "L1Loss",
+    "LeakyReLU",
+    "Linear",
+    "LogSoftmax",
+    "MSELoss",
+    "Max",
+    "Module",
+    "ModuleDict",
+    "ModuleList",
+    "NLLLoss",
+    "Parameter",
+    "ReLU",
+    "RemovableHandle",
+    "SiLU",
+    "Sequential",
+    "Sigmoid",
+    "SmoothL1Loss",
+    "Softmax",
+    "Softplus",
+    "Tanh",
+    "functional",
+    "init",
+]

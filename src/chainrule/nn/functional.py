@@ -1,3 +1,4 @@
+# ruff: noqa: RUF002  (math notation in docstrings is the house style)
 """``chainrule.nn.functional``: the stateless forms of the modules and losses.
 
 Each function checks its arguments and calls one fused Function (``nn.fused``,
@@ -50,13 +51,16 @@ def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
         input (…, in), weight (out, in), bias (out,) → (…, out).
     """
     if input.shape[-1:] != weight.shape[1:]:
-        raise ShapeError(f"linear: input of shape {input.shape} does not fit weight of shape "
-                         f"{weight.shape}: the input's last dim must be {weight.shape[1]}")
+        raise ShapeError(
+            f"linear: input of shape {input.shape} does not fit weight of shape "
+            f"{weight.shape}: the input's last dim must be {weight.shape[1]}"
+        )
     return LinearFunction.apply(input, weight, bias)
 
 
-def dropout(input: Tensor, p: float = 0.5, training: bool = True,
-            generator: Generator | None = None) -> Tensor:
+def dropout(
+    input: Tensor, p: float = 0.5, training: bool = True, generator: Generator | None = None
+) -> Tensor:
     """Inverted dropout: zero each element with probability ``p`` and scale the rest by
     1/(1 − p); the identity when not ``training`` or ``p == 0``. The mask is drawn from
     ``generator`` (the seeded default when None).
@@ -74,7 +78,7 @@ def duplicate(input: Tensor, n: int = 2) -> tuple[Tensor, ...]:
         raise ValueError(f"duplicate needs n >= 1, got {n}")
     if n == 1:
         return (input,)
-    return DuplicateFunction.apply(input, int(n))  # type: ignore[no-any-return]
+    return DuplicateFunction.apply(input, int(n))
 
 
 def add(*inputs: Tensor) -> Tensor:
@@ -171,21 +175,31 @@ def _class_weight(weight: Any, n_classes: int, dtype: Any, loss: str) -> Any:
     if w is None:
         return None
     if w.shape != (n_classes,):
-        raise ShapeError(f"{loss}: weight must have one entry per class, shape "
-                         f"({n_classes},), got {tuple(w.shape)}")
+        raise ShapeError(
+            f"{loss}: weight must have one entry per class, shape "
+            f"({n_classes},), got {tuple(w.shape)}"
+        )
     return w.astype(dtype, copy=False)
 
 
 def _check_class_target(input: Tensor, target: Any, loss: str) -> None:
     expected = input.shape[:1] + input.shape[2:] if input.ndim > 1 else ()
     if tuple(target.shape) != expected:
-        raise ShapeError(f"{loss}: input of shape {input.shape} (classes along dim "
-                         f"{1 if input.ndim > 1 else 0}) needs a target of shape {expected}, "
-                         f"got {tuple(target.shape)}")
+        raise ShapeError(
+            f"{loss}: input of shape {input.shape} (classes along dim "
+            f"{1 if input.ndim > 1 else 0}) needs a target of shape {expected}, "
+            f"got {tuple(target.shape)}"
+        )
 
 
-def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100,
-                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+def cross_entropy(
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
+) -> Tensor:
     """Cross-entropy of logits ``input`` against class indices or class probabilities,
     as one fused op (log-softmax and NLL inside; gradient (softmax − one-hot)/N).
 
@@ -201,22 +215,26 @@ def cross_entropy(input: Tensor, target: Any, weight: Any = None, ignore_index: 
     """
     _check_reduction(reduction, "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], "
-                         f"got {label_smoothing}")
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     n_classes = input.shape[1] if input.ndim > 1 else input.shape[0]
     w = _class_weight(weight, n_classes, input.dtype, "cross_entropy")
-    if isinstance(target, Tensor) and target.dtype.kind == "f" or (
-            not isinstance(target, Tensor) and xp.asarray(target).dtype.kind == "f"):
-        return SoftCrossEntropyFunction.apply(input, target, w, reduction,
-                                              float(label_smoothing))
+    target_dtype = target.dtype if isinstance(target, Tensor) else xp.asarray(target).dtype
+    if target_dtype.kind == "f":
+        return SoftCrossEntropyFunction.apply(input, target, w, reduction, float(label_smoothing))
     t = _array(target)
     _check_class_target(input, t, "cross_entropy")
-    return CrossEntropyFunction.apply(input, t, w, int(ignore_index), reduction,
-                                      float(label_smoothing))
+    return CrossEntropyFunction.apply(
+        input, t, w, int(ignore_index), reduction, float(label_smoothing)
+    )
 
 
-def nll_loss(input: Tensor, target: Any, weight: Any = None, ignore_index: int = -100,
-             reduction: str = "mean") -> Tensor:
+def nll_loss(
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
     """Negative log-likelihood of log-probabilities ``input`` (from ``log_softmax``) at
     the target classes. Same shapes and arguments as ``cross_entropy``.
     """
@@ -231,8 +249,10 @@ def nll_loss(input: Tensor, target: Any, weight: Any = None, ignore_index: int =
 def _check_same_shape(input: Tensor, target: Any, loss: str) -> None:
     target_shape = target.shape if isinstance(target, Tensor) else xp.shape(target)
     if tuple(target_shape) != input.shape:
-        raise ShapeError(f"{loss}: input has shape {input.shape} but target has "
-                         f"{tuple(target_shape)}; they must match")
+        raise ShapeError(
+            f"{loss}: input has shape {input.shape} but target has "
+            f"{tuple(target_shape)}; they must match"
+        )
 
 
 def _float_target(target: Any, input: Tensor) -> Any:
@@ -255,8 +275,7 @@ def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     return L1Function.apply(input, _float_target(target, input), reduction)
 
 
-def huber_loss(input: Tensor, target: Any, reduction: str = "mean",
-               delta: float = 1.0) -> Tensor:
+def huber_loss(input: Tensor, target: Any, reduction: str = "mean", delta: float = 1.0) -> Tensor:
     """½d² where |d| ≤ δ, else δ(|d| − ½δ), d = x − y."""
     _check_reduction(reduction, "huber_loss")
     _check_same_shape(input, target, "huber_loss")
@@ -265,8 +284,9 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean",
     return HuberFunction.apply(input, _float_target(target, input), float(delta), reduction)
 
 
-def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean",
-                   beta: float = 1.0) -> Tensor:
+def smooth_l1_loss(
+    input: Tensor, target: Any, reduction: str = "mean", beta: float = 1.0
+) -> Tensor:
     """½d²/β where |d| < β, else |d| − ½β: Huber's loss with δ = β, divided by β."""
     if beta <= 0:
         raise ValueError(f"smooth_l1_loss: beta must be positive, got {beta}")
@@ -274,9 +294,9 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean",
     return loss if beta == 1.0 else loss / beta
 
 
-def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = None,
-                                     reduction: str = "mean",
-                                     pos_weight: Any = None) -> Tensor:
+def binary_cross_entropy_with_logits(
+    input: Tensor, target: Any, weight: Any = None, reduction: str = "mean", pos_weight: Any = None
+) -> Tensor:
     """Binary cross-entropy on logits, stable for any logit (no sigmoid overflow).
 
     Args:
@@ -286,12 +306,14 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Any, weight: Any = N
     """
     _check_reduction(reduction, "binary_cross_entropy_with_logits")
     _check_same_shape(input, target, "binary_cross_entropy_with_logits")
-    return BCEWithLogitsFunction.apply(input, _float_target(target, input), _array(weight),
-                                       _array(pos_weight), reduction)
+    return BCEWithLogitsFunction.apply(
+        input, _float_target(target, input), _array(weight), _array(pos_weight), reduction
+    )
 
 
-def binary_cross_entropy(input: Tensor, target: Any, weight: Any = None,
-                         reduction: str = "mean") -> Tensor:
+def binary_cross_entropy(
+    input: Tensor, target: Any, weight: Any = None, reduction: str = "mean"
+) -> Tensor:
     """Binary cross-entropy on probabilities in [0, 1] (logs clamped at −100). Prefer
     ``binary_cross_entropy_with_logits`` on logits: it is stable where this is not.
     """

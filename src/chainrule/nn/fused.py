@@ -1,3 +1,4 @@
+# ruff: noqa: RUF002, RUF003  (math notation in docstrings is the house style)
 """The layers' own Functions: each backward is the closed-form formula, not a chain of
 elementary ops (the lecture's reason to have modules at all).
 
@@ -107,8 +108,10 @@ class MaxNFunction(Function):
         for w in winners[1:]:
             count = count + w
         share = g / count
-        return tuple(share * w if need else None
-                     for w, need in zip(winners, ctx.needs_input_grad))
+        return tuple(
+            share * w if need else None
+            for w, need in zip(winners, ctx.needs_input_grad, strict=True)
+        )
 
 
 class DropoutFunction(Function):
@@ -225,8 +228,34 @@ def _erf(x: Any) -> Any:
     except ImportError:
         z = xp.abs(x)
         t = 1.0 / (1.0 + 0.5 * z)
-        poly = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (
-            0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (
-                1.48851587 + t * (-0.82215223 + t * 0.17087277))))))))
+        poly = (
+            -z * z
+            - 1.26551223
+            + t
+            * (
+                1.00002368
+                + t
+                * (
+                    0.37409196
+                    + t
+                    * (
+                        0.09678418
+                        + t
+                        * (
+                            -0.18628806
+                            + t
+                            * (
+                                0.27886807
+                                + t
+                                * (
+                                    -1.13520398
+                                    + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))
+                                )
+                            )
+                        )
+                    )
+                )
+            )
+        )
         return xp.sign(x) * (1.0 - t * xp.exp(poly))
     return erf(x).astype(x.dtype, copy=False)

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF002, RUF003  (math notation in docstrings is the house style)
 """The losses' Functions, each one fused op with its closed-form gradient.
 
 Notation: N rows (batch elements, spatial positions flattened in), C classes, p = softmax
@@ -43,21 +44,26 @@ def _log_softmax_rows(x: Any) -> tuple[Any, Any]:
     return shifted, e
 
 
-def _targets(t: Any, n_classes: int, ignore_index: int, dtype: Any,
-             weight: Any) -> tuple[Any, Any, Any]:
+def _targets(
+    t: Any, n_classes: int, ignore_index: int, dtype: Any, weight: Any
+) -> tuple[Any, Any, Any]:
     """(t with ignored rows pointed at class 0, m, w_t · m) for flat targets ``t``."""
     t = t.reshape(-1)
     if t.dtype.kind not in "iu":
-        raise TypeError(f"class targets must be integers, got dtype {t.dtype}; pass class "
-                        f"indices (e.g. labels.long()) or float probabilities of the "
-                        f"input's shape")
+        raise TypeError(
+            f"class targets must be integers, got dtype {t.dtype}; pass class "
+            f"indices (e.g. labels.long()) or float probabilities of the "
+            f"input's shape"
+        )
     mask = t != ignore_index
     safe = xp.where(mask, t, 0)
     if safe.size and (int(safe.min()) < 0 or int(safe.max()) >= n_classes):
         bad = safe[(safe < 0) | (safe >= n_classes)][0]
-        raise IndexError(f"target class {int(bad)} is out of range for {n_classes} classes "
-                         f"(targets must lie in [0, {n_classes - 1}] or equal ignore_index="
-                         f"{ignore_index})")
+        raise IndexError(
+            f"target class {int(bad)} is out of range for {n_classes} classes "
+            f"(targets must lie in [0, {n_classes - 1}] or equal ignore_index="
+            f"{ignore_index})"
+        )
     wt = mask.astype(dtype) if weight is None else weight[safe] * mask
     return safe, mask, wt
 
@@ -89,8 +95,15 @@ class CrossEntropyFunction(Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, x: Any, target: Any, weight: Any, ignore_index: int,
-                reduction: str, smoothing: float) -> Any:
+    def forward(
+        ctx: Any,
+        x: Any,
+        target: Any,
+        weight: Any,
+        ignore_index: int,
+        reduction: str,
+        smoothing: float,
+    ) -> Any:
         rows = _rows(x)
         n, c = rows.shape
         logp, p = _log_softmax_rows(rows)
@@ -136,11 +149,12 @@ class SoftCrossEntropyFunction(Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, x: Any, q: Any, weight: Any, reduction: str,
-                smoothing: float) -> Any:
+    def forward(ctx: Any, x: Any, q: Any, weight: Any, reduction: str, smoothing: float) -> Any:
         if q.shape != x.shape:
-            raise ShapeError(f"cross_entropy with probability targets: target shape "
-                             f"{tuple(q.shape)} must equal the input shape {tuple(x.shape)}")
+            raise ShapeError(
+                f"cross_entropy with probability targets: target shape "
+                f"{tuple(q.shape)} must equal the input shape {tuple(x.shape)}"
+            )
         rows, q_rows = _rows(x), _rows(q)
         n, c = rows.shape
         logp, p = _log_softmax_rows(rows)
@@ -173,8 +187,9 @@ class NLLFunction(Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, y: Any, target: Any, weight: Any, ignore_index: int,
-                reduction: str) -> Any:
+    def forward(
+        ctx: Any, y: Any, target: Any, weight: Any, ignore_index: int, reduction: str
+    ) -> Any:
         rows = _rows(y)
         n, c = rows.shape
         safe, _, wt = _targets(target, c, ignore_index, y.dtype, weight)
@@ -182,7 +197,11 @@ class NLLFunction(Function):
         denominator = wt.sum()
         ctx.save_for_backward(safe, wt)
         ctx.reduction, ctx.denominator, ctx.in_shape, ctx.rows_shape = (
-            reduction, denominator, y.shape, rows.shape)
+            reduction,
+            denominator,
+            y.shape,
+            rows.shape,
+        )
         out_shape = y.shape[:1] + y.shape[2:] if y.ndim > 1 else ()
         return _reduce(per_row, reduction, denominator, out_shape)
 
@@ -246,8 +265,7 @@ class HuberFunction(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any, None, None]:
         (diff,) = ctx.saved_tensors
-        dx = xp.clip(diff, -ctx.delta, ctx.delta) * _elementwise_scale(
-            g, ctx.reduction, diff.size)
+        dx = xp.clip(diff, -ctx.delta, ctx.delta) * _elementwise_scale(g, ctx.reduction, diff.size)
         return dx, (-dx if ctx.needs_input_grad[1] else None), None, None
 
 
@@ -262,8 +280,7 @@ class BCEWithLogitsFunction(Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, x: Any, y: Any, weight: Any, pos_weight: Any,
-                reduction: str) -> Any:
+    def forward(ctx: Any, x: Any, y: Any, weight: Any, pos_weight: Any, reduction: str) -> Any:
         softplus_neg = xp.maximum(-x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
         lw = 1.0 if pos_weight is None else 1.0 + (pos_weight - 1.0) * y
         per = (1.0 - y) * x + lw * softplus_neg
@@ -316,8 +333,7 @@ class BCEFunction(Function):
         scale = _elementwise_scale(g, ctx.reduction, int(xp.prod(size)))
         if ctx.weight is not None:
             scale = scale * ctx.weight
-        dx = scale * (x - y) / xp.maximum(x * (1.0 - x), 1e-12) \
-            if ctx.needs_input_grad[0] else None
+        dx = scale * (x - y) / xp.maximum(x * (1.0 - x), 1e-12) if ctx.needs_input_grad[0] else None
         dy = scale * (log_1mx - log_x) if ctx.needs_input_grad[1] else None
         return dx, dy, None, None
 

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF002  (math notation in docstrings is the house style)
 """``chainrule.nn.init``: fill parameters in place, from the seeded generator.
 
 Every function writes into ``tensor`` without recording a graph, bumps its version
@@ -46,16 +47,19 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
         slope = 0.01 if param is None else float(param)
         return math.sqrt(2.0 / (1.0 + slope * slope))
     if nonlinearity not in _GAINS:
-        raise ValueError(f"calculate_gain: unknown nonlinearity {nonlinearity!r}; known: "
-                         f"{sorted([*_GAINS, 'leaky_relu'])}")
+        raise ValueError(
+            f"calculate_gain: unknown nonlinearity {nonlinearity!r}; known: "
+            f"{sorted([*_GAINS, 'leaky_relu'])}"
+        )
     return _GAINS[nonlinearity]
 
 
 def calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight of shape (out, in, *kernel)."""
     if tensor.ndim < 2:
-        raise ValueError(f"fan in and fan out need a tensor with at least 2 dims, got shape "
-                         f"{tensor.shape}")
+        raise ValueError(
+            f"fan in and fan out need a tensor with at least 2 dims, got shape {tensor.shape}"
+        )
     receptive = math.prod(tensor.shape[2:])
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
 
@@ -75,15 +79,17 @@ def _write(tensor: Tensor, values: Any) -> Tensor:
     return tensor
 
 
-def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0,
-             generator: Generator | None = None) -> Tensor:
+def uniform_(
+    tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Generator | None = None
+) -> Tensor:
     """Fill with draws from U(a, b)."""
     draw = resolve(generator).random(tensor.shape, tensor.dtype)
     return _write(tensor, draw * (b - a) + a)
 
 
-def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0,
-            generator: Generator | None = None) -> Tensor:
+def normal_(
+    tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: Generator | None = None
+) -> Tensor:
     """Fill with draws from N(mean, std²)."""
     draw = resolve(generator).standard_normal(tensor.shape, tensor.dtype)
     return _write(tensor, draw * std + mean)
@@ -101,24 +107,28 @@ def ones_(tensor: Tensor) -> Tensor:
     return _write(tensor, 1)
 
 
-def xavier_uniform_(tensor: Tensor, gain: float = 1.0,
-                    generator: Generator | None = None) -> Tensor:
+def xavier_uniform_(
+    tensor: Tensor, gain: float = 1.0, generator: Generator | None = None
+) -> Tensor:
     """U(−a, a) with a = gain · √(6 / (fan_in + fan_out)): variance gain² · 2/(fan_in + fan_out)."""
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -bound, bound, generator)
 
 
-def xavier_normal_(tensor: Tensor, gain: float = 1.0,
-                   generator: Generator | None = None) -> Tensor:
+def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: Generator | None = None) -> Tensor:
     """N(0, σ²) with σ = gain · √(2 / (fan_in + fan_out))."""
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
 
 
-def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
-                     nonlinearity: str = "leaky_relu",
-                     generator: Generator | None = None) -> Tensor:
+def kaiming_uniform_(
+    tensor: Tensor,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: Generator | None = None,
+) -> Tensor:
     """U(−b, b) with b = gain · √(3 / fan): variance gain² / fan (He et al., 2015).
 
     Args:
@@ -132,9 +142,13 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
     return uniform_(tensor, -bound, bound, generator)
 
 
-def kaiming_normal_(tensor: Tensor, a: float = 0.0, mode: str = "fan_in",
-                    nonlinearity: str = "leaky_relu",
-                    generator: Generator | None = None) -> Tensor:
+def kaiming_normal_(
+    tensor: Tensor,
+    a: float = 0.0,
+    mode: str = "fan_in",
+    nonlinearity: str = "leaky_relu",
+    generator: Generator | None = None,
+) -> Tensor:
     """N(0, σ²) with σ = gain / √fan; for ReLU, σ² = 2 / fan_in (He et al., 2015).
 
     Args: as ``kaiming_uniform_``.

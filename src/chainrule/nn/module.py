@@ -177,8 +177,10 @@ class Module:
         """Register ``param`` (or None, a declared but absent parameter) under ``name``."""
         _check_name(self, name)
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError(f"register_parameter({name!r}): expected a Parameter or None, "
-                            f"got {type(param).__name__}")
+            raise TypeError(
+                f"register_parameter({name!r}): expected a Parameter or None, "
+                f"got {type(param).__name__}"
+            )
         self._parameters[name] = param
         object.__setattr__(self, name, param)
 
@@ -188,8 +190,9 @@ class Module:
         """
         _check_name(self, name)
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError(f"register_buffer({name!r}): expected a Tensor or None, "
-                            f"got {type(tensor).__name__}")
+            raise TypeError(
+                f"register_buffer({name!r}): expected a Tensor or None, got {type(tensor).__name__}"
+            )
         self._buffers[name] = tensor
         if persistent:
             self._non_persistent.discard(name)
@@ -203,8 +206,7 @@ class Module:
         """
         _check_name(self, name)
         if module is not None and not isinstance(module, Module):
-            raise TypeError(f"add_module({name!r}): expected a Module, got "
-                            f"{type(module).__name__}")
+            raise TypeError(f"add_module({name!r}): expected a Module, got {type(module).__name__}")
         self._modules[name] = module
 
     register_module = add_module
@@ -242,8 +244,9 @@ class Module:
         for _, module in self.named_children():
             yield module
 
-    def named_parameters(self, prefix: str = "",
-                         recurse: bool = True) -> Iterator[tuple[str, Parameter]]:
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True
+    ) -> Iterator[tuple[str, Parameter]]:
         """Each parameter once (a shared one under its first name), with its dotted name."""
         seen: set[int] = set()
         tree = self.named_modules(prefix) if recurse else iter([(prefix, self)])
@@ -258,8 +261,7 @@ class Module:
         for _, param in self.named_parameters(recurse=recurse):
             yield param
 
-    def named_buffers(self, prefix: str = "",
-                      recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
+    def named_buffers(self, prefix: str = "", recurse: bool = True) -> Iterator[tuple[str, Tensor]]:
         tree = self.named_modules(prefix) if recurse else iter([(prefix, self)])
         for module_name, module in tree:
             for name, buf in module._buffers.items():
@@ -276,8 +278,9 @@ class Module:
         for part in target.split(".") if target else []:
             child = module._modules.get(part)
             if child is None:
-                raise AttributeError(f"{type(module).__name__} has no sub-module {part!r} "
-                                     f"(looking up {target!r})")
+                raise AttributeError(
+                    f"{type(module).__name__} has no sub-module {part!r} (looking up {target!r})"
+                )
             module = child
         return module
 
@@ -386,12 +389,14 @@ class Module:
             if key in state_dict:
                 shape = tuple(_array_of(state_dict[key]).shape)
                 if shape != target.shape:
-                    mismatched.append(f"{key}: the model has {target.shape}, the state "
-                                      f"dict has {shape}")
+                    mismatched.append(
+                        f"{key}: the model has {target.shape}, the state dict has {shape}"
+                    )
         if mismatched:
             raise ShapeError(
                 f"load_state_dict into {type(self).__name__}: wrong shapes for "
-                f"{len(mismatched)} key(s):\n  " + "\n  ".join(mismatched)
+                f"{len(mismatched)} key(s):\n  "
+                + "\n  ".join(mismatched)
                 + "\nWas the state dict saved from a model with other layer sizes?"
             )
         if strict and (missing or unexpected):
@@ -399,8 +404,7 @@ class Module:
             if missing:
                 lines.append(f"missing keys (in the model, not in the state dict): {missing}")
             if unexpected:
-                lines.append(f"unexpected keys (in the state dict, not in the model): "
-                             f"{unexpected}")
+                lines.append(f"unexpected keys (in the state dict, not in the model): {unexpected}")
             raise KeyError(
                 f"load_state_dict into {type(self).__name__} (strict=True):\n  "
                 + "\n  ".join(lines)
@@ -442,8 +446,10 @@ class Module:
 
 def _check_name(module: Module, name: str) -> None:
     if not isinstance(name, str) or not name or "." in name:
-        raise KeyError(f"{type(module).__name__}: a parameter, buffer or module name must be "
-                       f"a non-empty string without '.', got {name!r}")
+        raise KeyError(
+            f"{type(module).__name__}: a parameter, buffer or module name must be "
+            f"a non-empty string without '.', got {name!r}"
+        )
 
 
 def _array_of(value: Any) -> Any:

@@ -53,18 +53,30 @@ from chainrule.tensor import MaxResult, Tensor, _index
 Dim = int | Sequence[int] | None
 
 
+def _dim(dim: int, n: int, op: str, shape: tuple[int, ...]) -> int:
+    """``dim`` checked against ``n`` positions (-n ≤ dim < n) and made non-negative.
+
+    ``n`` is usually the tensor's ndim; ops that insert an axis (unsqueeze, stack) have
+    one more position. A 0-d tensor still accepts dim 0 and -1, as in PyTorch.
+    """
+    n = builtins.max(n, 1)
+    if not -n <= dim < n:
+        raise IndexError(
+            f"{op}: dim {dim} is out of range for a tensor of shape {tuple(shape)} "
+            f"(expected a dim in [{-n}, {n - 1}])"
+        )
+    return dim % n
+
+
 def _axes(x: Tensor, dim: Dim, op: str) -> tuple[int, ...] | None:
     """Normalise ``dim`` (None, an int or a sequence) to sorted non-negative axes."""
     if dim is None:
         return None
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    nd = x.ndim
-    out = []
-    for d in dims:
-        if not -builtins.max(nd, 1) <= d < builtins.max(nd, 1):
-            raise IndexError(f"{op}: dim {d} is out of range for a tensor of shape {x.shape}")
-        out.append(d % nd if nd else 0)
-    return tuple(sorted(set(out)))
+    out = [_dim(d, x.ndim, op, x.shape) if x.ndim else 0 for d in dims]
+    if len(set(out)) != len(out):
+        raise ShapeError(f"{op}: dim {dims} names the same dim more than once")
+    return tuple(sorted(out))
 
 
 def _axis(x: Tensor, dim: int, op: str) -> int:
@@ -263,13 +275,16 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     if x.ndim == 0:
         return reshape(x, 1)
-    start, end = start_dim % x.ndim, end_dim % x.ndim
+    start = _dim(start_dim, x.ndim, "flatten", x.shape)
+    end = _dim(end_dim, x.ndim, "flatten", x.shape)
+    if start > end:
+        raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     merged = int(xp.prod(x.shape[start : end + 1]))
     return reshape(x, (*x.shape[:start], merged, *x.shape[end + 1 :]))
 
 
 def unsqueeze(x: Tensor, dim: int) -> Tensor:
-    d = dim % (x.ndim + 1)
+    d = _dim(dim, x.ndim + 1, "unsqueeze", x.shape)
     return reshape(x, (*x.shape[:d], 1, *x.shape[d:]))
 
 
@@ -285,9 +300,10 @@ def squeeze(x: Tensor, dim: int | None = None) -> Tensor:
 def permute(x: Tensor, *dims: Any) -> Tensor:
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
-    if sorted(d % builtins.max(x.ndim, 1) for d in dims) != list(range(x.ndim)):
+    axes = tuple(_dim(d, x.ndim, "permute", x.shape) for d in dims)
+    if sorted(axes) != list(range(x.ndim)):
         raise ShapeError(f"permute: {dims} is not a permutation of the {x.ndim} dims of {x.shape}")
-    return Permute.apply(x, tuple(d % x.ndim for d in dims))
+    return Permute.apply(x, axes)
 
 
 def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
@@ -354,7 +370,7 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
                 f"stack: tensor {i} has shape {t.shape} but tensor 0 has {tensors[0].shape}; "
                 f"all must match"
             )
-    return Stack.apply(dim % (tensors[0].ndim + 1), *tensors)
+    return Stack.apply(_dim(dim, tensors[0].ndim + 1, "stack", tensors[0].shape), *tensors)
 
 
 def cast(x: Tensor, dtype: Any) -> Tensor:

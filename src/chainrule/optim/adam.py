@@ -63,8 +63,8 @@ class Adam(Optimizer):
         >>> opt = cr.optim.Adam([w], lr=0.1)
         >>> (w * w).sum().backward()
         >>> opt.step()
-        >>> w
-        tensor([ 0.9, -1.9], requires_grad=True)
+        >>> [round(v, 6) for v in w.tolist()]
+        [0.9, -1.9]
     """
 
     _decoupled = False

@@ -55,8 +55,8 @@ class RMSprop(Optimizer):
         >>> opt = cr.optim.RMSprop([w], lr=0.01)
         >>> (w * w).sum().backward()
         >>> opt.step()
-        >>> w
-        tensor([ 0.9, -1.9], requires_grad=True)
+        >>> [round(v, 6) for v in w.tolist()]
+        [0.9, -1.9]
     """
 
     def __init__(

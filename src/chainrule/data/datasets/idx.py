@@ -124,6 +124,5 @@ def _read_bytes(path: Path) -> bytes:
         return gzip.decompress(raw)
     except (EOFError, OSError, zlib.error) as err:
         raise IDXFormatError(
-            f"{path}: the gzip stream is damaged or truncated ({err}); download the file "
-            f"again"
+            f"{path}: the gzip stream is damaged or truncated ({err}); download the file again"
         ) from err

@@ -26,9 +26,12 @@ class ImageArrayDataset(Dataset):
         targets: the labels, shape (N,).
         classes: the name of each label.
         scale: the largest pixel value (255 for bytes).
-        transform: applied to x of each example (and to each batch's x, see
-            ``get_batch``).
-        target_transform: applied to y of each example.
+        transform: applied to the x of each example, shape (1, H, W) (PyTorch's
+            meaning). With one set, batches are built example by example.
+        target_transform: applied to the y of each example.
+        batch_transform: applied to the x of a whole batch, shape (B, 1, H, W), so
+            batches keep the one-fancy-index fast path; e.g. a fitted ``Normalize``. A
+            single example ``dataset[i]`` gets it as a batch of one.
 
     Attributes:
         data: the images as stored (NumPy, host memory).
@@ -42,8 +45,9 @@ class ImageArrayDataset(Dataset):
         targets: numpy.ndarray,
         classes: list[str],
         scale: float,
-        transform: Callable[[Tensor], Any] | None = None,
+        transform: Callable[[Any], Any] | None = None,
         target_transform: Callable[[int], Any] | None = None,
+        batch_transform: Callable[[Any], Any] | None = None,
     ) -> None:
         if data.ndim != 3 or targets.ndim != 1 or len(data) != len(targets):
             raise ValueError(
@@ -56,6 +60,7 @@ class ImageArrayDataset(Dataset):
         self.scale = float(scale)
         self.transform = transform
         self.target_transform = target_transform
+        self.batch_transform = batch_transform
 
     def __len__(self) -> int:
         return int(self.data.shape[0])
@@ -65,7 +70,8 @@ class ImageArrayDataset(Dataset):
         images = self.data[index].astype(numpy.float32) / numpy.float32(self.scale)
         return xp.asarray(numpy.expand_dims(images, -3))
 
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
+    def _example(self, index: int) -> tuple[Any, Any]:
+        """Example ``index`` with the per-example transforms applied."""
         x: Any = Tensor._wrap(self._images(int(index)), False, None, 0)
         y: Any = int(self.targets[index])
         if self.transform is not None:
@@ -74,20 +80,25 @@ class ImageArrayDataset(Dataset):
             y = self.target_transform(y)
         return x, y
 
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        x, y = self._example(index)
+        if self.batch_transform is not None:
+            x = self.batch_transform(x.unsqueeze(0))[0]
+        return x, y
+
     def get_batch(self, indices: Any) -> Any:
         """The examples at ``indices`` (an integer array) as ``(x (B, 1, H, W), y (B,))``.
 
-        Without a ``target_transform`` the batch is taken with one fancy-index and
-        ``transform`` (if any) is applied once to the batch's x, so it must accept a
-        batch (``Normalize`` does). With a ``target_transform`` the examples are fetched
-        one by one and collated.
+        Without per-example transforms this is one fancy-index per array; then
+        ``batch_transform`` (if any) is applied to x.
         """
-        if self.target_transform is not None:
-            return default_collate([self[int(i)] for i in indices])
-        x: Any = Tensor._wrap(self._images(indices), False, None, 0)
-        y = Tensor._wrap(xp.asarray(self.targets[indices]), False, None, 0)
-        if self.transform is not None:
-            x = self.transform(x)
+        if self.transform is not None or self.target_transform is not None:
+            x, y = default_collate([self._example(int(i)) for i in indices])
+        else:
+            x = Tensor._wrap(self._images(indices), False, None, 0)
+            y = Tensor._wrap(xp.asarray(self.targets[indices]), False, None, 0)
+        if self.batch_transform is not None:
+            x = self.batch_transform(x)
         return x, y
 
     def arrays(self) -> tuple[numpy.ndarray, numpy.ndarray]:

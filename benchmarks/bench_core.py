@@ -1,0 +1,233 @@
+"""Core benchmark (issue: Tensor and autograd): per-op overhead and one MLP training step.
+
+    python benchmarks/bench_core.py            # prints medians and ratios, writes JSON
+
+Workloads, each written three times with the same math (chainrule, PyTorch eager on the
+CPU, and raw NumPy with the backward pass written by hand):
+
+- ``chain200``: a chain of 200 tiny elementwise ops (×0.9, +c, tanh, −0.1 repeated on a
+  16-element float32 vector), forward and backward. Per-op time = total / 200.
+- ``mlp_B``: one SGD step of an MLP 784-512-256-10 (ReLU, log-softmax + NLL from core ops,
+  update by hand), float32, batch B in 32, 128, 1024.
+
+Targets: chainrule's per-op time at most half of PyTorch's; the MLP step at most 1.15×
+raw NumPy at batch 32 and 128 and no slower than PyTorch at 1024.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness  # noqa: E402
+
+SIZES = (784, 512, 256, 10)
+BATCHES = (32, 128, 1024)
+CHAIN_LEN = 200  # 50 repetitions of the four ops
+LR = 0.01
+
+
+def _data(batch: int) -> tuple[Any, Any, list[Any]]:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, SIZES[0])).astype(np.float32)
+    y = rng.integers(0, SIZES[-1], batch)
+    params = []
+    for fan_in, fan_out in zip(SIZES[:-1], SIZES[1:]):
+        params.append((rng.standard_normal((fan_in, fan_out)) * np.sqrt(2 / fan_in))
+                      .astype(np.float32))
+        params.append(np.zeros(fan_out, np.float32))
+    return x, y, params
+
+
+# ---------------------------------------------------------------------------- chainrule
+def chainrule_tasks() -> dict[str, harness.Task]:
+    import chainrule as cr
+
+    def chain() -> Callable[[], None]:
+        x = cr.randn(16, requires_grad=True)
+        c = cr.randn(16)
+
+        def step() -> None:
+            h = x
+            for _ in range(CHAIN_LEN // 4):
+                h = (h * 0.9 + c).tanh() - 0.1
+            h.sum().backward()
+            x.grad = None
+
+        return step
+
+    def mlp(batch: int) -> harness.Task:
+        def build() -> Callable[[], None]:
+            xn, yn, pn = _data(batch)
+            x, rows, y = cr.tensor(xn), cr.arange(batch), cr.tensor(yn)
+            w1, b1, w2, b2, w3, b3 = (cr.tensor(p, requires_grad=True) for p in pn)
+            params = (w1, b1, w2, b2, w3, b3)
+
+            def step() -> None:
+                logits = ((x @ w1 + b1).relu() @ w2 + b2).relu() @ w3 + b3
+                loss = -logits.log_softmax(dim=1)[rows, y].mean()
+                loss.backward()
+                with cr.no_grad():
+                    for p in params:
+                        p -= LR * p.grad
+                        p.grad = None
+
+            return step
+
+        return build
+
+    tasks: dict[str, harness.Task] = {"chain200": chain}
+    tasks.update({f"mlp_{b}": mlp(b) for b in BATCHES})
+    return tasks
+
+
+# ------------------------------------------------------------------------------- torch
+def torch_tasks() -> dict[str, harness.Task]:
+    import torch
+
+    def chain() -> Callable[[], None]:
+        x = torch.randn(16, requires_grad=True)
+        c = torch.randn(16)
+
+        def step() -> None:
+            h = x
+            for _ in range(CHAIN_LEN // 4):
+                h = (h * 0.9 + c).tanh() - 0.1
+            h.sum().backward()
+            x.grad = None
+
+        return step
+
+    def mlp(batch: int) -> harness.Task:
+        def build() -> Callable[[], None]:
+            xn, yn, pn = _data(batch)
+            x, rows, y = torch.tensor(xn), torch.arange(batch), torch.tensor(yn)
+            params = [torch.tensor(p, requires_grad=True) for p in pn]
+            w1, b1, w2, b2, w3, b3 = params
+
+            def step() -> None:
+                logits = ((x @ w1 + b1).relu() @ w2 + b2).relu() @ w3 + b3
+                loss = -logits.log_softmax(dim=1)[rows, y].mean()
+                loss.backward()
+                with torch.no_grad():
+                    for p in params:
+                        p -= LR * p.grad
+                        p.grad = None
+
+            return step
+
+        return build
+
+    tasks: dict[str, harness.Task] = {"chain200": chain}
+    tasks.update({f"mlp_{b}": mlp(b) for b in BATCHES})
+    return tasks
+
+
+# ------------------------------------------------------------------------------- numpy
+def numpy_tasks() -> dict[str, harness.Task]:
+    import numpy as np
+
+    def chain() -> Callable[[], None]:
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal(16).astype(np.float32)
+        c = rng.standard_normal(16).astype(np.float32)
+
+        def step() -> None:
+            outs = []
+            h = x
+            for _ in range(CHAIN_LEN // 4):
+                h = np.tanh(h * 0.9 + c)
+                outs.append(h)
+                h = h - 0.1
+            h.sum()
+            g = np.ones_like(h)
+            for t in reversed(outs):  # d(tanh)/dz = 1 - tanh², then ×0.9
+                g = g * (1 - t * t) * 0.9
+            return None
+
+        return step
+
+    def mlp(batch: int) -> harness.Task:
+        def build() -> Callable[[], None]:
+            x, y, params = _data(batch)
+            rows = np.arange(batch)
+            w1, b1, w2, b2, w3, b3 = params
+
+            def step() -> None:
+                h1 = x @ w1 + b1
+                a1 = np.maximum(h1, 0)
+                h2 = a1 @ w2 + b2
+                a2 = np.maximum(h2, 0)
+                z = a2 @ w3 + b3
+                m = z.max(axis=1, keepdims=True)
+                logp = z - (np.log(np.exp(z - m).sum(axis=1, keepdims=True)) + m)
+                float(-logp[rows, y].mean())
+                dz = np.exp(logp)
+                dz[rows, y] -= 1
+                dz /= batch
+                dw3, db3 = a2.T @ dz, dz.sum(0)
+                dh2 = (dz @ w3.T) * (h2 > 0)
+                dw2, db2 = a1.T @ dh2, dh2.sum(0)
+                dh1 = (dh2 @ w2.T) * (h1 > 0)
+                dw1, db1 = x.T @ dh1, dh1.sum(0)
+                for p, g in zip(params, (dw1, db1, dw2, db2, dw3, db3)):
+                    p -= LR * g
+
+            return step
+
+        return build
+
+    tasks: dict[str, harness.Task] = {"chain200": chain}
+    tasks.update({f"mlp_{b}": mlp(b) for b in BATCHES})
+    return tasks
+
+
+WORKERS = {"chainrule": chainrule_tasks, "torch": torch_tasks, "numpy": numpy_tasks}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--json", default=None, help="also write the medians to this file")
+    args = parser.parse_args()
+    if args.worker:
+        harness.serve(WORKERS[args.worker]())
+        return
+
+    tasks = ["chain200", *(f"mlp_{b}" for b in BATCHES)]
+    results = harness.compare(__file__, list(WORKERS), tasks, args.rounds, args.repeat)
+    print(f"machine: {harness.describe_machine()}")
+    print(f"medians over {args.rounds} alternating rounds x {args.repeat} runs, one process "
+          f"per library\n")
+    per_op = {"chain200": results["chain200"]}
+    print("per-op overhead (forward + backward, µs per op):")
+    print(harness.table(per_op, "torch", extra={"chain200": CHAIN_LEN}))
+    print()
+    mlp = {t: r for t, r in results.items() if t.startswith("mlp")}
+    print("MLP 784-512-256-10 training step (ms):")
+    print(harness.table(mlp, "numpy", unit=1e3, unit_name="ms"))
+    print()
+    ops = results["chain200"]
+    print(f"per-op: chainrule/torch = {ops['chainrule'] / ops['torch']:.2f} (target <= 0.50)")
+    for b in BATCHES:
+        r = results[f"mlp_{b}"]
+        print(f"mlp batch {b:4d}: chainrule/numpy = {r['chainrule'] / r['numpy']:.2f}, "
+              f"chainrule/torch = {r['chainrule'] / r['torch']:.2f}, "
+              f"torch/numpy = {r['torch'] / r['numpy']:.2f}")
+    if args.json:
+        harness.json_dump(args.json, {"machine": harness.describe_machine(),
+                                      "median_seconds": results})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Run the same workloads in one process per library, alternating rounds between them.
+
+Why processes: inside one process NumPy's and PyTorch's thread pools slow each other down,
+so each library gets a worker of its own. Why alternating rounds: these machines are shared
+and noisy; interleaving spreads any slow period evenly over the contenders. Each worker
+reads a task name per line on stdin, runs it ``repeat`` times, and answers one JSON line
+with the per-run seconds. The driver reports medians and ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+Task = Callable[[], Callable[[], None]]  # builds the state, returns the timed step
+
+
+def serve(tasks: dict[str, Task]) -> None:
+    """Worker loop: build each task once, then time it on request."""
+    steps: dict[str, Callable[[], None]] = {}
+    for line in sys.stdin:
+        name, repeat = line.split()
+        if name not in steps:
+            steps[name] = tasks[name]()
+            for _ in range(3):  # warm caches and allocators
+                steps[name]()
+        step = steps[name]
+        times = []
+        for _ in range(int(repeat)):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        print(json.dumps(times), flush=True)
+
+
+class Worker:
+    def __init__(self, script: str, library: str) -> None:
+        self.library = library
+        self.proc = subprocess.Popen(
+            [sys.executable, script, "--worker", library],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": "0"},
+        )
+
+    def run(self, task: str, repeat: int) -> list[float]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(f"{task} {repeat}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.library} worker died while running {task}")
+        return list(json.loads(line))
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def compare(script: str, libraries: list[str], tasks: list[str], rounds: int,
+            repeat: int) -> dict[str, dict[str, float]]:
+    """Median seconds per task and library, over ``rounds`` alternating rounds."""
+    workers = {lib: Worker(script, lib) for lib in libraries}
+    samples: dict[str, dict[str, list[float]]] = {t: {lib: [] for lib in libraries}
+                                                  for t in tasks}
+    try:
+        for task in tasks:
+            for r in range(rounds):
+                # Rotate who goes first, so no library always runs right after another.
+                order = libraries[r % len(libraries):] + libraries[: r % len(libraries)]
+                for lib in order:
+                    samples[task][lib].extend(workers[lib].run(task, repeat))
+    finally:
+        for w in workers.values():
+            w.close()
+    return {t: {lib: statistics.median(v) for lib, v in per.items()} for t, per in
+            samples.items()}
+
+
+def describe_machine() -> str:
+    import numpy
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"NumPy {numpy.__version__}")
+
+
+def table(results: dict[str, dict[str, float]], baseline: str, unit: float = 1e6,
+          unit_name: str = "µs", extra: dict[str, float] | None = None) -> str:
+    """Medians and ratios to ``baseline`` as an aligned text table."""
+    libs = list(next(iter(results.values())).keys())
+    head = f"{'task':28s}" + "".join(f"{lib + ' (' + unit_name + ')':>20s}" for lib in libs)
+    head += "".join(f"{lib + '/' + baseline:>20s}" for lib in libs if lib != baseline)
+    lines = [head, "-" * len(head)]
+    for task, per in results.items():
+        scale = (extra or {}).get(task, 1.0)
+        row = f"{task:28s}" + "".join(f"{per[lib] * unit / scale:20.2f}" for lib in libs)
+        row += "".join(f"{per[lib] / per[baseline]:20.2f}" for lib in libs if lib != baseline)
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def json_dump(path: str, payload: Any) -> None:
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2)

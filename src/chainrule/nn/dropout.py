@@ -1,0 +1,79 @@
+# ruff: noqa: RUF002  (math notation in docstrings is the house style)
+"""``Dropout`` and the lecture's wiring modules: ``Duplicate``, ``Add``, ``Max``."""
+
+from __future__ import annotations
+
+from chainrule.nn import functional as F
+from chainrule.nn.module import Module
+from chainrule.random import Generator
+from chainrule.tensor import Tensor
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each element with probability ``p`` and scale
+    the others by 1/(1 − p) so the expected output equals the input; in eval mode, the
+    identity. Gradient: g times the same scaled mask.
+
+    Args:
+        p: the probability of zeroing an element.
+        generator: where masks are drawn from (the seeded default if None).
+
+    Example:
+        >>> import chainrule as cr
+        >>> from chainrule import nn
+        >>> drop = nn.Dropout(0.5).eval()
+        >>> x = cr.ones(3)
+        >>> drop(x) is x
+        True
+    """
+
+    def __init__(self, p: float = 0.5, generator: Generator | None = None) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        self.p = float(p)
+        self.generator = generator
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.dropout(input, self.p, self.training, self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class Duplicate(Module):
+    """Fan one input out to ``n`` outputs; their gradients add up in backward.
+
+    Shape:
+        input (…) → a tuple of ``n`` tensors (…).
+    """
+
+    def __init__(self, n: int = 2) -> None:
+        super().__init__()
+        if n < 1:
+            raise ValueError(f"Duplicate: n must be at least 1, got {n}")
+        self.n = int(n)
+
+    def forward(self, input: Tensor) -> tuple[Tensor, ...]:
+        return F.duplicate(input, self.n)
+
+    def extra_repr(self) -> str:
+        return f"n={self.n}"
+
+
+class Add(Module):
+    """The sum of two or more inputs (broadcast together), one node.
+    Gradient: each input receives g.
+    """
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        return F.add(*inputs)
+
+
+class Max(Module):
+    """The elementwise maximum of two or more inputs, one node. Gradient: to the largest
+    input; inputs tied for the maximum share it equally.
+    """
+
+    def forward(self, *inputs: Tensor) -> Tensor:
+        return F.maximum(*inputs)
