@@ -72,7 +72,8 @@ def save(
                 f"save: {name!r} has dtype {array.dtype}, which safetensors "
                 f"cannot store (use a numeric or bool dtype)"
             )
-        arrays[name] = numpy.ascontiguousarray(array)
+        # Not ascontiguousarray: it turns a 0-d array into shape (1,).
+        arrays[name] = array if array.flags.c_contiguous else array.copy(order="C")
     if metadata is not None:
         bad = [k for k, v in metadata.items() if not isinstance(k, str) or not isinstance(v, str)]
         if bad:

@@ -52,7 +52,7 @@ def test_mnist_examples_batches_and_arrays(tmp_path: Path) -> None:
     assert yb.tolist() == [4, 1] and yb.dtype == np.int64
     xa, ya = ds.arrays()
     assert xa.shape == (6, 1, 28, 28) and xa.dtype == np.float32 and ya.dtype == np.int64
-    assert 0.0 <= xa.min() and xa.max() <= 1.0
+    assert xa.min() >= 0.0 and xa.max() <= 1.0
 
 
 def test_torchvision_layout_is_found(tmp_path: Path) -> None:

@@ -58,13 +58,13 @@ def test_truncated_gzip_stream(tmp_path: Path) -> None:
     compressed = gzip.compress(idx_bytes(np.arange(500, dtype=np.uint8), 0x08))
     path = tmp_path / "cut.gz"
     path.write_bytes(compressed[: len(compressed) // 2])
-    with pytest.raises(IDXFormatError, match="cut.gz.*gzip stream is damaged or truncated"):
+    with pytest.raises(IDXFormatError, match=r"cut.gz.*gzip stream is damaged or truncated"):
         read_idx(path)
 
 
 def test_truncated_header(tmp_path: Path) -> None:
     data = idx_bytes(np.zeros((2, 2, 2), dtype=np.uint8), 0x08)
-    with pytest.raises(IDXFormatError, match="truncated header.*16.*10"):
+    with pytest.raises(IDXFormatError, match=r"truncated header.*16.*10"):
         read_idx(write(tmp_path / "h", data[:10]))
     with pytest.raises(IDXFormatError, match="too short"):
         read_idx(write(tmp_path / "empty", b""))
@@ -73,7 +73,7 @@ def test_truncated_header(tmp_path: Path) -> None:
 def test_wrong_magic(tmp_path: Path) -> None:
     data = bytearray(idx_bytes(np.zeros(4, dtype=np.uint8), 0x08))
     data[0] = 0x50  # e.g. a PNG or an HTML error page saved under the file's name
-    with pytest.raises(IDXFormatError, match="not an IDX file.*50 00 08 01"):
+    with pytest.raises(IDXFormatError, match=r"not an IDX file.*50 00 08 01"):
         read_idx(write(tmp_path / "bad", bytes(data)))
 
 

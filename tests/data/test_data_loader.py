@@ -137,8 +137,7 @@ def test_samplers() -> None:
     g = Generator(0)
     order = list(RandomSampler(range(6), generator=g))
     assert sorted(order) == list(range(6))
-    with_replacement = list(RandomSampler(range(3), replacement=True, num_samples=50,
-                                          generator=g))
+    with_replacement = list(RandomSampler(range(3), replacement=True, num_samples=50, generator=g))
     assert len(with_replacement) == 50 and set(with_replacement) <= {0, 1, 2}
     longer = list(RandomSampler(range(4), num_samples=10, generator=g))
     assert len(longer) == 10 and sorted(longer[:4]) == [0, 1, 2, 3]

@@ -9,8 +9,9 @@ import chainrule as cr
 from chainrule.data import Normalize
 
 
-def reference(train: np.ndarray, x: np.ndarray, axes: tuple[int, ...] | None, eps: float
-              ) -> np.ndarray:
+def reference(
+    train: np.ndarray, x: np.ndarray, axes: tuple[int, ...] | None, eps: float
+) -> np.ndarray:
     m = train.mean(axis=axes, keepdims=True, dtype=np.float64)
     s = train.std(axis=axes, keepdims=True, dtype=np.float64)
     return (x - m) / np.maximum(s, eps)
@@ -26,8 +27,11 @@ def reference(train: np.ndarray, x: np.ndarray, axes: tuple[int, ...] | None, ep
         ((20, 3, 4), None, None),  # one global mean and sigma
     ],
 )
-def test_matches_the_formula(shape: tuple[int, ...], channel_axis: int | tuple[int, ...] | None,
-                             reduced: tuple[int, ...] | None) -> None:
+def test_matches_the_formula(
+    shape: tuple[int, ...],
+    channel_axis: int | tuple[int, ...] | None,
+    reduced: tuple[int, ...] | None,
+) -> None:
     rng = np.random.default_rng(0)
     train = rng.normal(2.0, 3.0, shape)
     test = rng.normal(2.0, 3.0, (7, *shape[1:]))
@@ -44,8 +48,9 @@ def test_matches_the_formula(shape: tuple[int, ...], channel_axis: int | tuple[i
 def test_constant_channel_does_not_divide_by_zero() -> None:
     train = np.stack([np.arange(6.0), np.full(6, 4.0)], axis=1)  # feature 1 is constant
     norm = Normalize(eps=0.5).fit(train)
-    assert norm.std is not None and norm.std.tolist() == [[pytest.approx(np.std(np.arange(6.0))),
-                                                           0.0]]
+    assert norm.std is not None and norm.std.tolist() == [
+        [pytest.approx(np.std(np.arange(6.0))), 0.0]
+    ]
     z = norm(train)
     assert np.all(np.isfinite(z)) and np.all(z[:, 1] == 0.0)
     # Away from the training value, the constant channel is divided by eps.
@@ -65,8 +70,12 @@ def test_tensors_in_tensors_out_and_dtypes() -> None:
     assert isinstance(out, cr.Tensor) and out.dtype == np.float32
     assert norm.mean is not None and norm.mean.shape == (1, 1, 1, 1)
     assert norm.mean.dtype == np.float32
-    np.testing.assert_allclose(out.numpy(), reference(images.astype(np.float64), images,
-                                                      (0, 2, 3), 1e-6), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        out.numpy(),
+        reference(images.astype(np.float64), images, (0, 2, 3), 1e-6),
+        rtol=1e-5,
+        atol=1e-5,
+    )
     f32 = norm(np.ones((2, 1, 4, 4), dtype=np.float32))
     assert f32.dtype == np.float32
 
@@ -92,8 +101,9 @@ def test_state_dict_round_trip() -> None:
     state = norm.state_dict()
     assert set(state) == {"mean", "std", "eps"} and isinstance(state["mean"], cr.Tensor)
     restored = Normalize(eps=7.0)
-    restored.load_state_dict({k: v.numpy() if isinstance(v, cr.Tensor) else v
-                              for k, v in state.items()})
+    restored.load_state_dict(
+        {k: v.numpy() if isinstance(v, cr.Tensor) else v for k, v in state.items()}
+    )
     assert restored.eps == 1e-3
     x = np.random.default_rng(4).normal(size=(3, 4))
     np.testing.assert_array_equal(restored(x), norm(x))

@@ -36,7 +36,8 @@ class Net(nn.Module):
 
 def test_named_parameters_are_dotted_and_ordered() -> None:
     names = [name for name, _ in Net().named_parameters()]
-    assert names == ["block.fc.weight", "block.fc.bias", "block.scale", "head.2.weight",
+    # As PyTorch: a module's own parameters before its children's.
+    assert names == ["block.scale", "block.fc.weight", "block.fc.bias", "head.2.weight",
                      "head.2.bias"]
     assert len(list(Net().parameters())) == 5
 
@@ -95,14 +96,14 @@ def test_zero_grad_sets_none_or_zero() -> None:
 def test_state_dict_round_trip_and_sharing() -> None:
     a, b = Net(), Net()
     sd = a.state_dict()
-    assert list(sd) == ["block.fc.weight", "block.fc.bias", "block.scale", "block.running",
+    assert list(sd) == ["block.scale", "block.running", "block.fc.weight", "block.fc.bias",
                         "head.2.weight", "head.2.bias"]  # non-persistent buffer left out
     weight_before = b.block.fc.weight
     result = b.load_state_dict(sd)
     assert result.missing_keys == [] and result.unexpected_keys == []
     assert b.block.fc.weight is weight_before  # loaded in place
     x = cr.randn(4, 3)
-    np.testing.assert_array_equal(a.eval()(x).numpy(), b.eval()(x).numpy())
+    np.testing.assert_array_equal(a.eval()(x).detach().numpy(), b.eval()(x).detach().numpy())
     sd["block.scale"].data[0] = 7.0  # state_dict tensors share memory with the module
     assert a.block.scale.data[0] == 7.0
 
@@ -130,7 +131,7 @@ def test_load_state_dict_errors_list_every_bad_key() -> None:
 def test_load_state_dict_accepts_arrays() -> None:
     layer = nn.Linear(2, 2)
     layer.load_state_dict({"weight": np.eye(2), "bias": np.array([1.0, 2.0])})
-    np.testing.assert_array_equal(layer(cr.tensor([[3.0, 4.0]])).numpy(), [[4.0, 6.0]])
+    np.testing.assert_array_equal(layer(cr.tensor([[3.0, 4.0]])).detach().numpy(), [[4.0, 6.0]])
 
 
 def test_apply_visits_children_first_then_self() -> None:
@@ -175,9 +176,8 @@ def test_forward_hooks_observe_and_replace() -> None:
     pre = layer.register_forward_pre_hook(lambda m, args: (args[0] * 0,))
     out = layer(cr.randn(4, 3))
     assert seen == [(4, 2)]
-    np.testing.assert_allclose(out.detach().numpy(), np.broadcast_to(layer.bias.numpy()
-                               if not layer.bias.requires_grad else layer.bias.detach().numpy(),
-                               (4, 2)))
+    bias = layer.bias.detach().numpy()
+    np.testing.assert_allclose(out.detach().numpy(), np.broadcast_to(bias, (4, 2)))
     replace = layer.register_forward_hook(lambda m, args, out: out * 0)
     assert float(np.abs(layer(cr.randn(4, 3)).detach().numpy()).sum()) == 0.0
     for h in (handle, pre, replace):

@@ -12,6 +12,16 @@ from chainrule import optim
 
 torch = pytest.importorskip("torch")
 
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Any:
+    # Tiny tensors: torch's thread pool only adds overhead, most of all on a busy CPU.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 STEPS = 100
 
 
@@ -47,7 +57,9 @@ def _groups(params: list[Any], groups: list[dict[str, Any]] | None) -> Any:
 
 
 def _train_both(
-    name: str, kwargs: dict[str, Any], groups: list[dict[str, Any]] | None = None,
+    name: str,
+    kwargs: dict[str, Any],
+    groups: list[dict[str, Any]] | None = None,
     sign: float = 1.0,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     x, y, weights = _problem()
@@ -75,8 +87,7 @@ CASES = [
     ("Adam", {"lr": 0.01}),
     ("Adam", {"lr": 0.01, "amsgrad": True}),
     ("Adam", {"lr": 0.01, "weight_decay": 0.1}),
-    ("Adam", {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1,
-              "amsgrad": True}),
+    ("Adam", {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-6, "weight_decay": 0.1, "amsgrad": True}),
     ("AdamW", {"lr": 0.01}),
     ("AdamW", {"lr": 0.01, "weight_decay": 0.3, "amsgrad": True}),
     ("RMSprop", {"lr": 0.01}),
@@ -84,8 +95,16 @@ CASES = [
     ("RMSprop", {"lr": 0.005, "centered": True}),
     ("RMSprop", {"lr": 0.005, "centered": True, "momentum": 0.7, "weight_decay": 0.01}),
     ("Adagrad", {"lr": 0.1}),
-    ("Adagrad", {"lr": 0.1, "lr_decay": 0.01, "initial_accumulator_value": 0.1,
-                 "weight_decay": 0.01, "eps": 1e-8}),
+    (
+        "Adagrad",
+        {
+            "lr": 0.1,
+            "lr_decay": 0.01,
+            "initial_accumulator_value": 0.1,
+            "weight_decay": 0.01,
+            "eps": 1e-8,
+        },
+    ),
 ]
 
 

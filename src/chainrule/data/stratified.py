@@ -47,7 +47,7 @@ class StratifiedBatchSampler(Sampler[list[int]]):
 
     With ``drop_last=True`` there are n = ⌊N / batch_size⌋ batches of exactly
     ``batch_size``; the N - n·batch_size examples left out are chosen with the classes'
-    proportions (each class keeps ⌊⌉ of its share) and differ from epoch to epoch. The
+    proportions (each class keeps its share, rounded up or down) and differ from epoch to epoch. The
     per-batch guarantees then hold for the examples kept.
 
     Randomness is drawn from ``generator`` when the epoch starts (``iter()``), so the

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001, RUF002  (math notation in docstrings is the house style)
 """``Normalize``: standardise inputs with statistics measured on the training set."""
 
 from __future__ import annotations

@@ -184,7 +184,8 @@ class Graph(Module):
         """One cycle among ``remaining`` (nodes Kahn could not order), as 'a -> b -> a'."""
         # Every remaining node reads from another remaining node, so walking back along
         # inputs must revisit a node: the walk from its first visit is a cycle.
-        node = min(remaining, key=list(self._wiring).index)
+        declared = list(self._wiring)
+        node = min(remaining, key=declared.index)
         path: list[str] = []
         seen: dict[str, int] = {}
         while node not in seen:
@@ -193,6 +194,8 @@ class Graph(Module):
             node = next(s for s, _ in self._wiring[node] if s in remaining)
         cycle = path[seen[node] :]
         cycle.reverse()  # walked against the data flow
+        first = min(range(len(cycle)), key=lambda i: declared.index(cycle[i]))
+        cycle = cycle[first:] + cycle[:first]  # start at the earliest-declared node
         return " -> ".join([*cycle, cycle[0]])
 
     # -------------------------------------------------------------------------- forward

@@ -75,7 +75,7 @@ def _write(tensor: Tensor, values: Any) -> Tensor:
     # Initialisation is not part of any graph: write the array and bump the version so a
     # graph that saved the old values notices.
     tensor.data[...] = values
-    tensor._version[0] += 1
+    tensor._bump_version()
     return tensor
 
 

@@ -339,7 +339,7 @@ class Module:
         for tensor in [*self.parameters(), *self.buffers()]:
             if tensor.data.dtype.kind == "f" and tensor.data.dtype != target:
                 tensor.data = tensor.data.astype(target)
-                tensor._version[0] += 1
+                tensor._bump_version()
                 if tensor.grad is not None:
                     tensor.grad = Tensor._wrap(tensor.grad.data.astype(target), False, None, 0)
         return self
@@ -416,7 +416,7 @@ class Module:
                     # The targets share memory with the live parameters: copying into
                     # them updates the model and keeps the Parameter objects.
                     target.data[...] = _array_of(state_dict[key])
-                    target._version[0] += 1
+                    target._bump_version()
         return IncompatibleKeys(missing, unexpected)
 
     # -------------------------------------------------------------------------- printing

@@ -73,16 +73,19 @@ def _axes(x: Tensor, dim: Dim, op: str) -> tuple[int, ...] | None:
     if dim is None:
         return None
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    out = [_dim(d, x.ndim, op, x.shape) if x.ndim else 0 for d in dims]
+    out = [_dim(d, x.ndim, op, x.shape) for d in dims]
+    if x.ndim == 0:
+        return ()  # a 0-d tensor's dim 0 (or -1) is the tensor itself: nothing to reduce
     if len(set(out)) != len(out):
         raise ShapeError(f"{op}: dim {dims} names the same dim more than once")
     return tuple(sorted(out))
 
 
 def _axis(x: Tensor, dim: int, op: str) -> int:
-    axes = _axes(x, dim, op)
-    assert axes is not None
-    return axes[0]
+    if x.ndim == 0:
+        raise ShapeError(f"{op}: needs a tensor with at least one dim, got a 0-d tensor; "
+                         f"use x.reshape(1) first")
+    return _dim(dim, x.ndim, op, x.shape)
 
 
 # -- arithmetic ---------------------------------------------------------------------------

@@ -124,30 +124,41 @@ def _drop(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, ..
     return tuple(s for i, s in enumerate(shape) if i not in axes)
 
 
-def _stable_logsumexp(x: Any, axis: int | tuple[int, ...] | None) -> Any:
-    """log Σ eˣ with the maximum taken out first, keeping the reduced axes (size 1)."""
+def _shifted_exp(x: Any, axis: int | tuple[int, ...] | None) -> tuple[Any, Any, Any, Any]:
+    """z = x − m, eᶻ and s = Σ eᶻ (reduced axes kept, size 1), with m = max x.
+
+    Taking the maximum out first keeps eᶻ ≤ 1, so nothing overflows. The callers build their
+    results from z and s rather than from m + log s: at x ≈ 1000 in float32, m + log s is
+    rounded to a spacing of 6e-5, and subtracting it from x again would lose that much.
+    """
     m = x.max(axis=axis, keepdims=True)
     # An all -inf (or inf) slice would give inf - inf = nan; leave such slices unshifted.
     m = xp.where(xp.isfinite(m), m, 0)
-    return xp.log(xp.exp(x - m).sum(axis=axis, keepdims=True)) + m
+    z = x - m
+    e = xp.exp(z)
+    return z, e, e.sum(axis=axis, keepdims=True), m
 
 
 class LogSumExp(Function):
     """y = log Σ eˣ over ``axes``, computed as m + log Σ eˣ⁻ᵐ with m = max x, so it is finite
-    where the naive form overflows.   VJP: dx = g · eˣ⁻ʸ = g · softmax(x).
+    where the naive form overflows.
+
+    VJP: dx = g · eˣ⁻ʸ = g · softmax(x), taken as eˣ⁻ᵐ / Σ eˣ⁻ᵐ from the forward pass
+    (exact, where eˣ⁻ʸ would inherit the rounding of y).
     """
 
     @staticmethod
     def forward(ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
-        y = _stable_logsumexp(x, axes)
-        ctx.save_for_backward(x, y)
+        _, e, total, m = _shifted_exp(x, axes)
+        y = xp.log(total) + m
+        ctx.save_for_backward(e, total)
         ctx.axes, ctx.keepdim = axes, keepdim
         return y if keepdim else xp.asarray(y.reshape(_drop(x.shape, axes)))
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
-        x, y = ctx.saved_tensors
-        return _unreduce(g, ctx.axes, ctx.keepdim) * xp.exp(x - y), None, None
+        e, total = ctx.saved_tensors
+        return _unreduce(g, ctx.axes, ctx.keepdim) * (e / total), None, None
 
 
 class Softmax(Function):
@@ -180,7 +191,8 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any, axis: int) -> Any:
-        y = x - _stable_logsumexp(x, axis)
+        y, _, total, _ = _shifted_exp(x, axis)
+        y -= xp.log(total)  # (x − m) − log Σ eˣ⁻ᵐ: exact at ±1000, even in float32
         ctx.save_for_backward(y)
         ctx.axis = axis
         return y

@@ -77,8 +77,16 @@ class Adagrad(Optimizer):
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        _check_nonnegative("Adagrad", group, "lr", "lr_decay", "weight_decay",
-                           "initial_accumulator_value", "eps", "l1")
+        _check_nonnegative(
+            "Adagrad",
+            group,
+            "lr",
+            "lr_decay",
+            "weight_decay",
+            "initial_accumulator_value",
+            "eps",
+            "l1",
+        )
 
     def _update_group(self, group: dict[str, Any]) -> None:
         lr = group["lr"]
@@ -97,8 +105,9 @@ class Adagrad(Optimizer):
             state["step"] += 1
             lr_t = lr / (1 + (state["step"] - 1) * group["lr_decay"])
 
-            d = effective_grad(w, p.grad.data, group["weight_decay"], group["maximize"],
-                               ws.get(w, 0))
+            d = effective_grad(
+                w, p.grad.data, group["weight_decay"], group["maximize"], ws.get(w, 0)
+            )
             total = state["sum"].data
             std = ws.get(w, 1)
             xp.multiply(d, d, out=std)
@@ -114,4 +123,4 @@ class Adagrad(Optimizer):
             xp.subtract(w, step, out=w)
             if threshold is not None:
                 soft_threshold_(w, threshold, step)
-            p._version[0] += 1
+            p._bump_version()

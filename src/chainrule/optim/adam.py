@@ -158,7 +158,7 @@ class Adam(Optimizer):
             xp.subtract(w, tmp, out=w)
             if threshold is not None:
                 soft_threshold_(w, threshold, tmp)
-            p._version[0] += 1
+            p._bump_version()
 
 
 class AdamW(Adam):

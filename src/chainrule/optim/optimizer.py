@@ -60,7 +60,7 @@ class Optimizer:
                 f"{type(self).__name__} takes an iterable of tensors (or of param-group "
                 f"dicts), got a single Tensor; pass [tensor] or model.parameters()"
             )
-        groups = list(params)
+        groups: list[Any] = list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
         if not isinstance(groups[0], dict):
@@ -129,7 +129,7 @@ class Optimizer:
                     p.grad = None
                 else:
                     grad.data.fill(0)
-                    grad._version[0] += 1
+                    grad._bump_version()
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient, by the rule of the subclass.

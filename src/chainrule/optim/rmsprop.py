@@ -84,8 +84,7 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        _check_nonnegative("RMSprop", group, "lr", "alpha", "eps", "weight_decay",
-                           "momentum", "l1")
+        _check_nonnegative("RMSprop", group, "lr", "alpha", "eps", "weight_decay", "momentum", "l1")
 
     def _update_group(self, group: dict[str, Any]) -> None:
         lr = group["lr"]
@@ -107,8 +106,9 @@ class RMSprop(Optimizer):
                 state["grad_avg"] = _zeros(w)
             state["step"] += 1
 
-            d = effective_grad(w, p.grad.data, group["weight_decay"], group["maximize"],
-                               ws.get(w, 0))
+            d = effective_grad(
+                w, p.grad.data, group["weight_decay"], group["maximize"], ws.get(w, 0)
+            )
             square_avg = state["square_avg"].data
             r = ws.get(w, 1)
             square_avg *= alpha
@@ -143,7 +143,7 @@ class RMSprop(Optimizer):
             xp.subtract(w, step, out=w)
             if threshold is not None:
                 soft_threshold_(w, threshold, step)
-            p._version[0] += 1
+            p._bump_version()
 
 
 def _zeros(w: Any) -> Tensor:

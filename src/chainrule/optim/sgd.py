@@ -121,7 +121,7 @@ class SGD(Optimizer):
             xp.subtract(w, step, out=w)
             if l1 != 0:
                 soft_threshold_(w, lr * l1, step)
-            p._version[0] += 1
+            p._bump_version()
 
     def _momentum(
         self, p: Tensor, d: Any, momentum: float, dampening: float, nesterov: bool

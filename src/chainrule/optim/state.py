@@ -94,7 +94,7 @@ def optimizer_state_from_flat(
     for key, array in arrays.items():
         if not key.startswith(head):
             continue
-        index, name = key[len(head):].split(".", 1)
+        index, name = key[len(head) :].split(".", 1)
         state.setdefault(int(index), {})[name] = Tensor._wrap(xp.asarray(array), False, None, 0)
     return {"state": state, "param_groups": groups}
 

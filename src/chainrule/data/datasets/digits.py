@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import numpy
@@ -31,6 +32,25 @@ def stratified_split(
     test = numpy.sort(numpy.concatenate(test_parts))
     train = numpy.setdiff1d(numpy.arange(len(labels)), test, assume_unique=True)
     return train, test
+
+
+@lru_cache(maxsize=1)
+def _load_digits() -> tuple[numpy.ndarray, numpy.ndarray]:
+    """scikit-learn's digits as uint8 images and int64 labels, parsed once per process."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:
+        raise ImportError(
+            "Digits needs scikit-learn, which ships the 8x8 digits: "
+            "pip install scikit-learn (or pip install 'chainrule[train]')"
+        ) from err
+    bunch = load_digits()
+    images = numpy.asarray(bunch.images).astype(numpy.uint8)
+    labels = numpy.asarray(bunch.target).astype(numpy.int64)
+    # Shared by every Digits instance, which only ever takes copies (fancy indexing).
+    images.flags.writeable = False
+    labels.flags.writeable = False
+    return images, labels
 
 
 class Digits(ImageArrayDataset):
@@ -72,16 +92,7 @@ class Digits(ImageArrayDataset):
     ) -> None:
         if not 0.0 < test_fraction < 1.0:
             raise ValueError(f"Digits: test_fraction must be in (0, 1), got {test_fraction!r}")
-        try:
-            from sklearn.datasets import load_digits
-        except ImportError as err:
-            raise ImportError(
-                "Digits needs scikit-learn, which ships the 8x8 digits: "
-                "pip install scikit-learn (or pip install 'chainrule[train]')"
-            ) from err
-        bunch = load_digits()
-        images = numpy.asarray(bunch.images).astype(numpy.uint8)
-        labels = numpy.asarray(bunch.target).astype(numpy.int64)
+        images, labels = _load_digits()
         train_idx, test_idx = stratified_split(labels, test_fraction, split_seed)
         self.train = bool(train)
         self.indices = train_idx if train else test_idx

@@ -67,7 +67,8 @@ class ImageArrayDataset(Dataset):
 
     def _images(self, index: Any) -> Any:
         """Images at ``index`` as float32 in [0, 1] with a channel axis."""
-        images = self.data[index].astype(numpy.float32) / numpy.float32(self.scale)
+        images = self.data[index].astype(numpy.float32)
+        images /= numpy.float32(self.scale)  # in place: astype already made the copy
         return xp.asarray(numpy.expand_dims(images, -3))
 
     def _example(self, index: int) -> tuple[Any, Any]:
@@ -107,7 +108,8 @@ class ImageArrayDataset(Dataset):
         For building a ``TensorDataset`` or fitting ``Normalize`` without a Python loop.
         A new float array is made on each call.
         """
-        images = self.data.astype(numpy.float32) / numpy.float32(self.scale)
+        images = self.data.astype(numpy.float32)
+        images /= numpy.float32(self.scale)
         return numpy.expand_dims(images, 1), self.targets
 
     def __repr__(self) -> str:

@@ -36,8 +36,7 @@ class LRScheduler:
     def __init__(self, optimizer: Optimizer, last_epoch: int = -1) -> None:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(
-                f"{type(self).__name__} needs a chainrule Optimizer, got "
-                f"{type(optimizer).__name__}"
+                f"{type(self).__name__} needs a chainrule Optimizer, got {type(optimizer).__name__}"
             )
         self.optimizer = optimizer
         if last_epoch == -1:

@@ -89,8 +89,7 @@ class ReduceLROnPlateau(LRScheduler):
             raise ValueError(f"ReduceLROnPlateau: mode must be 'min' or 'max', got {mode!r}")
         if threshold_mode not in ("rel", "abs"):
             raise ValueError(
-                f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got "
-                f"{threshold_mode!r}"
+                f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}"
             )
         self.mode = mode
         self.threshold = threshold

@@ -161,7 +161,11 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(
-        self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0, last_epoch: int = -1
+        self,
+        optimizer: Optimizer,
+        T_max: int,  # noqa: N803  (PyTorch's name)
+        eta_min: float = 0.0,
+        last_epoch: int = -1,
     ) -> None:
         if T_max < 1:
             raise ValueError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max}")
@@ -261,7 +265,6 @@ class LinearLR(LRScheduler):
     def _get_closed_form_lr(self) -> list[float]:
         progress = min(self.total_iters, self.last_epoch)
         factor = (
-            self.start_factor
-            + (self.end_factor - self.start_factor) * progress / self.total_iters
+            self.start_factor + (self.end_factor - self.start_factor) * progress / self.total_iters
         )
         return [base * factor for base in self.base_lrs]

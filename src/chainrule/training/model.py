@@ -1,0 +1,88 @@
+"""The model, optimiser and schedule that a ``TrainConfig`` describes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chainrule import nn, optim
+from chainrule.optim import lr_scheduler
+from chainrule.training.config import TrainConfig
+
+_ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+}
+# The gain each activation asks of Kaiming init (``nn.init.calculate_gain``'s names).
+_GAIN_NAME = {"relu": "relu", "leaky_relu": "leaky_relu", "tanh": "tanh",
+              "sigmoid": "sigmoid", "gelu": "relu"}
+
+
+def build_mlp(cfg: TrainConfig, in_features: int, num_classes: int) -> nn.Sequential:
+    """Flatten → [Linear → activation → Dropout] per hidden size → Linear (logits).
+
+    Weights are drawn from the default generator, so ``cr.manual_seed`` fixes them.
+    """
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = in_features
+    for size in cfg.hidden:
+        layers.append(nn.Linear(width, size))
+        layers.append(_ACTIVATIONS[cfg.activation]())
+        if cfg.dropout > 0:
+            layers.append(nn.Dropout(cfg.dropout))
+        width = size
+    layers.append(nn.Linear(width, num_classes))
+    model = nn.Sequential(*layers)
+    if cfg.init != "default":
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        for i, layer in enumerate(linears):
+            last = i == len(linears) - 1
+            if cfg.init == "kaiming" and not last:
+                nn.init.kaiming_normal_(layer.weight, nonlinearity=_GAIN_NAME[cfg.activation])
+            else:
+                # The output layer feeds a softmax, not the activation: Xavier keeps its
+                # logits at unit scale.
+                nn.init.xavier_normal_(layer.weight)
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+    return model
+
+
+def build_optimizer(cfg: TrainConfig, model: nn.Module) -> optim.Optimizer:
+    params = list(model.parameters())
+    common: dict[str, Any] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay, "l1": cfg.l1}
+    if cfg.optimizer == "sgd":
+        return optim.SGD(params, momentum=cfg.momentum, nesterov=cfg.nesterov, **common)
+    if cfg.optimizer == "adam":
+        return optim.Adam(params, **common)
+    if cfg.optimizer == "adamw":
+        return optim.AdamW(params, **common)
+    if cfg.optimizer == "rmsprop":
+        return optim.RMSprop(params, **common)
+    return optim.Adagrad(params, **common)
+
+
+def build_scheduler(cfg: TrainConfig, opt: optim.Optimizer) -> Any:
+    """A per-epoch schedule, preceded by a linear warm-up when ``warmup_epochs`` > 0."""
+    decay_epochs = cfg.epochs - cfg.warmup_epochs
+    main: Any
+    if cfg.schedule == "none":
+        main = None
+    elif cfg.schedule == "step":
+        main = lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
+    elif cfg.schedule == "multistep":
+        main = lr_scheduler.MultiStepLR(opt, milestones=cfg.milestones, gamma=cfg.gamma)
+    elif cfg.schedule == "exponential":
+        main = lr_scheduler.ExponentialLR(opt, gamma=cfg.gamma)
+    elif cfg.schedule == "cosine":
+        main = lr_scheduler.CosineAnnealingLR(opt, T_max=decay_epochs)
+    else:
+        main = lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.gamma, patience=2)
+    if cfg.warmup_epochs == 0:
+        return main
+    if main is None or cfg.schedule == "plateau":
+        raise ValueError("--warmup-epochs needs a --schedule other than none and plateau")
+    warmup = lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=cfg.warmup_epochs)
+    return lr_scheduler.SequentialLR(opt, [warmup, main], milestones=[cfg.warmup_epochs])
