@@ -41,8 +41,9 @@ def test_model_state_dict_round_trip(tmp_path: Path) -> None:
     other = nn.Sequential(nn.Linear(5, 4), nn.ReLU(), nn.Dropout(0.2), nn.Linear(4, 3))
     other.load_state_dict(load(path))
     x = cr.randn(2, 5)
-    np.testing.assert_array_equal(model.eval()(x).detach().numpy(),
-                                  other.eval()(x).detach().numpy())
+    np.testing.assert_array_equal(
+        model.eval()(x).detach().numpy(), other.eval()(x).detach().numpy()
+    )
 
 
 def test_save_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,13 +103,21 @@ def test_torch_interop_both_ways(tmp_path: Path) -> None:
     save(ours.state_dict(), path)
     theirs.load_state_dict(load_file(path))  # strict by default: keys and shapes match
     x = np.random.default_rng(0).standard_normal((3, 6)).astype(np.float32)
-    np.testing.assert_allclose(theirs(torch.tensor(x)).detach().numpy(),
-                               ours(cr.tensor(x)).detach().numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        theirs(torch.tensor(x)).detach().numpy(),
+        ours(cr.tensor(x)).detach().numpy(),
+        rtol=1e-6,
+        atol=1e-7,
+    )
 
     torch.manual_seed(1)
     fresh = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 2))
     back = tmp_path / "theirs.safetensors"
     save_file(fresh.state_dict(), back)
     ours.load_state_dict(load(back))
-    np.testing.assert_allclose(ours(cr.tensor(x)).detach().numpy(),
-                               fresh(torch.tensor(x)).detach().numpy(), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        ours(cr.tensor(x)).detach().numpy(),
+        fresh(torch.tensor(x)).detach().numpy(),
+        rtol=1e-6,
+        atol=1e-7,
+    )

@@ -96,6 +96,7 @@ from chainrule.ops import (
     var,
     where,
 )
+from chainrule.serialization import load, load_metadata, save
 from chainrule.random import Generator, get_rng_state, initial_seed, manual_seed, set_rng_state
 from chainrule.tensor import Tensor
 
@@ -109,10 +110,10 @@ __all__ = [
     "autograd", "data", "nn", "optim", "bool", "bool_", "cat", "clamp", "clip", "clone", "concatenate", "div",
     "empty", "enable_grad", "exp", "expand", "eye", "flatten", "float16", "float32",
     "float64", "from_numpy", "full", "full_like", "get_rng_state", "initial_seed", "int8",
-    "int16", "int32", "int64", "is_grad_enabled", "linspace", "log", "log_softmax",
+    "int16", "int32", "int64", "is_grad_enabled", "linspace", "load", "load_metadata", "log", "log_softmax",
     "logsumexp", "manual_seed", "matmul", "max", "maximum", "mean", "min", "minimum", "mul",
     "neg", "no_grad", "ones", "ones_like", "permute", "pow", "rand", "rand_like", "randint",
-    "randn", "randn_like", "randperm", "relu", "reshape", "set_grad_enabled",
+    "randn", "randn_like", "randperm", "relu", "reshape", "save", "set_grad_enabled",
     "set_rng_state", "sigmoid", "softmax", "softplus", "sqrt", "squeeze", "stack", "std",
     "sub", "sum", "tanh", "tensor", "transpose", "uint8", "unsqueeze", "var", "where",
     "zeros", "zeros_like",

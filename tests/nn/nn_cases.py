@@ -26,8 +26,9 @@ def randn(rng: np.random.Generator, *shape: int) -> cr.Tensor:
     return leaf(rng.standard_normal(shape))
 
 
-def away_from(rng: np.random.Generator, shape: tuple[int, ...], kink: float = 0.0,
-              gap: float = 0.1) -> cr.Tensor:
+def away_from(
+    rng: np.random.Generator, shape: tuple[int, ...], kink: float = 0.0, gap: float = 0.1
+) -> cr.Tensor:
     """Values at least ``gap`` away from ``kink``, where the function is smooth."""
     x = rng.standard_normal(shape)
     x = np.where(np.abs(x - kink) < gap, kink + np.sign(x - kink + 1e-12) * (gap + 0.2), x)
@@ -54,51 +55,82 @@ def cases() -> list[Case]:
         ("AddNFunction", F.add, [randn(rng, 3, 4), randn(rng, 4), randn(rng, 3, 1)]),
         ("MaxNFunction", F.maximum, distinct(rng, 3, (2, 3))),
         ("MaxNFunction", F.maximum, distinct(rng, 2, (4,))),
-        ("DropoutFunction", lambda x: F.dropout(x, 0.4, True, Generator(3)),
-         [randn(rng, 4, 5)]),
+        ("DropoutFunction", lambda x: F.dropout(x, 0.4, True, Generator(3)), [randn(rng, 4, 5)]),
         ("LeakyReLUFunction", lambda x: F.leaky_relu(x, 0.1), [away_from(rng, (3, 4))]),
         ("ELUFunction", lambda x: F.elu(x, 1.3), [away_from(rng, (3, 4))]),
         ("SiLUFunction", F.silu, [randn(rng, 3, 4)]),
         ("GELUFunction", F.gelu, [randn(rng, 3, 4)]),
         ("GELUFunction", lambda x: F.gelu(x, "tanh"), [randn(rng, 3, 4)]),
         ("CrossEntropyFunction", lambda x: F.cross_entropy(x, labels), [randn(rng, 5, 4)]),
-        ("CrossEntropyFunction",
-         lambda x: F.cross_entropy(x, with_ignored, weight=class_w, label_smoothing=0.2),
-         [randn(rng, 5, 4)]),
-        ("CrossEntropyFunction",
-         lambda x: F.cross_entropy(x, with_ignored, reduction="none", label_smoothing=0.1),
-         [randn(rng, 5, 4)]),
-        ("CrossEntropyFunction",
-         lambda x: F.cross_entropy(x, labels, weight=class_w, reduction="sum"),
-         [randn(rng, 5, 4)]),
-        ("CrossEntropyFunction",
-         lambda x: F.cross_entropy(x, cr.tensor(np.array([[0, 2], [1, 1]]))),
-         [randn(rng, 2, 3, 2)]),
-        ("CrossEntropyFunction", lambda x: F.cross_entropy(x, cr.tensor(np.array(2))),
-         [randn(rng, 3)]),
-        ("SoftCrossEntropyFunction",
-         lambda x, q: F.cross_entropy(x, q, weight=class_w, label_smoothing=0.1),
-         [randn(rng, 3, 4), leaf(rng.dirichlet(np.ones(4), size=3))]),
-        ("SoftCrossEntropyFunction", lambda x, q: F.cross_entropy(x, q, reduction="none"),
-         [randn(rng, 3, 4), leaf(rng.dirichlet(np.ones(4), size=3))]),
-        ("NLLFunction", lambda x: F.nll_loss(x, with_ignored, weight=class_w),
-         [randn(rng, 5, 4)]),
+        (
+            "CrossEntropyFunction",
+            lambda x: F.cross_entropy(x, with_ignored, weight=class_w, label_smoothing=0.2),
+            [randn(rng, 5, 4)],
+        ),
+        (
+            "CrossEntropyFunction",
+            lambda x: F.cross_entropy(x, with_ignored, reduction="none", label_smoothing=0.1),
+            [randn(rng, 5, 4)],
+        ),
+        (
+            "CrossEntropyFunction",
+            lambda x: F.cross_entropy(x, labels, weight=class_w, reduction="sum"),
+            [randn(rng, 5, 4)],
+        ),
+        (
+            "CrossEntropyFunction",
+            lambda x: F.cross_entropy(x, cr.tensor(np.array([[0, 2], [1, 1]]))),
+            [randn(rng, 2, 3, 2)],
+        ),
+        (
+            "CrossEntropyFunction",
+            lambda x: F.cross_entropy(x, cr.tensor(np.array(2))),
+            [randn(rng, 3)],
+        ),
+        (
+            "SoftCrossEntropyFunction",
+            lambda x, q: F.cross_entropy(x, q, weight=class_w, label_smoothing=0.1),
+            [randn(rng, 3, 4), leaf(rng.dirichlet(np.ones(4), size=3))],
+        ),
+        (
+            "SoftCrossEntropyFunction",
+            lambda x, q: F.cross_entropy(x, q, reduction="none"),
+            [randn(rng, 3, 4), leaf(rng.dirichlet(np.ones(4), size=3))],
+        ),
+        ("NLLFunction", lambda x: F.nll_loss(x, with_ignored, weight=class_w), [randn(rng, 5, 4)]),
         ("NLLFunction", lambda x: F.nll_loss(x, labels, reduction="none"), [randn(rng, 5, 4)]),
         ("MSEFunction", F.mse_loss, [randn(rng, 3, 4), randn(rng, 3, 4)]),
-        ("MSEFunction", lambda x, y: F.mse_loss(x, y, "none"),
-         [randn(rng, 3, 4), randn(rng, 3, 4)]),
-        ("L1Function", lambda x: F.l1_loss(x, cr.zeros(3, 4, dtype=cr.float64), "sum"),
-         [away_from(rng, (3, 4))]),
-        ("HuberFunction", lambda x: F.huber_loss(x, cr.zeros(6, dtype=cr.float64), delta=0.7),
-         [leaf([-2.0, -0.5, -0.1, 0.3, 0.6, 1.5])]),
-        ("BCEWithLogitsFunction",
-         lambda x, y: F.binary_cross_entropy_with_logits(
-             x, y, weight=np.array([1.0, 2.0, 0.5]), pos_weight=np.array([2.0, 0.5, 1.0])),
-         [randn(rng, 4, 3), leaf(rng.random((4, 3)))]),
-        ("BCEWithLogitsFunction",
-         lambda x, y: F.binary_cross_entropy_with_logits(x, y, reduction="none"),
-         [randn(rng, 4, 3), leaf(rng.random((4, 3)))]),
-        ("BCEFunction", lambda x, y: F.binary_cross_entropy(x, y, weight=np.array([1.0, 3.0])),
-         [leaf(rng.uniform(0.1, 0.9, (3, 2))), leaf(rng.random((3, 2)))]),
+        (
+            "MSEFunction",
+            lambda x, y: F.mse_loss(x, y, "none"),
+            [randn(rng, 3, 4), randn(rng, 3, 4)],
+        ),
+        (
+            "L1Function",
+            lambda x: F.l1_loss(x, cr.zeros(3, 4, dtype=cr.float64), "sum"),
+            [away_from(rng, (3, 4))],
+        ),
+        (
+            "HuberFunction",
+            lambda x: F.huber_loss(x, cr.zeros(6, dtype=cr.float64), delta=0.7),
+            [leaf([-2.0, -0.5, -0.1, 0.3, 0.6, 1.5])],
+        ),
+        (
+            "BCEWithLogitsFunction",
+            lambda x, y: F.binary_cross_entropy_with_logits(
+                x, y, weight=np.array([1.0, 2.0, 0.5]), pos_weight=np.array([2.0, 0.5, 1.0])
+            ),
+            [randn(rng, 4, 3), leaf(rng.random((4, 3)))],
+        ),
+        (
+            "BCEWithLogitsFunction",
+            lambda x, y: F.binary_cross_entropy_with_logits(x, y, reduction="none"),
+            [randn(rng, 4, 3), leaf(rng.random((4, 3)))],
+        ),
+        (
+            "BCEFunction",
+            lambda x, y: F.binary_cross_entropy(x, y, weight=np.array([1.0, 3.0])),
+            [leaf(rng.uniform(0.1, 0.9, (3, 2))), leaf(rng.random((3, 2)))],
+        ),
     ]
     return out

@@ -59,56 +59,123 @@ LABELS = np.array([1, 0, 3, 2, 1])
 W = np.array([0.2, 1.0, 3.0, 0.7])
 
 CASES: list[tuple[str, Callable[..., Any], Callable[..., Any], list[Any]]] = [
-    ("linear", F.linear, lambda x, w, b: x @ w.T + b,
-     [RNG.standard_normal((4, 3)), RNG.standard_normal((2, 3)), RNG.standard_normal(2)]),
-    ("linear-batched", F.linear, lambda x, w, b: x @ w.T + b,
-     [RNG.standard_normal((2, 4, 3)), RNG.standard_normal((2, 3)), RNG.standard_normal(2)]),
-    ("add", F.add, lambda a, b, c: a + b + c,
-     [RNG.standard_normal((3, 4)), RNG.standard_normal(4), RNG.standard_normal((3, 1))]),
-    ("maximum", F.maximum, lambda a, b, c: cr.maximum(cr.maximum(a, b), c),
-     [RNG.standard_normal((3, 4)) for _ in range(3)]),
-    ("duplicate", lambda x: sum(2.0 ** i * y for i, y in enumerate(F.duplicate(x, 3))),
-     lambda x: x + 2.0 * x + 4.0 * x, [RNG.standard_normal((3, 2))]),
-    ("dropout", lambda x: F.dropout(x, 0.5, True, Generator(1)),
-     lambda x: x * cr.tensor((Generator(1).random((4, 5), np.float64) >= 0.5) * 2.0),
-     [RNG.standard_normal((4, 5))]),
-    ("leaky_relu", lambda x: F.leaky_relu(x, 0.1), lambda x: cr.where(x > 0, x, 0.1 * x),
-     [RNG.standard_normal((3, 4))]),
-    ("elu", lambda x: F.elu(x, 0.5),
-     lambda x: cr.where(x > 0, x, 0.5 * (cr.exp(cr.minimum(x, cr.zeros_like(x))) - 1)),
-     [RNG.standard_normal((3, 4))]),
+    (
+        "linear",
+        F.linear,
+        lambda x, w, b: x @ w.T + b,
+        [RNG.standard_normal((4, 3)), RNG.standard_normal((2, 3)), RNG.standard_normal(2)],
+    ),
+    (
+        "linear-batched",
+        F.linear,
+        lambda x, w, b: x @ w.T + b,
+        [RNG.standard_normal((2, 4, 3)), RNG.standard_normal((2, 3)), RNG.standard_normal(2)],
+    ),
+    (
+        "add",
+        F.add,
+        lambda a, b, c: a + b + c,
+        [RNG.standard_normal((3, 4)), RNG.standard_normal(4), RNG.standard_normal((3, 1))],
+    ),
+    (
+        "maximum",
+        F.maximum,
+        lambda a, b, c: cr.maximum(cr.maximum(a, b), c),
+        [RNG.standard_normal((3, 4)) for _ in range(3)],
+    ),
+    (
+        "duplicate",
+        lambda x: sum(2.0**i * y for i, y in enumerate(F.duplicate(x, 3))),
+        lambda x: x + 2.0 * x + 4.0 * x,
+        [RNG.standard_normal((3, 2))],
+    ),
+    (
+        "dropout",
+        lambda x: F.dropout(x, 0.5, True, Generator(1)),
+        lambda x: x * cr.tensor((Generator(1).random((4, 5), np.float64) >= 0.5) * 2.0),
+        [RNG.standard_normal((4, 5))],
+    ),
+    (
+        "leaky_relu",
+        lambda x: F.leaky_relu(x, 0.1),
+        lambda x: cr.where(x > 0, x, 0.1 * x),
+        [RNG.standard_normal((3, 4))],
+    ),
+    (
+        "elu",
+        lambda x: F.elu(x, 0.5),
+        lambda x: cr.where(x > 0, x, 0.5 * (cr.exp(cr.minimum(x, cr.zeros_like(x))) - 1)),
+        [RNG.standard_normal((3, 4))],
+    ),
     ("silu", F.silu, lambda x: x * cr.sigmoid(x), [RNG.standard_normal((3, 4))]),
-    ("gelu-tanh", lambda x: F.gelu(x, "tanh"),
-     lambda x: 0.5 * x * (1 + cr.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x * x * x))),
-     [RNG.standard_normal((3, 4))]),
-    ("cross_entropy", lambda x: F.cross_entropy(x, LABELS),
-     lambda x: core_log_softmax_nll(x, LABELS, None), [RNG.standard_normal((5, 4))]),
-    ("cross_entropy-weight", lambda x: F.cross_entropy(x, LABELS, weight=W),
-     lambda x: core_log_softmax_nll(x, LABELS, W), [RNG.standard_normal((5, 4))]),
-    ("cross_entropy-smoothing", lambda x: F.cross_entropy(x, LABELS, label_smoothing=0.2),
-     lambda x: 0.8 * core_log_softmax_nll(x, LABELS, None)
-     - 0.2 / 4 * cr.log_softmax(x, 1).sum() / 5, [RNG.standard_normal((5, 4))]),
-    ("nll", lambda x: F.nll_loss(x, LABELS),
-     lambda x: -x[np.arange(5), LABELS].mean(), [RNG.standard_normal((5, 4))]),
-    ("mse", F.mse_loss, lambda x, y: ((x - y) * (x - y)).mean(),
-     [RNG.standard_normal((3, 4)), RNG.standard_normal((3, 4))]),
-    ("l1", F.l1_loss, lambda x, y: cr.abs(x - y).mean(),
-     [RNG.standard_normal((3, 4)), RNG.standard_normal((3, 4))]),
-    ("huber", F.huber_loss,
-     lambda x, y: cr.where(cr.abs(x - y) <= 1.0, 0.5 * (x - y) * (x - y),
-                           cr.abs(x - y) - 0.5).mean(),
-     [RNG.standard_normal((3, 4)) * 2, RNG.standard_normal((3, 4))]),
-    ("bce_with_logits", F.binary_cross_entropy_with_logits,
-     lambda x, y: ((1 - y) * x + cr.softplus(-x)).mean(),
-     [RNG.standard_normal((3, 4)) * 4, RNG.random((3, 4))]),
-    ("bce", F.binary_cross_entropy,
-     lambda x, y: -(y * cr.log(x) + (1 - y) * cr.log(1 - x)).mean(),
-     [RNG.uniform(0.05, 0.95, (3, 4)), RNG.random((3, 4))]),
+    (
+        "gelu-tanh",
+        lambda x: F.gelu(x, "tanh"),
+        lambda x: 0.5 * x * (1 + cr.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x * x * x))),
+        [RNG.standard_normal((3, 4))],
+    ),
+    (
+        "cross_entropy",
+        lambda x: F.cross_entropy(x, LABELS),
+        lambda x: core_log_softmax_nll(x, LABELS, None),
+        [RNG.standard_normal((5, 4))],
+    ),
+    (
+        "cross_entropy-weight",
+        lambda x: F.cross_entropy(x, LABELS, weight=W),
+        lambda x: core_log_softmax_nll(x, LABELS, W),
+        [RNG.standard_normal((5, 4))],
+    ),
+    (
+        "cross_entropy-smoothing",
+        lambda x: F.cross_entropy(x, LABELS, label_smoothing=0.2),
+        lambda x: (
+            0.8 * core_log_softmax_nll(x, LABELS, None) - 0.2 / 4 * cr.log_softmax(x, 1).sum() / 5
+        ),
+        [RNG.standard_normal((5, 4))],
+    ),
+    (
+        "nll",
+        lambda x: F.nll_loss(x, LABELS),
+        lambda x: -x[np.arange(5), LABELS].mean(),
+        [RNG.standard_normal((5, 4))],
+    ),
+    (
+        "mse",
+        F.mse_loss,
+        lambda x, y: ((x - y) * (x - y)).mean(),
+        [RNG.standard_normal((3, 4)), RNG.standard_normal((3, 4))],
+    ),
+    (
+        "l1",
+        F.l1_loss,
+        lambda x, y: cr.abs(x - y).mean(),
+        [RNG.standard_normal((3, 4)), RNG.standard_normal((3, 4))],
+    ),
+    (
+        "huber",
+        F.huber_loss,
+        lambda x, y: cr.where(
+            cr.abs(x - y) <= 1.0, 0.5 * (x - y) * (x - y), cr.abs(x - y) - 0.5
+        ).mean(),
+        [RNG.standard_normal((3, 4)) * 2, RNG.standard_normal((3, 4))],
+    ),
+    (
+        "bce_with_logits",
+        F.binary_cross_entropy_with_logits,
+        lambda x, y: ((1 - y) * x + cr.softplus(-x)).mean(),
+        [RNG.standard_normal((3, 4)) * 4, RNG.random((3, 4))],
+    ),
+    (
+        "bce",
+        F.binary_cross_entropy,
+        lambda x, y: -(y * cr.log(x) + (1 - y) * cr.log(1 - x)).mean(),
+        [RNG.uniform(0.05, 0.95, (3, 4)), RNG.random((3, 4))],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("name", "fused", "composed", "arrays"), CASES,
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(("name", "fused", "composed", "arrays"), CASES, ids=[c[0] for c in CASES])
 def test_fused_matches_composed(name: str, fused, composed, arrays) -> None:
     compare(fused, composed, *arrays)
 

@@ -14,13 +14,17 @@ def test_issue_example_message() -> None:
     feature = nn.Sequential(nn.Linear(784, 100))
     with pytest.raises(cr.ShapeError) as info:
         model[2](feature(cr.randn(32, 784)))
-    assert str(info.value) == ("model (Linear(in_features=256, out_features=10, bias=True)) "
-                               "expected input (..., 256), got (32, 100)")
+    assert str(info.value) == (
+        "model (Linear(in_features=256, out_features=10, bias=True)) "
+        "expected input (..., 256), got (32, 100)"
+    )
     broken = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(100, 10))
     with pytest.raises(cr.ShapeError) as info:
         broken(cr.randn(32, 784))
-    assert str(info.value) == ("model.2 (Linear(in_features=100, out_features=10, bias=True)) "
-                               "expected input (..., 100), got (32, 256)")
+    assert str(info.value) == (
+        "model.2 (Linear(in_features=100, out_features=10, bias=True)) "
+        "expected input (..., 100), got (32, 256)"
+    )
 
 
 def test_nested_path_and_valueerror_compatibility() -> None:
@@ -33,9 +37,12 @@ def test_nested_path_and_valueerror_compatibility() -> None:
         def forward(self, x: cr.Tensor) -> cr.Tensor:
             return self.heads["cls"](self.encoder(x))
 
-    with pytest.raises(ValueError, match=r"^model\.heads\.cls \(Linear\(in_features=5, "
-                                         r"out_features=2, bias=True\)\) expected input "
-                                         r"\(\.\.\., 5\), got \(3, 8\)$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^model\.heads\.cls \(Linear\(in_features=5, "
+        r"out_features=2, bias=True\)\) expected input "
+        r"\(\.\.\., 5\), got \(3, 8\)$",
+    ):
         Net()(cr.randn(3, 4))
 
 

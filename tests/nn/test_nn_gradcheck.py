@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from nn_cases import cases
 
 import chainrule as cr
-import chainrule.nn  # noqa: F401  (registers the nn Functions)
+import chainrule.nn  # registers the nn Functions
 import chainrule.nn.functional as F
 from chainrule.autograd import PRIMITIVES, gradcheck
 
@@ -28,8 +28,9 @@ def test_every_nn_function_has_a_gradcheck_case() -> None:
     assert len(nn_functions()) >= 15
 
 
-@pytest.mark.parametrize(("name", "fn", "inputs"), CASES,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+@pytest.mark.parametrize(
+    ("name", "fn", "inputs"), CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)]
+)
 def test_gradcheck(name: str, fn, inputs) -> None:
     out = fn(*inputs)
     outs = out if isinstance(out, tuple) else (out,)
@@ -38,8 +39,12 @@ def test_gradcheck(name: str, fn, inputs) -> None:
 
 
 @settings(max_examples=15, deadline=None)
-@given(lead=st.lists(st.integers(1, 3), min_size=0, max_size=2),
-       n_in=st.integers(1, 4), n_out=st.integers(1, 4), bias=st.booleans())
+@given(
+    lead=st.lists(st.integers(1, 3), min_size=0, max_size=2),
+    n_in=st.integers(1, 4),
+    n_out=st.integers(1, 4),
+    bias=st.booleans(),
+)
 def test_linear_gradcheck_over_shapes(lead: list[int], n_in: int, n_out: int, bias: bool) -> None:
     rng = np.random.default_rng(len(lead) * 100 + n_in * 10 + n_out)
     x = cr.tensor(rng.standard_normal((*lead, n_in)), requires_grad=True)

@@ -35,8 +35,12 @@ def test_issue_example_matches_hand_written_forward_and_backward() -> None:
     expected.backward(grad)
     np.testing.assert_allclose(x.grad.numpy(), x2.grad.numpy(), rtol=1e-10)
     np.testing.assert_allclose(w_grad, a[0].weight.grad.numpy(), rtol=1e-10)
-    assert [n for n, _ in g.named_parameters()] == ["a.0.weight", "a.0.bias", "b.0.weight",
-                                                   "b.0.bias"]
+    assert [n for n, _ in g.named_parameters()] == [
+        "a.0.weight",
+        "a.0.bias",
+        "b.0.weight",
+        "b.0.bias",
+    ]
 
 
 def test_nodes_declared_in_any_order_run_topologically() -> None:
@@ -120,7 +124,7 @@ def test_bad_output_index_and_bad_names() -> None:
         g(cr.randn(2))
     with pytest.raises(cr.GraphError, match="already"):
         g.add("a", nn.ReLU(), "x")
-    with pytest.raises(cr.GraphError, match="without '.'"):
+    with pytest.raises(cr.GraphError, match=r"without '\.'"):
         g.add("a.b", nn.ReLU(), "x")
     with pytest.raises(cr.GraphError, match="takes 1 inputs"):
         g(cr.randn(2), cr.randn(2))

@@ -21,15 +21,18 @@ def test_calculate_gain() -> None:
         nn.init.calculate_gain("swishy")
 
 
-@pytest.mark.parametrize(("fn", "kwargs", "std"), [
-    (nn.init.kaiming_normal_, {"nonlinearity": "relu"}, math.sqrt(2 / 400)),
-    (nn.init.kaiming_normal_, {"nonlinearity": "relu", "mode": "fan_out"}, math.sqrt(2 / 300)),
-    (nn.init.kaiming_uniform_, {"nonlinearity": "relu"}, math.sqrt(2 / 400)),
-    (nn.init.xavier_normal_, {}, math.sqrt(2 / 700)),
-    (nn.init.xavier_uniform_, {"gain": 2.0}, 2 * math.sqrt(2 / 700)),
-    (nn.init.normal_, {"std": 0.3}, 0.3),
-    (nn.init.uniform_, {"a": -1.0, "b": 1.0}, 1 / math.sqrt(3)),
-])
+@pytest.mark.parametrize(
+    ("fn", "kwargs", "std"),
+    [
+        (nn.init.kaiming_normal_, {"nonlinearity": "relu"}, math.sqrt(2 / 400)),
+        (nn.init.kaiming_normal_, {"nonlinearity": "relu", "mode": "fan_out"}, math.sqrt(2 / 300)),
+        (nn.init.kaiming_uniform_, {"nonlinearity": "relu"}, math.sqrt(2 / 400)),
+        (nn.init.xavier_normal_, {}, math.sqrt(2 / 700)),
+        (nn.init.xavier_uniform_, {"gain": 2.0}, 2 * math.sqrt(2 / 700)),
+        (nn.init.normal_, {"std": 0.3}, 0.3),
+        (nn.init.uniform_, {"a": -1.0, "b": 1.0}, 1 / math.sqrt(3)),
+    ],
+)
 def test_scales(fn, kwargs, std: float) -> None:
     w = cr.empty(300, 400, dtype=cr.float64)
     before = w._version[0]

@@ -37,8 +37,13 @@ class Net(nn.Module):
 def test_named_parameters_are_dotted_and_ordered() -> None:
     names = [name for name, _ in Net().named_parameters()]
     # As PyTorch: a module's own parameters before its children's.
-    assert names == ["block.scale", "block.fc.weight", "block.fc.bias", "head.2.weight",
-                     "head.2.bias"]
+    assert names == [
+        "block.scale",
+        "block.fc.weight",
+        "block.fc.bias",
+        "head.2.weight",
+        "head.2.bias",
+    ]
     assert len(list(Net().parameters())) == 5
 
 
@@ -46,7 +51,14 @@ def test_children_modules_and_buffers() -> None:
     net = Net()
     assert [type(c).__name__ for c in net.children()] == ["Block", "Sequential"]
     assert [name for name, _ in net.named_modules()] == [
-        "", "block", "block.fc", "head", "head.0", "head.1", "head.2"]
+        "",
+        "block",
+        "block.fc",
+        "head",
+        "head.0",
+        "head.1",
+        "head.2",
+    ]
     assert [name for name, _ in net.named_buffers()] == ["block.running", "block.scratch"]
 
 
@@ -63,7 +75,7 @@ def test_reassign_and_delete_keep_registry_consistent() -> None:
     assert dict(block.named_parameters())["fc.weight"].shape == (5, 3)
     del block.scale
     assert "scale" not in dict(block.named_parameters())
-    with pytest.raises(TypeError, match="nn.Parameter"):
+    with pytest.raises(TypeError, match=r"nn\.Parameter"):
         block.fc.weight = cr.zeros(5, 3)
 
 
@@ -96,8 +108,14 @@ def test_zero_grad_sets_none_or_zero() -> None:
 def test_state_dict_round_trip_and_sharing() -> None:
     a, b = Net(), Net()
     sd = a.state_dict()
-    assert list(sd) == ["block.scale", "block.running", "block.fc.weight", "block.fc.bias",
-                        "head.2.weight", "head.2.bias"]  # non-persistent buffer left out
+    assert list(sd) == [
+        "block.scale",
+        "block.running",
+        "block.fc.weight",
+        "block.fc.bias",
+        "head.2.weight",
+        "head.2.bias",
+    ]  # non-persistent buffer left out
     weight_before = b.block.fc.weight
     result = b.load_state_dict(sd)
     assert result.missing_keys == [] and result.unexpected_keys == []
@@ -155,8 +173,9 @@ def test_to_dtype_converts_in_place() -> None:
 
 
 def test_repr_tree() -> None:
-    model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.2),
-                          nn.Sequential(nn.Linear(256, 10)))
+    model = nn.Sequential(
+        nn.Linear(784, 256), nn.ReLU(), nn.Dropout(0.2), nn.Sequential(nn.Linear(256, 10))
+    )
     assert repr(model) == (
         "Sequential(\n"
         "  (0): Linear(in_features=784, out_features=256, bias=True)\n"
@@ -207,8 +226,7 @@ def test_module_list_and_dict() -> None:
     assert len(layers) == 3 and len(list(layers.parameters())) == 6
     assert isinstance(layers[-1], nn.Linear)
     heads = nn.ModuleDict({"a": nn.Linear(2, 1), "b": nn.Linear(2, 3)})
-    assert [n for n, _ in heads.named_parameters()] == ["a.weight", "a.bias", "b.weight",
-                                                        "b.bias"]
+    assert [n for n, _ in heads.named_parameters()] == ["a.weight", "a.bias", "b.weight", "b.bias"]
     assert "a" in heads and heads["b"].out_features == 3
 
 

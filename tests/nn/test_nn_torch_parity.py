@@ -28,8 +28,9 @@ def copy_weights(ours: nn.Module, theirs: Any, dtype: Any) -> None:
     theirs.load_state_dict(state)
 
 
-def check_module(ours: nn.Module, theirs: Any, x: np.ndarray, dtype: Any,
-                 upstream_seed: int = 1) -> None:
+def check_module(
+    ours: nn.Module, theirs: Any, x: np.ndarray, dtype: Any, upstream_seed: int = 1
+) -> None:
     copy_weights(ours, theirs, dtype)
     x = x.astype(dtype)
     xc = cr.tensor(x, requires_grad=True)
@@ -43,15 +44,20 @@ def check_module(ours: nn.Module, theirs: Any, x: np.ndarray, dtype: Any,
     np.testing.assert_allclose(xc.grad.numpy(), xt.grad.numpy(), **tol)
     theirs_params = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad.numpy(), theirs_params[name].grad.numpy(),
-                                   err_msg=name, **tol)
+        np.testing.assert_allclose(
+            p.grad.numpy(), theirs_params[name].grad.numpy(), err_msg=name, **tol
+        )
 
 
 MODULES: list[tuple[str, Callable[[], Any], Callable[[], Any], tuple[int, ...]]] = [
     ("Linear", lambda: nn.Linear(5, 3), lambda: tnn.Linear(5, 3), (4, 5)),
     ("Linear-3d", lambda: nn.Linear(5, 3), lambda: tnn.Linear(5, 3), (2, 4, 5)),
-    ("Linear-nobias", lambda: nn.Linear(5, 3, bias=False),
-     lambda: tnn.Linear(5, 3, bias=False), (4, 5)),
+    (
+        "Linear-nobias",
+        lambda: nn.Linear(5, 3, bias=False),
+        lambda: tnn.Linear(5, 3, bias=False),
+        (4, 5),
+    ),
     ("ReLU", nn.ReLU, tnn.ReLU, (4, 6)),
     ("Sigmoid", nn.Sigmoid, tnn.Sigmoid, (4, 6)),
     ("Tanh", nn.Tanh, tnn.Tanh, (4, 6)),
@@ -67,16 +73,19 @@ MODULES: list[tuple[str, Callable[[], Any], Callable[[], Any], tuple[int, ...]]]
     ("Softplus-beta", lambda: nn.Softplus(beta=2.0), lambda: tnn.Softplus(beta=2.0), (4, 6)),
     ("Identity", nn.Identity, tnn.Identity, (4, 6)),
     ("Flatten", nn.Flatten, tnn.Flatten, (2, 3, 4)),
-    ("Sequential",
-     lambda: nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3), nn.LogSoftmax(1)),
-     lambda: tnn.Sequential(tnn.Linear(6, 8), tnn.Tanh(), tnn.Linear(8, 3), tnn.LogSoftmax(1)),
-     (5, 6)),
+    (
+        "Sequential",
+        lambda: nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3), nn.LogSoftmax(1)),
+        lambda: tnn.Sequential(tnn.Linear(6, 8), tnn.Tanh(), tnn.Linear(8, 3), tnn.LogSoftmax(1)),
+        (5, 6),
+    ),
 ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-@pytest.mark.parametrize(("name", "make_ours", "make_theirs", "shape"), MODULES,
-                         ids=[m[0] for m in MODULES])
+@pytest.mark.parametrize(
+    ("name", "make_ours", "make_theirs", "shape"), MODULES, ids=[m[0] for m in MODULES]
+)
 def test_module_parity(name: str, make_ours, make_theirs, shape, dtype) -> None:
     x = np.random.default_rng(0).standard_normal(shape) * 2
     check_module(make_ours(), make_theirs(), x, dtype)
@@ -92,13 +101,18 @@ def test_embedding_parity(dtype) -> None:
     g = np.random.default_rng(0).standard_normal(yt.shape).astype(dtype)
     yc.backward(cr.tensor(g))
     yt.backward(torch.tensor(g))
-    np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(),
-                               **TOL[dtype])
+    np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(), **TOL[dtype])
 
 
 # -- losses ---------------------------------------------------------------------------------
-def check_loss(ours: nn.Module, theirs: Any, x: np.ndarray, target: np.ndarray, dtype: Any,
-               target_grad: bool = False) -> None:
+def check_loss(
+    ours: nn.Module,
+    theirs: Any,
+    x: np.ndarray,
+    target: np.ndarray,
+    dtype: Any,
+    target_grad: bool = False,
+) -> None:
     x = x.astype(dtype)
     if target.dtype.kind == "f":
         target = target.astype(dtype)
@@ -136,47 +150,113 @@ def loss_cases(dtype: Any) -> list[tuple[str, Any, Any, np.ndarray, np.ndarray, 
     pw_c, pw_t = _w(dtype, np.array([2.0, 0.5, 1.0, 3.0]))
     return [
         ("ce", nn.CrossEntropyLoss(), tnn.CrossEntropyLoss(), LOGITS, LABELS, False),
-        ("ce-sum", nn.CrossEntropyLoss(reduction="sum"),
-         tnn.CrossEntropyLoss(reduction="sum"), LOGITS, LABELS, False),
-        ("ce-none", nn.CrossEntropyLoss(reduction="none"),
-         tnn.CrossEntropyLoss(reduction="none"), LOGITS, LABELS, False),
-        ("ce-weight-ignore-smooth",
-         nn.CrossEntropyLoss(weight=wc, ignore_index=7, label_smoothing=0.15),
-         tnn.CrossEntropyLoss(weight=wt, ignore_index=7, label_smoothing=0.15),
-         LOGITS, np.where(LABELS_IGNORED == -100, 2, LABELS_IGNORED), False),
-        ("ce-ignore-none-smooth",
-         nn.CrossEntropyLoss(reduction="none", label_smoothing=0.3),
-         tnn.CrossEntropyLoss(reduction="none", label_smoothing=0.3),
-         LOGITS, np.where(LABELS_IGNORED == 7, 1, LABELS_IGNORED), False),
-        ("ce-3d", nn.CrossEntropyLoss(weight=wc), tnn.CrossEntropyLoss(weight=wt), x3, t3,
-         False),
-        ("ce-probs", nn.CrossEntropyLoss(weight=wc, label_smoothing=0.1),
-         tnn.CrossEntropyLoss(weight=wt, label_smoothing=0.1), LOGITS, probs, True),
+        (
+            "ce-sum",
+            nn.CrossEntropyLoss(reduction="sum"),
+            tnn.CrossEntropyLoss(reduction="sum"),
+            LOGITS,
+            LABELS,
+            False,
+        ),
+        (
+            "ce-none",
+            nn.CrossEntropyLoss(reduction="none"),
+            tnn.CrossEntropyLoss(reduction="none"),
+            LOGITS,
+            LABELS,
+            False,
+        ),
+        (
+            "ce-weight-ignore-smooth",
+            nn.CrossEntropyLoss(weight=wc, ignore_index=7, label_smoothing=0.15),
+            tnn.CrossEntropyLoss(weight=wt, ignore_index=7, label_smoothing=0.15),
+            LOGITS,
+            np.where(LABELS_IGNORED == -100, 2, LABELS_IGNORED),
+            False,
+        ),
+        (
+            "ce-ignore-none-smooth",
+            nn.CrossEntropyLoss(reduction="none", label_smoothing=0.3),
+            tnn.CrossEntropyLoss(reduction="none", label_smoothing=0.3),
+            LOGITS,
+            np.where(LABELS_IGNORED == 7, 1, LABELS_IGNORED),
+            False,
+        ),
+        ("ce-3d", nn.CrossEntropyLoss(weight=wc), tnn.CrossEntropyLoss(weight=wt), x3, t3, False),
+        (
+            "ce-probs",
+            nn.CrossEntropyLoss(weight=wc, label_smoothing=0.1),
+            tnn.CrossEntropyLoss(weight=wt, label_smoothing=0.1),
+            LOGITS,
+            probs,
+            True,
+        ),
         ("nll", nn.NLLLoss(weight=wc), tnn.NLLLoss(weight=wt), LOGITS, LABELS, False),
-        ("nll-ignore-none", nn.NLLLoss(reduction="none", ignore_index=7),
-         tnn.NLLLoss(reduction="none", ignore_index=7), LOGITS,
-         np.where(LABELS_IGNORED == -100, 2, LABELS_IGNORED), False),
+        (
+            "nll-ignore-none",
+            nn.NLLLoss(reduction="none", ignore_index=7),
+            tnn.NLLLoss(reduction="none", ignore_index=7),
+            LOGITS,
+            np.where(LABELS_IGNORED == -100, 2, LABELS_IGNORED),
+            False,
+        ),
         ("mse", nn.MSELoss(), tnn.MSELoss(), LOGITS, RNG.standard_normal((6, 4)), True),
-        ("mse-none", nn.MSELoss("none"), tnn.MSELoss(reduction="none"), LOGITS,
-         RNG.standard_normal((6, 4)), False),
+        (
+            "mse-none",
+            nn.MSELoss("none"),
+            tnn.MSELoss(reduction="none"),
+            LOGITS,
+            RNG.standard_normal((6, 4)),
+            False,
+        ),
         ("l1", nn.L1Loss(), tnn.L1Loss(), LOGITS, RNG.standard_normal((6, 4)), True),
-        ("huber", nn.HuberLoss(delta=0.8), tnn.HuberLoss(delta=0.8), LOGITS,
-         RNG.standard_normal((6, 4)), True),
-        ("smoothl1", nn.SmoothL1Loss(beta=0.5), tnn.SmoothL1Loss(beta=0.5), LOGITS,
-         RNG.standard_normal((6, 4)), False),
-        ("bce-logits", nn.BCEWithLogitsLoss(pos_weight=pw_c),
-         tnn.BCEWithLogitsLoss(pos_weight=pw_t), LOGITS * 10, RNG.random((6, 4)), True),
-        ("bce-logits-weight-sum", nn.BCEWithLogitsLoss(weight=wc, reduction="sum"),
-         tnn.BCEWithLogitsLoss(weight=wt, reduction="sum"), LOGITS, RNG.random((6, 4)), True),
-        ("bce", nn.BCELoss(weight=wc), tnn.BCELoss(weight=wt),
-         RNG.uniform(0.05, 0.95, (6, 4)), RNG.random((6, 4)), True),
+        (
+            "huber",
+            nn.HuberLoss(delta=0.8),
+            tnn.HuberLoss(delta=0.8),
+            LOGITS,
+            RNG.standard_normal((6, 4)),
+            True,
+        ),
+        (
+            "smoothl1",
+            nn.SmoothL1Loss(beta=0.5),
+            tnn.SmoothL1Loss(beta=0.5),
+            LOGITS,
+            RNG.standard_normal((6, 4)),
+            False,
+        ),
+        (
+            "bce-logits",
+            nn.BCEWithLogitsLoss(pos_weight=pw_c),
+            tnn.BCEWithLogitsLoss(pos_weight=pw_t),
+            LOGITS * 10,
+            RNG.random((6, 4)),
+            True,
+        ),
+        (
+            "bce-logits-weight-sum",
+            nn.BCEWithLogitsLoss(weight=wc, reduction="sum"),
+            tnn.BCEWithLogitsLoss(weight=wt, reduction="sum"),
+            LOGITS,
+            RNG.random((6, 4)),
+            True,
+        ),
+        (
+            "bce",
+            nn.BCELoss(weight=wc),
+            tnn.BCELoss(weight=wt),
+            RNG.uniform(0.05, 0.95, (6, 4)),
+            RNG.random((6, 4)),
+            True,
+        ),
     ]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("index", range(17))
 def test_loss_parity(index: int, dtype) -> None:
-    name, ours, theirs, x, target, target_grad = loss_cases(dtype)[index]
+    _, ours, theirs, x, target, target_grad = loss_cases(dtype)[index]
     check_loss(ours, theirs, x, target, dtype, target_grad)
 
 

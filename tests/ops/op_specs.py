@@ -72,8 +72,9 @@ def _clamp(draw: Any) -> Case:
     x = values(rng_from(draw), draw(shapes()), "real")
     x = np.where(np.abs(np.abs(x) - 0.5) < 0.05, x + 0.1, x)  # away from the bounds ±0.5
     lo, hi = draw(st.sampled_from([(-0.5, 0.5), (-0.5, None), (None, 0.5)]))
-    return Case(f"clamp{x.shape} [{lo}, {hi}]", (x,),
-                lambda t: t.clamp(lo, hi), lambda t: t.clamp(lo, hi))
+    return Case(
+        f"clamp{x.shape} [{lo}, {hi}]", (x,), lambda t: t.clamp(lo, hi), lambda t: t.clamp(lo, hi)
+    )
 
 
 def _cast(t: Any) -> Any:
@@ -88,13 +89,18 @@ def _matmul(draw: Any) -> Case:
     rng = rng_from(draw)
     method = draw(st.sampled_from(["@", "matmul"]))
     fn = (lambda a, b: a @ b) if method == "@" else (lambda a, b: a.matmul(b))
-    return Case(f"{sa} {method} {sb}", (values(rng, sa, "real"), values(rng, sb, "real")),
-                fn, lambda a, b: a @ b)
+    return Case(
+        f"{sa} {method} {sb}",
+        (values(rng, sa, "real"), values(rng, sb, "real")),
+        fn,
+        lambda a, b: a @ b,
+    )
 
 
 def hnp_matmul_shapes() -> Any:
-    return hnp.mutually_broadcastable_shapes(signature="(m?,n),(n,p?)->(m?,p?)",
-                                             max_dims=4, min_side=1, max_side=4)
+    return hnp.mutually_broadcastable_shapes(
+        signature="(m?,n),(n,p?)->(m?,p?)", max_dims=4, min_side=1, max_side=4
+    )
 
 
 @st.composite
@@ -103,7 +109,8 @@ def _reduction(draw: Any, method: str, domain: str) -> Case:
     dim, keepdim = draw(dims(x.ndim)), draw(st.booleans())
     torch_dim = torch_dims(dim, x.ndim)
     return Case(
-        f"{method}{x.shape} dim={dim} keepdim={keepdim}", (x,),
+        f"{method}{x.shape} dim={dim} keepdim={keepdim}",
+        (x,),
         lambda t: getattr(t, method)(dim, keepdim=keepdim),
         lambda t: getattr(t, method)(torch_dim, keepdim=keepdim),
     )
@@ -115,17 +122,24 @@ def _max_dim(draw: Any) -> Case:
     dim = draw(st.integers(-x.ndim, x.ndim - 1))
     keepdim = draw(st.booleans())
     method = draw(st.sampled_from(["max", "min"]))
-    return Case(f"{method}{x.shape} dim={dim} keepdim={keepdim}", (x,),
-                lambda t: getattr(t, method)(dim=dim, keepdim=keepdim).values,
-                lambda t: getattr(t, method)(dim=dim, keepdim=keepdim).values)
+    return Case(
+        f"{method}{x.shape} dim={dim} keepdim={keepdim}",
+        (x,),
+        lambda t: getattr(t, method)(dim=dim, keepdim=keepdim).values,
+        lambda t: getattr(t, method)(dim=dim, keepdim=keepdim).values,
+    )
 
 
 @st.composite
 def _along_dim(draw: Any, method: str) -> Case:
     x = values(rng_from(draw), draw(shapes(min_dims=1)), "real")
     dim = draw(st.integers(-x.ndim, x.ndim - 1))
-    return Case(f"{method}{x.shape} dim={dim}", (x,),
-                lambda t: getattr(t, method)(dim), lambda t: getattr(t, method)(dim))
+    return Case(
+        f"{method}{x.shape} dim={dim}",
+        (x,),
+        lambda t: getattr(t, method)(dim),
+        lambda t: getattr(t, method)(dim),
+    )
 
 
 @st.composite
@@ -138,8 +152,12 @@ def _reshape(draw: Any) -> Case:
     how = draw(st.sampled_from(sorted(options)))
     new = options[how]
     method = draw(st.sampled_from(["reshape", "view"]))
-    return Case(f"{method}{x.shape}->{new}", (x,),
-                lambda t: getattr(t, method)(*new), lambda t: t.reshape(new))
+    return Case(
+        f"{method}{x.shape}->{new}",
+        (x,),
+        lambda t: getattr(t, method)(*new),
+        lambda t: t.reshape(new),
+    )
 
 
 @st.composite
@@ -148,12 +166,20 @@ def _permute(draw: Any) -> Case:
     how = draw(st.sampled_from(["permute", "transpose", "T"]))
     if how == "permute":
         order = tuple(draw(st.permutations(range(x.ndim))))
-        return Case(f"permute{x.shape} {order}", (x,),
-                    lambda t: t.permute(*order), lambda t: t.permute(*order))
+        return Case(
+            f"permute{x.shape} {order}",
+            (x,),
+            lambda t: t.permute(*order),
+            lambda t: t.permute(*order),
+        )
     if how == "transpose":
         d0, d1 = draw(st.integers(-x.ndim, x.ndim - 1)), draw(st.integers(-x.ndim, x.ndim - 1))
-        return Case(f"transpose{x.shape} {d0},{d1}", (x,),
-                    lambda t: t.transpose(d0, d1), lambda t: t.transpose(d0, d1))
+        return Case(
+            f"transpose{x.shape} {d0},{d1}",
+            (x,),
+            lambda t: t.transpose(d0, d1),
+            lambda t: t.transpose(d0, d1),
+        )
     reverse = tuple(reversed(range(x.ndim)))
     return Case(f"T{x.shape}", (x,), lambda t: t.T, lambda t: t.permute(*reverse))
 
@@ -167,16 +193,18 @@ def _expand(draw: Any) -> Case:
     # -1 keeps a dimension as it is.
     kept = tuple(-1 if draw(st.booleans()) else s for s in grown)
     target = (*lead, *kept)
-    return Case(f"expand{x.shape}->{target}", (x,),
-                lambda t: t.expand(*target), lambda t: t.expand(target))
+    return Case(
+        f"expand{x.shape}->{target}", (x,), lambda t: t.expand(*target), lambda t: t.expand(target)
+    )
 
 
 @st.composite
 def _slice(draw: Any) -> Case:
     x = values(rng_from(draw), draw(shapes(min_dims=1)), "real")
     index = draw(basic_index(x.shape))
-    return Case(f"{x.shape}[{index}]", (x,),
-                lambda t: t[index], lambda t: torch_basic_index(t, index))
+    return Case(
+        f"{x.shape}[{index}]", (x,), lambda t: t[index], lambda t: torch_basic_index(t, index)
+    )
 
 
 @st.composite
@@ -185,8 +213,9 @@ def _gather(draw: Any) -> Case:
     rng = rng_from(draw)
     x = values(rng, draw(shapes(min_dims=1)), "real")
     n0 = x.shape[0]
-    kind = draw(st.sampled_from(["ints", "list", "int_tensor", "mask", "row_mask", "pair",
-                                 "slice_ints"]))
+    kind = draw(
+        st.sampled_from(["ints", "list", "int_tensor", "mask", "row_mask", "pair", "slice_ints"])
+    )
     repeated = np.concatenate([rng.integers(-n0, n0, 3), [0, 0]])
     if kind == "ints":
         index: Any = repeated
@@ -233,8 +262,12 @@ def _cat(draw: Any) -> Case:
     sizes = draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
     axis = dim % len(base)
     inputs = tuple(values(rng, (*base[:axis], s, *base[axis + 1 :]), "real") for s in sizes)
-    return Case(f"cat {[x.shape for x in inputs]} dim={dim}", inputs,
-                lambda *ts: cr.cat(list(ts), dim), lambda *ts: torch.cat(list(ts), dim))
+    return Case(
+        f"cat {[x.shape for x in inputs]} dim={dim}",
+        inputs,
+        lambda *ts: cr.cat(list(ts), dim),
+        lambda *ts: torch.cat(list(ts), dim),
+    )
 
 
 @st.composite
@@ -243,8 +276,12 @@ def _stack(draw: Any) -> Case:
     shape = draw(shapes())
     dim = draw(st.integers(-len(shape) - 1, len(shape)))
     inputs = tuple(values(rng, shape, "real") for _ in range(draw(st.integers(1, 3))))
-    return Case(f"stack {len(inputs)}x{shape} dim={dim}", inputs,
-                lambda *ts: cr.stack(list(ts), dim), lambda *ts: torch.stack(list(ts), dim))
+    return Case(
+        f"stack {len(inputs)}x{shape} dim={dim}",
+        inputs,
+        lambda *ts: cr.stack(list(ts), dim),
+        lambda *ts: torch.stack(list(ts), dim),
+    )
 
 
 def _arith(op: Any, scalar_left: Any, scalar_right: Any) -> dict[str, tuple[Any, Any, int]]:
@@ -256,39 +293,57 @@ def _arith(op: Any, scalar_left: Any, scalar_right: Any) -> dict[str, tuple[Any,
 
 
 SPECS: dict[str, Any] = {
-    "Add": _binary(_arith(lambda a, b: a + b, lambda a: 2.5 + a, lambda a: a.add(0.5)),
-                   ("real", "real")),
-    "Sub": _binary(_arith(lambda a, b: a - b, lambda a: 1.5 - a, lambda a: a - 0.25),
-                   ("real", "real")),
-    "Mul": _binary(_arith(lambda a, b: a * b, lambda a: 3.0 * a, lambda a: a * -2.0),
-                   ("real", "real")),
-    "Div": _binary(_arith(lambda a, b: a / b, lambda b: 2.0 / b, lambda a: a / 4.0),
-                   ("positive", "positive")),
+    "Add": _binary(
+        _arith(lambda a, b: a + b, lambda a: 2.5 + a, lambda a: a.add(0.5)), ("real", "real")
+    ),
+    "Sub": _binary(
+        _arith(lambda a, b: a - b, lambda a: 1.5 - a, lambda a: a - 0.25), ("real", "real")
+    ),
+    "Mul": _binary(
+        _arith(lambda a, b: a * b, lambda a: 3.0 * a, lambda a: a * -2.0), ("real", "real")
+    ),
+    "Div": _binary(
+        _arith(lambda a, b: a / b, lambda b: 2.0 / b, lambda a: a / 4.0), ("positive", "positive")
+    ),
     "Neg": _unary("neg", lambda t: -t, lambda t: -t),
-    "Pow": _binary({"tensor**tensor": _both(lambda a, b: a**b),
-                    "tensor**2": _both(lambda a: a**2, 1),
-                    "tensor**0.5": _both(lambda a: a**0.5, 1),
-                    "2**tensor": _both(lambda a: 2.0**a, 1),
-                    "pow()": (lambda a, b: cr.pow(a, b), lambda a, b: torch.pow(a, b), 2)},
-                   ("positive", "real")),
+    "Pow": _binary(
+        {
+            "tensor**tensor": _both(lambda a, b: a**b),
+            "tensor**2": _both(lambda a: a**2, 1),
+            "tensor**0.5": _both(lambda a: a**0.5, 1),
+            "2**tensor": _both(lambda a: 2.0**a, 1),
+            "pow()": (lambda a, b: cr.pow(a, b), lambda a, b: torch.pow(a, b), 2),
+        },
+        ("positive", "real"),
+    ),
     "Exp": _unary("exp", cr.exp, torch.exp),
     "Log": _unary("log", cr.log, torch.log, "positive"),
     "Sqrt": _unary("sqrt", cr.sqrt, torch.sqrt, "positive"),
     "Abs": _unary("abs", cr.abs, torch.abs, "nonzero"),
-    "Maximum": _binary({"maximum": (cr.maximum, torch.maximum, 2),
-                        "max(t, t)": (lambda a, b: a.max(b), lambda a, b: a.max(b), 2)},
-                       ("real", "real")),
-    "Minimum": _binary({"minimum": (cr.minimum, torch.minimum, 2),
-                        "min(t, t)": (lambda a, b: a.min(b), lambda a, b: a.min(b), 2)},
-                       ("real", "real")),
+    "Maximum": _binary(
+        {
+            "maximum": (cr.maximum, torch.maximum, 2),
+            "max(t, t)": (lambda a, b: a.max(b), lambda a, b: a.max(b), 2),
+        },
+        ("real", "real"),
+    ),
+    "Minimum": _binary(
+        {
+            "minimum": (cr.minimum, torch.minimum, 2),
+            "min(t, t)": (lambda a, b: a.min(b), lambda a, b: a.min(b), 2),
+        },
+        ("real", "real"),
+    ),
     "Where": _where(),
     "Clamp": _clamp(),
     "ReLU": _unary("relu", cr.relu, torch.relu, "nonzero"),
     "Sigmoid": _unary("sigmoid", cr.sigmoid, torch.sigmoid),
     "Tanh": _unary("tanh", cr.tanh, torch.tanh),
     "Softplus": _unary("softplus", cr.softplus, torch.nn.functional.softplus),
-    "Cast": st.builds(lambda c: Case(c.label, c.inputs, c.cr_fn, c.torch_fn, eps=1e-2),
-                      _unary("cast", _cast, _cast)),
+    "Cast": st.builds(
+        lambda c: Case(c.label, c.inputs, c.cr_fn, c.torch_fn, eps=1e-2),
+        _unary("cast", _cast, _cast),
+    ),
     "Clone": _unary("clone", lambda t: t.clone(), lambda t: t.clone()),
     "MatMul": _matmul(),
     "Reshape": _reshape(),

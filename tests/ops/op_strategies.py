@@ -64,14 +64,16 @@ def values(rng: np.random.Generator, shape: tuple[int, ...], domain: str) -> np.
 
 
 def shapes(min_dims: int = 0, max_dims: int = MAX_DIMS, min_side: int = 1) -> Any:
-    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side,
-                            max_side=MAX_SIDE)
+    return hnp.array_shapes(
+        min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=MAX_SIDE
+    )
 
 
 def broadcast_shapes(n: int) -> Any:
     """``n`` shapes that broadcast together: (3, 1) with (4,), (2, 3, 4) with (3, 1)…"""
-    return hnp.mutually_broadcastable_shapes(num_shapes=n, min_dims=0, max_dims=MAX_DIMS,
-                                             min_side=1, max_side=MAX_SIDE)
+    return hnp.mutually_broadcastable_shapes(
+        num_shapes=n, min_dims=0, max_dims=MAX_DIMS, min_side=1, max_side=MAX_SIDE
+    )
 
 
 @st.composite

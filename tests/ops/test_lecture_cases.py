@@ -28,8 +28,9 @@ def test_linear_batched_gradients_sum_over_the_batch() -> None:
     w, x = cr.tensor(w_np, requires_grad=True), cr.tensor(x_np, requires_grad=True)
     (x @ w.T).backward(gradient=cr.tensor(g))
     np.testing.assert_allclose(x.grad.data, g @ w_np, rtol=1e-12)
-    np.testing.assert_allclose(w.grad.data, sum(np.outer(g[i], x_np[i]) for i in range(5)),
-                               rtol=1e-12)
+    np.testing.assert_allclose(
+        w.grad.data, sum(np.outer(g[i], x_np[i]) for i in range(5)), rtol=1e-12
+    )
 
 
 def test_relu_gradient_passes_only_where_the_input_is_positive() -> None:

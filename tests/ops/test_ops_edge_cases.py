@@ -31,8 +31,11 @@ def test_clamp_passes_the_gradient_at_the_bounds_as_torch(bounds: tuple) -> None
 def test_amax_and_full_max_share_tied_gradients_as_torch() -> None:
     x = np.array([[3.0, 1.0, 3.0], [2.0, 2.0, 2.0]])
     for dim in [None, 1, (0, 1)]:
-        ours, theirs = _grads(lambda t, d=dim: cr.amax(t, d),
-                              lambda t, d=dim: torch.amax(t, () if d is None else d), x)
+        ours, theirs = _grads(
+            lambda t, d=dim: cr.amax(t, d),
+            lambda t, d=dim: torch.amax(t, () if d is None else d),
+            x,
+        )
         np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-15)
     ours, theirs = _grads(lambda t: t.max(), lambda t: t.max(), x)
     np.testing.assert_allclose(ours[0], theirs[0], rtol=1e-15)
@@ -97,8 +100,10 @@ def test_stack_and_cat_backward_split_the_gradient() -> None:
     np.testing.assert_array_equal(a.grad.data, g[:, 0])
     np.testing.assert_array_equal(b.grad.data, g[:, 1])
 
-    c, d = cr.tensor(np.ones((2, 1)), requires_grad=True), cr.tensor(np.ones((2, 3)),
-                                                                        requires_grad=True)
+    c, d = (
+        cr.tensor(np.ones((2, 1)), requires_grad=True),
+        cr.tensor(np.ones((2, 3)), requires_grad=True),
+    )
     g2 = np.arange(8.0).reshape(2, 4)
     cr.cat([c, d], dim=-1).backward(gradient=cr.tensor(g2))
     np.testing.assert_array_equal(c.grad.data, g2[:, :1])

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF002  (math notation in docstrings is the house style)
 """Activation modules. ReLU, Sigmoid, Tanh, Softmax, LogSoftmax and Softplus call the
 core primitives, which already have closed-form backwards; the others have their fused
 Function in ``nn.fused``.

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF002  (math notation in docstrings is the house style)
 """``Dropout`` and the lecture's wiring modules: ``Duplicate``, ``Add``, ``Max``."""
 
 from __future__ import annotations

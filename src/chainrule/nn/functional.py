@@ -1,4 +1,3 @@
-# ruff: noqa: RUF002  (math notation in docstrings is the house style)
 """``chainrule.nn.functional``: the stateless forms of the modules and losses.
 
 Each function checks its arguments and calls one fused Function (``nn.fused``,

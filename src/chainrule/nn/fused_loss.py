@@ -1,4 +1,3 @@
-# ruff: noqa: RUF002, RUF003  (math notation in docstrings is the house style)
 """The losses' Functions, each one fused op with its closed-form gradient.
 
 Notation: N rows (batch elements, spatial positions flattened in), C classes, p = softmax

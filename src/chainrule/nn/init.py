@@ -1,4 +1,3 @@
-# ruff: noqa: RUF002  (math notation in docstrings is the house style)
 """``chainrule.nn.init``: fill parameters in place, from the seeded generator.
 
 Every function writes into ``tensor`` without recording a graph, bumps its version

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF002  (math notation in docstrings is the house style)
 """Layers with weights: ``Linear`` and ``Embedding``; and the shape-only ``Identity`` and
 ``Flatten``.
 """
@@ -13,8 +12,9 @@ from chainrule.backend import default_float, xp
 from chainrule.nn import init
 from chainrule.nn.functional import embedding
 from chainrule.nn.fused import LinearFunction
-from chainrule.nn.module import Module, module_shape_error
+from chainrule.nn.module import Module
 from chainrule.nn.parameter import Parameter
+from chainrule.nn.paths import module_shape_error
 from chainrule.random import Generator
 from chainrule.tensor import Tensor
 

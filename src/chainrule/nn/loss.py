@@ -1,4 +1,3 @@
-# ruff: noqa: RUF002  (math notation in docstrings is the house style)
 """Loss modules: thin wrappers that keep a loss's settings and call ``nn.functional``.
 
 ``reduction`` is "mean" (the default), "sum" or "none" (one loss per element or row).

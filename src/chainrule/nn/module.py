@@ -15,25 +15,16 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
-from chainrule.autograd.grad_mode import no_grad
 from chainrule.backend import xp
 from chainrule.errors import ShapeError
 from chainrule.nn.parameter import Parameter
+from chainrule.nn.paths import locate
+from chainrule.nn.state import IncompatibleKeys, load_state
 from chainrule.tensor import Tensor
 
 M = TypeVar("M", bound="Module")
-
-ROOT_NAME = "model"
-"""How errors name the outermost module of a call (``model.2`` is its child ``2``)."""
-
-
-class IncompatibleKeys(NamedTuple):
-    """What ``load_state_dict(strict=False)`` could not match."""
-
-    missing_keys: list[str]
-    unexpected_keys: list[str]
 
 
 class RemovableHandle:
@@ -90,7 +81,7 @@ class Module:
                 return self._call_with_hooks(args, kwargs)
             return self.forward(*args, **kwargs)
         except ShapeError as exc:
-            _locate(self, exc)
+            locate(self, exc)
             raise
 
     def _call_with_hooks(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -381,43 +372,7 @@ class Module:
             KeyError: strict and some keys are missing or unexpected (all are listed).
             ShapeError: a value's shape differs from the parameter's (all are listed).
         """
-        own = self.state_dict()
-        missing = [k for k in own if k not in state_dict]
-        unexpected = [k for k in state_dict if k not in own]
-        mismatched = []
-        for key, target in own.items():
-            if key in state_dict:
-                shape = tuple(_array_of(state_dict[key]).shape)
-                if shape != target.shape:
-                    mismatched.append(
-                        f"{key}: the model has {target.shape}, the state dict has {shape}"
-                    )
-        if mismatched:
-            raise ShapeError(
-                f"load_state_dict into {type(self).__name__}: wrong shapes for "
-                f"{len(mismatched)} key(s):\n  "
-                + "\n  ".join(mismatched)
-                + "\nWas the state dict saved from a model with other layer sizes?"
-            )
-        if strict and (missing or unexpected):
-            lines = []
-            if missing:
-                lines.append(f"missing keys (in the model, not in the state dict): {missing}")
-            if unexpected:
-                lines.append(f"unexpected keys (in the state dict, not in the model): {unexpected}")
-            raise KeyError(
-                f"load_state_dict into {type(self).__name__} (strict=True):\n  "
-                + "\n  ".join(lines)
-                + "\nPass strict=False to load the keys that match."
-            )
-        with no_grad():
-            for key, target in own.items():
-                if key in state_dict:
-                    # The targets share memory with the live parameters: copying into
-                    # them updates the model and keeps the Parameter objects.
-                    target.data[...] = _array_of(state_dict[key])
-                    target._bump_version()
-        return IncompatibleKeys(missing, unexpected)
+        return load_state(self, state_dict, strict)
 
     # -------------------------------------------------------------------------- printing
     def extra_repr(self) -> str:
@@ -450,38 +405,3 @@ def _check_name(module: Module, name: str) -> None:
             f"{type(module).__name__}: a parameter, buffer or module name must be "
             f"a non-empty string without '.', got {name!r}"
         )
-
-
-def _array_of(value: Any) -> Any:
-    return value.data if isinstance(value, Tensor) else xp.asarray(value)
-
-
-def _locate(root: Module, exc: ShapeError) -> None:
-    """Rewrite ``exc``'s message to name the failing module by its path from ``root``.
-
-    The innermost module that sees the error records itself as the culprit; each outer
-    ``__call__`` recomputes the path, so the message the user reads has the path from the
-    outermost model. Runs only while an error propagates.
-    """
-    culprit = getattr(exc, "_cr_module", None)
-    if culprit is None:
-        culprit = root
-        exc._cr_module = root  # type: ignore[attr-defined]
-        exc._cr_detail = (  # type: ignore[attr-defined]
-            getattr(exc, "_cr_detail", None) or f": {exc}"
-        )
-    path = next((name for name, m in root.named_modules() if m is culprit), None)
-    if path is None:
-        return
-    where = f"{ROOT_NAME}.{path}" if path else ROOT_NAME
-    exc.args = (f"{where} ({culprit.short_repr()}){exc._cr_detail}",)  # type: ignore[attr-defined]
-
-
-def module_shape_error(module: Module, detail: str) -> ShapeError:
-    """A ShapeError from ``module`` whose message the enclosing calls complete with the
-    module's dotted path, e.g. ``model.2 (Linear(...)) expected input (..., 256), got …``.
-    """
-    exc = ShapeError(f"{module.short_repr()} {detail}")
-    exc._cr_module = module  # type: ignore[attr-defined]
-    exc._cr_detail = " " + detail  # type: ignore[attr-defined]
-    return exc

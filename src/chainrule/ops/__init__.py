@@ -83,8 +83,9 @@ def _axes(x: Tensor, dim: Dim, op: str) -> tuple[int, ...] | None:
 
 def _axis(x: Tensor, dim: int, op: str) -> int:
     if x.ndim == 0:
-        raise ShapeError(f"{op}: needs a tensor with at least one dim, got a 0-d tensor; "
-                         f"use x.reshape(1) first")
+        raise ShapeError(
+            f"{op}: needs a tensor with at least one dim, got a 0-d tensor; use x.reshape(1) first"
+        )
     return _dim(dim, x.ndim, op, x.shape)
 
 
@@ -109,7 +110,7 @@ def neg(x: Tensor) -> Tensor:
     return Neg.apply(x)
 
 
-def pow(a: Any, b: Any) -> Tensor:  # noqa: A001 (PyTorch's name)
+def pow(a: Any, b: Any) -> Tensor:
     return Pow.apply(a, b)
 
 
@@ -125,7 +126,7 @@ def sqrt(x: Tensor) -> Tensor:
     return Sqrt.apply(x)
 
 
-def abs(x: Tensor) -> Tensor:  # noqa: A001
+def abs(x: Tensor) -> Tensor:
     return Abs.apply(x)
 
 
@@ -145,7 +146,7 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
     return Where.apply(cond.astype(bool, copy=False), a, b)
 
 
-def clamp(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+def clamp(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:
     """Limit values to [min, max]; the gradient passes where min ≤ x ≤ max."""
     if min is None and max is None:
         raise ValueError("clamp needs at least one of min and max")
@@ -187,7 +188,7 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
 
 
 # -- reductions ---------------------------------------------------------------------------
-def sum(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:  # noqa: A001
+def sum(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
     return Sum.apply(x, _axes(x, dim, "sum"), keepdim)
 
 
@@ -216,7 +217,7 @@ def amin(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
     return Amin.apply(x, _axes(x, dim, "amin"), keepdim)
 
 
-def max(x: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+def max(x: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
     """As ``torch.max``: the maximum of all elements; with an int ``dim``, the pair
     ``(values, indices)`` along it; with a tensor, the elementwise maximum.
     """
@@ -227,7 +228,7 @@ def max(x: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
     return MaxResult(*MaxDim.apply(x, _axis(x, dim, "max"), keepdim, True))
 
 
-def min(x: Tensor, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+def min(x: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
     """As ``torch.min``: see ``max``."""
     if isinstance(dim, Tensor):
         return minimum(x, dim)
@@ -329,8 +330,10 @@ def expand(x: Tensor, *sizes: Any) -> Tensor:
 
 def _is_basic(index: Any) -> bool:
     items = index if isinstance(index, tuple) else (index,)
-    return all(i is None or i is Ellipsis or isinstance(i, (int, slice)) and not isinstance(i, bool)
-               for i in items)
+    return all(
+        i is None or i is Ellipsis or (isinstance(i, (int, slice)) and not isinstance(i, bool))
+        for i in items
+    )
 
 
 def getitem(x: Tensor, index: Any) -> Tensor:
@@ -351,7 +354,10 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     first = tensors[0]
     d = _axis(first, dim, "cat")
     for i, t in enumerate(tensors):
-        if t.ndim != first.ndim or t.shape[:d] + t.shape[d + 1 :] != first.shape[:d] + first.shape[d + 1 :]:
+        if (
+            t.ndim != first.ndim
+            or t.shape[:d] + t.shape[d + 1 :] != first.shape[:d] + first.shape[d + 1 :]
+        ):
             raise ShapeError(
                 f"cat along dim {dim}: tensor {i} has shape {t.shape}, which does not match "
                 f"tensor 0's shape {first.shape} outside dim {dim}"

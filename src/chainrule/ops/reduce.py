@@ -67,9 +67,11 @@ class Amax(Function):
     def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
         x, y = ctx.saved_tensors
         mask = x == y
-        return _unreduce(g, ctx.axes, ctx.keepdim) * mask / mask.sum(
-            axis=ctx.axes, keepdims=True
-        ), None, None
+        return (
+            _unreduce(g, ctx.axes, ctx.keepdim) * mask / mask.sum(axis=ctx.axes, keepdims=True),
+            None,
+            None,
+        )
 
 
 class Amin(Function):
@@ -86,9 +88,11 @@ class Amin(Function):
     def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
         x, y = ctx.saved_tensors
         mask = x == y
-        return _unreduce(g, ctx.axes, ctx.keepdim) * mask / mask.sum(
-            axis=ctx.axes, keepdims=True
-        ), None, None
+        return (
+            _unreduce(g, ctx.axes, ctx.keepdim) * mask / mask.sum(axis=ctx.axes, keepdims=True),
+            None,
+            None,
+        )
 
 
 class MaxDim(Function):
