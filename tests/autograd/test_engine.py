@@ -317,3 +317,41 @@ def test_no_reference_cycles_keep_graphs_alive() -> None:
     node = weakref.ref(y.grad_fn)
     del y
     assert node() is None  # freed by reference counting alone, without the cycle collector
+
+
+def test_fresh_gradient_array_is_adopted_without_a_copy() -> None:
+    from typing import Any
+
+    made: list[Any] = []
+
+    class Twice(cr.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, x: Any) -> Any:
+            return x * 2
+
+        @staticmethod
+        def backward(ctx: Any, g: Any) -> Any:
+            made.append(g * 2)
+            return made[-1]
+
+    x = cr.ones(3, requires_grad=True)
+    Twice.apply(x).sum().backward()
+    # The engine holds the only other reference, yet `made` holds one too: copied.
+    assert x.grad.data is not made[0]
+    x.grad = None
+    made.clear()
+
+    class TwiceFresh(Twice):
+        @staticmethod
+        def backward(ctx: Any, g: Any) -> Any:
+            out = g * 2
+            made.append(id(out))
+            return out
+
+    TwiceFresh.apply(x).sum().backward()
+    assert id(x.grad.data) == made[0]  # nobody else holds it: adopted as it is
+
+
+def test_zero_dim_results_are_arrays() -> None:
+    y = cr.tensor(1.0, requires_grad=True).exp()
+    assert isinstance(y.data, np.ndarray) and y.data.shape == ()

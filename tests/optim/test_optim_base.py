@@ -157,7 +157,6 @@ def test_repr_names_groups() -> None:
         (lambda w: optim.Adagrad([w], lr_decay=-0.5), "lr_decay must be >= 0"),
         (lambda w: optim.SGD([], lr=0.1), "empty parameter list"),
         (lambda w: optim.SGD([w, w], lr=0.1), "appears twice"),
-        (lambda w: optim.SGD([cr.tensor([1.0])], lr=0.1), "does not require grad"),
         (lambda w: optim.SGD([w * 2], lr=0.1), "not a leaf"),
     ],
 )
@@ -165,6 +164,15 @@ def test_bad_arguments_raise_value_error(make: object, match: str) -> None:
     w = _leaf(1.0)
     with pytest.raises(ValueError, match=match):
         make(w)  # type: ignore[operator]
+
+
+def test_frozen_parameter_is_accepted_and_left_alone() -> None:
+    frozen = cr.tensor([1.0], dtype=cr.float64)
+    w = _leaf(1.0)
+    opt = optim.SGD([w, frozen], lr=0.1)
+    (w * frozen).sum().backward()
+    opt.step()
+    assert frozen.item() == 1.0 and w.item() == 0.9
 
 
 def test_bad_parameter_types() -> None:

@@ -19,6 +19,7 @@ its inputs. The engine
 from __future__ import annotations
 
 import heapq
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -118,71 +119,11 @@ def run_backward(
             _add_to_buffer(buffers, out._node, out._out_index, g)
             roots.append(out._node)
 
-    anomaly = _grad_state.anomaly
-    ndarray = xp.ndarray
-    # Nodes run newest first: a node is created after all of its inputs, so by the time it
-    # runs, every node that consumed its output has already sent its gradient.
-    heap = [(-node._seq, node) for node in dict.fromkeys(roots)]
-    heapq.heapify(heap)
     # Backward formulas run on arrays, not tensors: no graph is recorded while they run.
     prev_enabled = _grad_state.enabled
     _grad_state.enabled = False
     try:
-        while heap:
-            node = heapq.heappop(heap)[1]
-            g = buffers.pop(node)
-            if node._saved is None:
-                raise GraphError(_FREED_MESSAGE.format(op=node.name()))
-            if node._n_out == 1:
-                grads_out: tuple[Any, ...] = (g,)
-            else:
-                grads_out = tuple(
-                    xp.zeros(shape, dtype) if gi is None else gi
-                    for gi, (shape, dtype) in zip(g, node._out_meta)
-                )
-            if node._hooks is not None:
-                grads_out = _run_node_hooks(node, grads_out)
-            if capture_node:
-                for i, gi in enumerate(grads_out):
-                    key = (id(node), i)
-                    if key in capture_node:
-                        captured[capture_node[key]] = gi
-
-            grads_in = node.backward(node, *grads_out)
-            if type(grads_in) is not tuple:
-                grads_in = (grads_in,)
-            inputs_of_node = node._inputs
-            if len(grads_in) < len(inputs_of_node):
-                raise GraphError(
-                    f"{node.name()}: backward returned {len(grads_in)} gradients but forward "
-                    f"took {len(inputs_of_node)} inputs; return one per input (None for an "
-                    f"input without a gradient)"
-                )
-            if not retain_graph:
-                # Release what only backward needed: saved arrays and the input tensors.
-                node._saved = None
-                node._inputs = ()
-
-            for a, gi in zip(inputs_of_node, grads_in):
-                if gi is None or not isinstance(a, Tensor) or not a.requires_grad:
-                    continue
-                if type(gi) is not ndarray:
-                    gi = xp.asarray(gi)
-                if gi.shape != a.data.shape:
-                    gi = unbroadcast(gi, a.data.shape, node.name())
-                if anomaly:
-                    _check_finite(node, gi)
-                parent = a._node
-                if parent is None:
-                    _add_leaf(leaves, a, gi)
-                elif parent in buffers:
-                    _add_to_buffer(buffers, parent, a._out_index, gi)
-                else:
-                    if parent._n_out == 1:
-                        buffers[parent] = gi
-                    else:
-                        _add_to_buffer(buffers, parent, a._out_index, gi)
-                    heapq.heappush(heap, (-parent._seq, parent))
+        _run_nodes(roots, buffers, leaves, capture_node, captured, retain_graph)
     finally:
         _grad_state.enabled = prev_enabled
 
@@ -197,6 +138,77 @@ def run_backward(
         if accumulate:
             _accumulate_grad(leaf, g)
     return captured
+
+
+def _run_nodes(roots: list[Function], buffers: dict[Function, Any],
+               leaves: dict[int, list[Any]], capture_node: dict[tuple[int, int], int],
+               captured: dict[int, Any], retain_graph: bool) -> None:
+    """Run every node that receives a gradient, newest first, filling ``leaves``.
+
+    A function of its own so that its locals, which refer to gradient arrays, are gone
+    when the leaves adopt their gradients (see ``_accumulate_grad``).
+    """
+    anomaly = _grad_state.anomaly
+    ndarray = xp.ndarray
+    # Nodes run newest first: a node is created after all of its inputs, so by the time it
+    # runs, every node that consumed its output has already sent its gradient.
+    heap = [(-node._seq, node) for node in dict.fromkeys(roots)]
+    heapq.heapify(heap)
+    while heap:
+        node = heapq.heappop(heap)[1]
+        g = buffers.pop(node)
+        if node._saved is None:
+            raise GraphError(_FREED_MESSAGE.format(op=node.name()))
+        if node._n_out == 1:
+            grads_out: tuple[Any, ...] = (g,)
+        else:
+            grads_out = tuple(
+                xp.zeros(shape, dtype) if gi is None else gi
+                for gi, (shape, dtype) in zip(g, node._out_meta)
+            )
+        if node._hooks is not None:
+            grads_out = _run_node_hooks(node, grads_out)
+        if capture_node:
+            for i, gi in enumerate(grads_out):
+                key = (id(node), i)
+                if key in capture_node:
+                    captured[capture_node[key]] = gi
+
+        grads_in = node.backward(node, *grads_out)
+        if type(grads_in) is not tuple:
+            grads_in = (grads_in,)
+        inputs_of_node = node._inputs
+        if len(grads_in) < len(inputs_of_node):
+            raise GraphError(
+                f"{node.name()}: backward returned {len(grads_in)} gradients but forward "
+                f"took {len(inputs_of_node)} inputs; return one per input (None for an "
+                f"input without a gradient)"
+            )
+        if not retain_graph:
+            # Release what only backward needed: saved arrays and the input tensors.
+            node._saved = None
+            node._inputs = ()
+
+        for a, gi in zip(inputs_of_node, grads_in):
+            if gi is None or not isinstance(a, Tensor) or not a.requires_grad:
+                continue
+            if type(gi) is not ndarray:
+                gi = xp.asarray(gi)
+            if gi.shape != a.data.shape:
+                gi = unbroadcast(gi, a.data.shape, node.name())
+            if anomaly:
+                _check_finite(node, gi)
+            parent = a._node
+            if parent is None:
+                _add_leaf(leaves, a, gi)
+            elif parent in buffers:
+                _add_to_buffer(buffers, parent, a._out_index, gi)
+            else:
+                if parent._n_out == 1:
+                    buffers[parent] = gi
+                else:
+                    _add_to_buffer(buffers, parent, a._out_index, gi)
+                heapq.heappush(heap, (-parent._seq, parent))
 
 
 def _add_to_buffer(buffers: dict[Function, Any], node: Function, index: int, g: Any) -> None:
@@ -224,31 +236,22 @@ def _accumulate_grad(leaf: Any, g: Any) -> None:
     """Add ``g`` into ``leaf.grad``, making sure ``.grad`` owns its memory.
 
     A backward formula may pass its upstream gradient through unchanged (Add, a reshape),
-    so one array can reach several leaves; ``.grad`` must not alias another tensor's.
+    so one array can reach several leaves; ``.grad`` must not alias another tensor's. A
+    fresh array that nothing else refers to is adopted as it is (PyTorch's AccumulateGrad
+    does the same, by reference count), anything else is copied.
     """
     if type(g) is not xp.ndarray:
         g = xp.asarray(g)
-    if g.dtype != leaf.data.dtype:
+    elif g.dtype != leaf.data.dtype:
         g = g.astype(leaf.data.dtype)
     if leaf.grad is None:
-        if g.base is not None or not g.flags.writeable or _handed_out(g):
+        # The references a fresh array has here: the caller's loop variable and the
+        # `leaves` entry, this function's `g`, and getrefcount's own argument.
+        if g.base is not None or not g.flags.writeable or sys.getrefcount(g) > 4:
             g = g.copy()
         leaf.grad = Tensor._wrap(g, False, None, 0)
     else:
         leaf.grad = Tensor._wrap(leaf.grad.data + g, False, None, 0)
-
-
-def _handed_out(g: Any) -> bool:
-    # A gradient array referenced from outside this call (by a caller, a hook, another
-    # leaf) has more references than the few the engine holds here.
-    import sys
-
-    return sys.getrefcount(g) > _OWNED_REFCOUNT
-
-
-# References held while _accumulate_grad inspects a freshly made gradient array: the
-# leaves dict entry, the loop variable, the argument, getrefcount's own argument.
-_OWNED_REFCOUNT = 4
 
 
 def _run_node_hooks(node: Function, grads: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -40,6 +40,7 @@ import traceback
 from typing import Any, ClassVar
 
 from chainrule.autograd.grad_mode import state as _grad_state
+from chainrule.backend import xp
 from chainrule.errors import DTypeError, GraphError, ShapeError
 
 # Every Function subclass defined inside chainrule, by name: the registry that lets one
@@ -99,6 +100,12 @@ class Function:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.__module__.startswith("chainrule."):
+            if cls.__name__ in PRIMITIVES and PRIMITIVES[cls.__name__] is not cls:
+                raise TypeError(
+                    f"two chainrule Functions are named {cls.__name__} "
+                    f"({PRIMITIVES[cls.__name__].__module__} and {cls.__module__}); "
+                    f"the registry of primitives needs unique names"
+                )
             PRIMITIVES[cls.__name__] = cls
 
     @staticmethod
@@ -211,8 +218,10 @@ class Function:
             raise _forward_error(cls, args, exc) from exc
         record = record and _grad_state.enabled
 
-        if type(raw) is tuple:
-            return _wrap_outputs(cls, ctx, args, raw, record)
+        if type(raw) is not _ndarray:
+            if type(raw) is tuple:
+                return _wrap_outputs(cls, ctx, args, tuple(xp.asarray(r) for r in raw), record)
+            raw = xp.asarray(raw)  # NumPy returns scalars for 0-d results; keep arrays
         out = _new(Tensor)
         out.data = raw
         out.requires_grad = record
@@ -231,6 +240,7 @@ class Function:
 
 
 _new = object.__new__
+_ndarray = xp.ndarray
 
 
 def _wrap_outputs(cls: type[Function], ctx: Function, args: tuple[Any, ...],

@@ -295,12 +295,8 @@ def _check_param(optimizer: str, index: int, p: Any) -> None:
             f"{optimizer}: parameter {index} has dtype {p.dtype}; only floating-point "
             f"tensors can be optimized (use .double() or .float() when making it)"
         )
-    if not p.requires_grad:
-        raise ValueError(
-            f"{optimizer}: parameter {index} (shape {p.shape}) does not require grad, so it "
-            f"would never get a gradient; make it with requires_grad=True or leave it out "
-            f"(e.g. [p for p in params if p.requires_grad])"
-        )
+    # A frozen parameter (requires_grad=False) is accepted, as in PyTorch: it never gets a
+    # gradient, so step() leaves it alone, and unfreezing it later needs no new optimizer.
     if not p.is_leaf:
         raise ValueError(
             f"{optimizer}: parameter {index} (shape {p.shape}) is the result of an op, not "
