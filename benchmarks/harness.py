@@ -67,7 +67,7 @@ class Worker:
 
 
 def compare(script: str, libraries: list[str], tasks: list[str], rounds: int,
-            repeat: int) -> dict[str, dict[str, float]]:
+            repeat: int, settle: float = 0.3) -> dict[str, dict[str, float]]:
     """Median seconds per task and library, over ``rounds`` alternating rounds."""
     workers = {lib: Worker(script, lib) for lib in libraries}
     samples: dict[str, dict[str, list[float]]] = {t: {lib: [] for lib in libraries}
@@ -78,6 +78,9 @@ def compare(script: str, libraries: list[str], tasks: list[str], rounds: int,
                 # Rotate who goes first, so no library always runs right after another.
                 order = libraries[r % len(libraries):] + libraries[: r % len(libraries)]
                 for lib in order:
+                    # PyTorch's OpenMP threads spin for a while after their work: let them
+                    # settle so they do not slow the next library down.
+                    time.sleep(settle)
                     samples[task][lib].extend(workers[lib].run(task, repeat))
     finally:
         for w in workers.values():
