@@ -17,6 +17,7 @@ raw NumPy at batch 32 and 128 and no slower than PyTorch at 1024.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 from collections.abc import Callable
@@ -24,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import harness  # noqa: E402
+import harness
 
 SIZES = (784, 512, 256, 10)
 BATCHES = (32, 128, 1024)
@@ -39,9 +40,10 @@ def _data(batch: int) -> tuple[Any, Any, list[Any]]:
     x = rng.standard_normal((batch, SIZES[0])).astype(np.float32)
     y = rng.integers(0, SIZES[-1], batch)
     params = []
-    for fan_in, fan_out in zip(SIZES[:-1], SIZES[1:]):
-        params.append((rng.standard_normal((fan_in, fan_out)) * np.sqrt(2 / fan_in))
-                      .astype(np.float32))
+    for fan_in, fan_out in itertools.pairwise(SIZES):
+        params.append(
+            (rng.standard_normal((fan_in, fan_out)) * np.sqrt(2 / fan_in)).astype(np.float32)
+        )
         params.append(np.zeros(fan_out, np.float32))
     return x, y, params
 
@@ -193,8 +195,9 @@ WORKERS = {"chainrule": chainrule_tasks, "torch": torch_tasks, "numpy": numpy_ta
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=15)
@@ -207,8 +210,10 @@ def main() -> None:
     tasks = ["chain200", *(f"mlp_{b}" for b in BATCHES)]
     results = harness.compare(__file__, list(WORKERS), tasks, args.rounds, args.repeat)
     print(f"machine: {harness.describe_machine()}")
-    print(f"medians over {args.rounds} alternating rounds x {args.repeat} runs, one process "
-          f"per library\n")
+    print(
+        f"medians over {args.rounds} alternating rounds x {args.repeat} runs, one process "
+        f"per library\n"
+    )
     per_op = {"chain200": results["chain200"]}
     print("per-op overhead (forward + backward, µs per op):")
     print(harness.table(per_op, "torch", extra={"chain200": CHAIN_LEN}))
@@ -221,12 +226,15 @@ def main() -> None:
     print(f"per-op: chainrule/torch = {ops['chainrule'] / ops['torch']:.2f} (target <= 0.50)")
     for b in BATCHES:
         r = results[f"mlp_{b}"]
-        print(f"mlp batch {b:4d}: chainrule/numpy = {r['chainrule'] / r['numpy']:.2f}, "
-              f"chainrule/torch = {r['chainrule'] / r['torch']:.2f}, "
-              f"torch/numpy = {r['torch'] / r['numpy']:.2f}")
+        print(
+            f"mlp batch {b:4d}: chainrule/numpy = {r['chainrule'] / r['numpy']:.2f}, "
+            f"chainrule/torch = {r['chainrule'] / r['torch']:.2f}, "
+            f"torch/numpy = {r['torch'] / r['numpy']:.2f}"
+        )
     if args.json:
-        harness.json_dump(args.json, {"machine": harness.describe_machine(),
-                                      "median_seconds": results})
+        harness.json_dump(
+            args.json, {"machine": harness.describe_machine(), "median_seconds": results}
+        )
 
 
 if __name__ == "__main__":

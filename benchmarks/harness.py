@@ -66,17 +66,22 @@ class Worker:
         self.proc.wait(timeout=30)
 
 
-def compare(script: str, libraries: list[str], tasks: list[str], rounds: int,
-            repeat: int, settle: float = 0.3) -> dict[str, dict[str, float]]:
+def compare(
+    script: str,
+    libraries: list[str],
+    tasks: list[str],
+    rounds: int,
+    repeat: int,
+    settle: float = 0.3,
+) -> dict[str, dict[str, float]]:
     """Median seconds per task and library, over ``rounds`` alternating rounds."""
     workers = {lib: Worker(script, lib) for lib in libraries}
-    samples: dict[str, dict[str, list[float]]] = {t: {lib: [] for lib in libraries}
-                                                  for t in tasks}
+    samples: dict[str, dict[str, list[float]]] = {t: {lib: [] for lib in libraries} for t in tasks}
     try:
         for task in tasks:
             for r in range(rounds):
                 # Rotate who goes first, so no library always runs right after another.
-                order = libraries[r % len(libraries):] + libraries[: r % len(libraries)]
+                order = libraries[r % len(libraries) :] + libraries[: r % len(libraries)]
                 for lib in order:
                     # PyTorch's OpenMP threads spin for a while after their work: let them
                     # settle so they do not slow the next library down.
@@ -85,8 +90,7 @@ def compare(script: str, libraries: list[str], tasks: list[str], rounds: int,
     finally:
         for w in workers.values():
             w.close()
-    return {t: {lib: statistics.median(v) for lib, v in per.items()} for t, per in
-            samples.items()}
+    return {t: {lib: statistics.median(v) for lib, v in per.items()} for t, per in samples.items()}
 
 
 def describe_machine() -> str:
@@ -101,12 +105,19 @@ def describe_machine() -> str:
                     break
     except OSError:
         pass
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"NumPy {numpy.__version__}")
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"NumPy {numpy.__version__}"
+    )
 
 
-def table(results: dict[str, dict[str, float]], baseline: str, unit: float = 1e6,
-          unit_name: str = "µs", extra: dict[str, float] | None = None) -> str:
+def table(
+    results: dict[str, dict[str, float]],
+    baseline: str,
+    unit: float = 1e6,
+    unit_name: str = "µs",
+    extra: dict[str, float] | None = None,
+) -> str:
     """Medians and ratios to ``baseline`` as an aligned text table."""
     libs = list(next(iter(results.values())).keys())
     head = f"{'task':28s}" + "".join(f"{lib + ' (' + unit_name + ')':>20s}" for lib in libs)

@@ -1,5 +1,7 @@
 """A tour of chainrule's autograd: the README's first example, step by step.
 
+Run it from the repository root:
+
     python examples/autograd_tour.py
 """
 

@@ -36,11 +36,19 @@ def test_tensor_copies_numpy_but_from_numpy_shares() -> None:
 
 def test_manual_seed_reproduces_everything() -> None:
     cr.manual_seed(123)
-    a = (cr.randn(3, 3).numpy(), cr.rand(4).numpy(), cr.randint(0, 10, (5,)).numpy(),
-         cr.randperm(6).numpy())
+    a = (
+        cr.randn(3, 3).numpy(),
+        cr.rand(4).numpy(),
+        cr.randint(0, 10, (5,)).numpy(),
+        cr.randperm(6).numpy(),
+    )
     cr.manual_seed(123)
-    b = (cr.randn(3, 3).numpy(), cr.rand(4).numpy(), cr.randint(0, 10, (5,)).numpy(),
-         cr.randperm(6).numpy())
+    b = (
+        cr.randn(3, 3).numpy(),
+        cr.rand(4).numpy(),
+        cr.randint(0, 10, (5,)).numpy(),
+        cr.randperm(6).numpy(),
+    )
     for u, v in zip(a, b):
         np.testing.assert_array_equal(u, v)
     cr.manual_seed(124)
@@ -58,7 +66,8 @@ def test_generator_state_round_trip() -> None:
 
 def test_same_seed_same_numbers_in_another_process() -> None:
     code = "import chainrule as cr; cr.manual_seed(7); print(cr.randn(3).numpy().tobytes().hex())"
-    here = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True).stdout
+    here = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     cr.manual_seed(7)
     assert here.strip() == cr.randn(3).numpy().tobytes().hex()

@@ -38,15 +38,17 @@ def test_gradcheck_reports_input_index_and_values() -> None:
         cr.autograd.gradcheck(lambda v: WrongSquare.apply(v).sum(), (x,))
     message = str(info.value)
     assert "input element (1,)" in message  # the worst entry: |2 - 4| > |1 - 2|
-    assert not cr.autograd.gradcheck(lambda v: WrongSquare.apply(v).sum(), (x,),
-                                     raise_exception=False)
+    assert not cr.autograd.gradcheck(
+        lambda v: WrongSquare.apply(v).sum(), (x,), raise_exception=False
+    )
 
 
 def test_gradcheck_fast_mode_catches_the_same_error() -> None:
     x = cr.randn(20, dtype=cr.float64, requires_grad=True)
     assert cr.autograd.gradcheck(lambda v: (v * v).sum(), (x,), fast_mode=True)
-    assert not cr.autograd.gradcheck(lambda v: WrongSquare.apply(v).sum(), (x,),
-                                     fast_mode=True, raise_exception=False)
+    assert not cr.autograd.gradcheck(
+        lambda v: WrongSquare.apply(v).sum(), (x,), fast_mode=True, raise_exception=False
+    )
 
 
 def test_gradcheck_float32_is_rerun_in_float64_with_a_note() -> None:

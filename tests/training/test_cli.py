@@ -13,23 +13,40 @@ pytest.importorskip("sklearn")
 
 
 def _chainrule(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "chainrule.cli", *args], capture_output=True,
-                          text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "chainrule.cli", *args], capture_output=True, text=True, check=False
+    )
 
 
 def test_help_lists_the_options() -> None:
     result = _chainrule("train", "--help")
     assert result.returncode == 0
-    for option in ("--dataset", "--epochs", "--batch-size", "--lr", "--optimizer",
-                   "--weight-decay", "--l1", "--seed", "--out", "--resume", "--hidden",
-                   "--dropout", "--init", "--schedule", "--stratified", "--normalize"):
+    for option in (
+        "--dataset",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--optimizer",
+        "--weight-decay",
+        "--l1",
+        "--seed",
+        "--out",
+        "--resume",
+        "--hidden",
+        "--dropout",
+        "--init",
+        "--schedule",
+        "--stratified",
+        "--normalize",
+    ):
         assert option in result.stdout, option
 
 
 def test_train_then_evaluate(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    result = _chainrule("train", "--epochs", "2", "--hidden", "32", "--out", str(out),
-                        "--no-progress")
+    result = _chainrule(
+        "train", "--epochs", "2", "--hidden", "32", "--out", str(out), "--no-progress"
+    )
     assert result.returncode == 0, result.stderr
     assert "epoch   2/2" in result.stdout and "test accuracy" in result.stdout
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2

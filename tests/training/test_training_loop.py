@@ -27,39 +27,57 @@ def _weights(out: Path) -> dict[str, np.ndarray]:
 def test_outputs_of_a_run(tmp_path: Path) -> None:
     summary = train(TrainConfig(**SMALL), out=tmp_path, log=None)
     assert {p.name for p in tmp_path.iterdir()} >= {
-        "checkpoint.safetensors", "model.safetensors", "metrics.jsonl", "config.json",
-        "summary.json"}
+        "checkpoint.safetensors",
+        "model.safetensors",
+        "metrics.jsonl",
+        "config.json",
+        "summary.json",
+    }
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4]
     assert {"lr", "train_loss", "train_accuracy", "test_loss", "test_accuracy"} <= set(rows[0])
     assert rows[-1]["train_loss"] < rows[0]["train_loss"]
     assert json.loads((tmp_path / "config.json").read_text())["hidden"] == [32]
-    assert summary["test_accuracy"] == json.loads((tmp_path / "summary.json").read_text())[
-        "test_accuracy"]
+    assert (
+        summary["test_accuracy"]
+        == json.loads((tmp_path / "summary.json").read_text())["test_accuracy"]
+    )
     confusion = np.array(summary["confusion"])
     assert confusion.shape == (10, 10) and confusion.sum() == 359
 
 
-class _Interrupt(Exception):
+class _InterruptError(Exception):
     pass
 
 
-@pytest.mark.parametrize("options", [
-    {},
-    {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True, "schedule": "step",
-     "step_size": 2, "l1": 1e-4, "weight_decay": 1e-4},
-    {"optimizer": "adamw", "schedule": "cosine", "warmup_epochs": 1, "oversample": True},
-    {"stratified": False, "schedule": "plateau", "normalize": False},
-], ids=["adam-cosine", "sgd-step-l1-l2", "adamw-warmup-oversample", "shuffle-plateau"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {
+            "optimizer": "sgd",
+            "lr": 0.05,
+            "momentum": 0.9,
+            "nesterov": True,
+            "schedule": "step",
+            "step_size": 2,
+            "l1": 1e-4,
+            "weight_decay": 1e-4,
+        },
+        {"optimizer": "adamw", "schedule": "cosine", "warmup_epochs": 1, "oversample": True},
+        {"stratified": False, "schedule": "plateau", "normalize": False},
+    ],
+    ids=["adam-cosine", "sgd-step-l1-l2", "adamw-warmup-oversample", "shuffle-plateau"],
+)
 def test_resume_is_bit_identical(tmp_path: Path, options: dict[str, Any]) -> None:
     cfg = TrainConfig(**{**SMALL, "dropout": 0.3, **options})
     full = train(cfg, out=tmp_path / "full", log=None)
 
     def stop_after_two(metrics: dict[str, Any]) -> None:
         if metrics["epoch"] == 2:
-            raise _Interrupt
+            raise _InterruptError
 
-    with pytest.raises(_Interrupt):
+    with pytest.raises(_InterruptError):
         train(cfg, out=tmp_path / "cut", log=None, on_epoch_end=stop_after_two)
     resumed = train(out=tmp_path / "cut", resume=True, log=None)
 
@@ -70,8 +88,9 @@ def test_resume_is_bit_identical(tmp_path: Path, options: dict[str, Any]) -> Non
     assert resumed["test_accuracy"] == full["test_accuracy"]
 
     def losses(out: Path) -> list[float]:
-        return [json.loads(r)["train_loss"] for r in (out / "metrics.jsonl").read_text()
-                .splitlines()]
+        return [
+            json.loads(r)["train_loss"] for r in (out / "metrics.jsonl").read_text().splitlines()
+        ]
 
     assert losses(tmp_path / "full") == losses(tmp_path / "cut")
 
@@ -90,9 +109,12 @@ print(h.hexdigest())
 
 def test_same_seed_same_weights_in_two_processes(tmp_path: Path) -> None:
     def digest(seed: int, name: str) -> str:
-        result = subprocess.run([sys.executable, "-c", _TRAIN_SNIPPET, str(seed),
-                                 str(tmp_path / name)], capture_output=True, text=True,
-                                check=True)
+        result = subprocess.run(
+            [sys.executable, "-c", _TRAIN_SNIPPET, str(seed), str(tmp_path / name)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return result.stdout.strip()
 
     assert digest(3, "a") == digest(3, "b")

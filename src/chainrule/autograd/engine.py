@@ -154,27 +154,33 @@ def _run_nodes(roots: list[Function], buffers: dict[Function, Any],
     # runs, every node that consumed its output has already sent its gradient.
     heap = [(-node._seq, node) for node in dict.fromkeys(roots)]
     heapq.heapify(heap)
-    while heap:
-        node = heapq.heappop(heap)[1]
+    heappush, heappop = heapq.heappush, heapq.heappop
+    follow = None  # along a chain, the next node is run directly, without the heap
+    while follow is not None or heap:
+        if follow is not None:
+            node, follow = follow, None
+        else:
+            node = heappop(heap)[1]
         g = buffers.pop(node)
         if node._saved is None:
             raise GraphError(_FREED_MESSAGE.format(op=node.name()))
-        if node._n_out == 1:
-            grads_out: tuple[Any, ...] = (g,)
+        if node._n_out == 1 and node._hooks is None and not capture_node:
+            grads_in = node.backward(node, g)  # the common case, without the tuples below
         else:
-            grads_out = tuple(
-                xp.zeros(shape, dtype) if gi is None else gi
-                for gi, (shape, dtype) in zip(g, node._out_meta)
-            )
-        if node._hooks is not None:
-            grads_out = _run_node_hooks(node, grads_out)
-        if capture_node:
+            if node._n_out == 1:
+                grads_out: tuple[Any, ...] = (g,)
+            else:
+                grads_out = tuple(
+                    xp.zeros(shape, dtype) if gi is None else gi
+                    for gi, (shape, dtype) in zip(g, node._out_meta)
+                )
+            if node._hooks is not None:
+                grads_out = _run_node_hooks(node, grads_out)
             for i, gi in enumerate(grads_out):
                 key = (id(node), i)
                 if key in capture_node:
                     captured[capture_node[key]] = gi
-
-        grads_in = node.backward(node, *grads_out)
+            grads_in = node.backward(node, *grads_out)
         if type(grads_in) is not tuple:
             grads_in = (grads_in,)
         inputs_of_node = node._inputs
@@ -208,7 +214,15 @@ def _run_nodes(roots: list[Function], buffers: dict[Function, Any],
                     buffers[parent] = gi
                 else:
                     _add_to_buffer(buffers, parent, a._out_index, gi)
-                heapq.heappush(heap, (-parent._seq, parent))
+                # A parent first reached here is run next if nothing else is waiting
+                # (the common chain); otherwise it waits in the heap, newest first.
+                if follow is None and not heap:
+                    follow = parent
+                else:
+                    if follow is not None:
+                        heappush(heap, (-follow._seq, follow))
+                        follow = None
+                    heappush(heap, (-parent._seq, parent))
 
 
 def _add_to_buffer(buffers: dict[Function, Any], node: Function, index: int, g: Any) -> None:

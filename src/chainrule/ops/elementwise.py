@@ -21,6 +21,10 @@ def _promote(a: Any, b: Any) -> tuple[Any, Any]:
     float32 tensor's dtype and gives integer data meeting a Python float the default float
     dtype. Following NumPy would silently turn a float32 model into float64 the first time
     an integer tensor (labels, indices, counts) or a NumPy scalar takes part.
+
+    A Python float meeting a float array becomes a 0-d array of the array's dtype (the
+    value NumPy would compute with anyway): NumPy multiplies by a 0-d array about twice
+    as fast as by a Python float, which it must convert on every call.
     """
     a_array, b_array = type(a) is xp.ndarray, type(b) is xp.ndarray
     if a_array and b_array:
@@ -34,14 +38,36 @@ def _promote(a: Any, b: Any) -> tuple[Any, Any]:
             return a.astype(b.dtype), b
         return a, b
     if a_array:
+        if type(b) is float and a.dtype.kind == "f":
+            return a, _scalar(b, a.dtype)
         b = _python_scalar(b)
         if type(b) is float and a.dtype.kind in _INTEGRAL:
             a = a.astype(backend.default_float)
     elif b_array:
+        if type(a) is float and b.dtype.kind == "f":
+            return _scalar(a, b.dtype), b
         a = _python_scalar(a)
         if type(a) is float and b.dtype.kind in _INTEGRAL:
             b = b.astype(backend.default_float)
     return a, b
+
+
+_SCALARS: dict[tuple[float, Any], Any] = {}
+
+
+def _scalar(value: float, dtype: Any) -> Any:
+    """``value`` as a read-only 0-d array of ``dtype``, cached (constants repeat a lot)."""
+    if value == 0.0:  # 0.0 and -0.0 are equal keys but not the same constant
+        return xp.asarray(value, dtype=dtype)
+    key = (value, dtype)
+    arr = _SCALARS.get(key)
+    if arr is None:
+        if len(_SCALARS) >= 4096:  # changing values (a decaying rate…) must not pile up
+            _SCALARS.clear()
+        arr = xp.asarray(value, dtype=dtype)
+        arr.flags.writeable = False
+        _SCALARS[key] = arr
+    return arr
 
 
 def _python_scalar(x: Any) -> Any:

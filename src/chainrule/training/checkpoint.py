@@ -21,9 +21,18 @@ from chainrule.tensor import Tensor
 FORMAT = "chainrule-checkpoint/1"
 
 
-def save_checkpoint(path: Path, *, config_json: str, epoch: int, model: Any, opt: Any,
-                    scheduler: Any, normalizer: Any, loader_generator: cr_random.Generator,
-                    history: list[dict[str, Any]]) -> None:
+def save_checkpoint(
+    path: Path,
+    *,
+    config_json: str,
+    epoch: int,
+    model: Any,
+    opt: Any,
+    scheduler: Any,
+    normalizer: Any,
+    loader_generator: cr_random.Generator,
+    history: list[dict[str, Any]],
+) -> None:
     tensors: dict[str, Tensor] = {f"model.{k}": v for k, v in model.state_dict().items()}
     opt_arrays, opt_meta = optimizer_state_to_flat(opt.state_dict(), prefix="optimizer.")
     tensors.update({k: Tensor(v) for k, v in opt_arrays.items()})
@@ -42,7 +51,8 @@ def save_checkpoint(path: Path, *, config_json: str, epoch: int, model: Any, opt
         tensors["normalizer.mean"] = state["mean"]
         tensors["normalizer.std"] = state["std"]
         metadata["normalizer"] = json.dumps(
-            {k: v for k, v in state.items() if k not in ("mean", "std")})
+            {k: v for k, v in state.items() if k not in ("mean", "std")}
+        )
     save(tensors, path, metadata=metadata)
 
 
@@ -68,7 +78,7 @@ class Checkpoint:
         return list(json.loads(self.metadata["history"]))
 
     def model_state(self) -> dict[str, Tensor]:
-        return {k[len("model."):]: v for k, v in self.tensors.items() if k.startswith("model.")}
+        return {k[len("model.") :]: v for k, v in self.tensors.items() if k.startswith("model.")}
 
     def optimizer_state(self) -> dict[str, Any]:
         arrays = {k: v.data for k, v in self.tensors.items() if k.startswith("optimizer.")}

@@ -67,8 +67,9 @@ class TrainConfig:
         _choice("schedule", self.schedule, SCHEDULES)
         for name in ("epochs", "batch_size", "eval_batch_size", "step_size"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, "
-                                 f"got {getattr(self, name)}")
+                raise ValueError(
+                    f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
+                )
         if any(h < 1 for h in self.hidden):
             raise ValueError(f"--hidden sizes must be positive, got {list(self.hidden)}")
         if not 0.0 <= self.dropout < 1.0:
@@ -77,11 +78,14 @@ class TrainConfig:
             raise ValueError(f"--lr must be positive, got {self.lr}")
         for name in ("weight_decay", "l1", "norm_eps", "momentum"):
             if getattr(self, name) < 0:
-                raise ValueError(f"--{name.replace('_', '-')} must be >= 0, "
-                                 f"got {getattr(self, name)}")
+                raise ValueError(
+                    f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}"
+                )
         if not 0 <= self.warmup_epochs < self.epochs:
-            raise ValueError(f"--warmup-epochs must be in [0, epochs), got "
-                             f"{self.warmup_epochs} with {self.epochs} epochs")
+            raise ValueError(
+                f"--warmup-epochs must be in [0, epochs), got "
+                f"{self.warmup_epochs} with {self.epochs} epochs"
+            )
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise ValueError("--nesterov needs --optimizer sgd with a non-zero --momentum")
         return self

@@ -35,8 +35,9 @@ EpochCallback = Callable[[dict[str, Any]], None]
 def load_splits(cfg: TrainConfig) -> tuple[Any, Any]:
     """The dataset's train and test splits."""
     if cfg.dataset not in datasets.DATASETS:
-        raise ValueError(f"--dataset must be one of {', '.join(sorted(datasets.DATASETS))}; "
-                         f"got {cfg.dataset!r}")
+        raise ValueError(
+            f"--dataset must be one of {', '.join(sorted(datasets.DATASETS))}; got {cfg.dataset!r}"
+        )
     cls = datasets.DATASETS[cfg.dataset]
     kwargs: dict[str, Any] = {}
     if cfg.data_root is not None:
@@ -94,12 +95,17 @@ class Run:
         cfg = self.cfg
         if cfg.stratified or cfg.oversample:
             sampler = data.StratifiedBatchSampler(
-                self.y_train, cfg.batch_size, shuffle=True, oversample_rare=cfg.oversample,
-                generator=self.loader_generator)
+                self.y_train,
+                cfg.batch_size,
+                shuffle=True,
+                oversample_rare=cfg.oversample,
+                generator=self.loader_generator,
+            )
             self.loader = data.DataLoader(train_ds, batch_sampler=sampler)
         else:
-            self.loader = data.DataLoader(train_ds, batch_size=cfg.batch_size, shuffle=True,
-                                          generator=self.loader_generator)
+            self.loader = data.DataLoader(
+                train_ds, batch_size=cfg.batch_size, shuffle=True, generator=self.loader_generator
+            )
 
     def train_epoch(self, progress: bool) -> tuple[float, float]:
         """One pass over the training set; returns (mean loss, accuracy)."""
@@ -117,14 +123,16 @@ class Run:
             correct += int((logits.data.argmax(1) == yb.data).sum())
             seen += n
             if bar is not None and i % 10 == 0:
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.2%}",
-                                refresh=False)
+                bar.set_postfix(
+                    loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.2%}", refresh=False
+                )
         self._bar = bar
         return total_loss / seen, correct / seen
 
     def evaluate(self) -> dict[str, Any]:
-        return evaluate_model(self.model, self.x_test, self.y_test, len(self.classes),
-                              self.cfg.eval_batch_size)
+        return evaluate_model(
+            self.model, self.x_test, self.y_test, len(self.classes), self.cfg.eval_batch_size
+        )
 
     def step_scheduler(self, train_loss: float) -> None:
         if self.scheduler is None:
@@ -135,15 +143,23 @@ class Run:
             self.scheduler.step()
 
     def save(self) -> None:
-        save_checkpoint(self.out / CHECKPOINT, config_json=self.cfg.to_json(),
-                        epoch=self.epoch, model=self.model, opt=self.optimizer,
-                        scheduler=self.scheduler, normalizer=self.normalizer,
-                        loader_generator=self.loader_generator, history=self.history)
+        save_checkpoint(
+            self.out / CHECKPOINT,
+            config_json=self.cfg.to_json(),
+            epoch=self.epoch,
+            model=self.model,
+            opt=self.optimizer,
+            scheduler=self.scheduler,
+            normalizer=self.normalizer,
+            loader_generator=self.loader_generator,
+            history=self.history,
+        )
         write_jsonl(self.out / METRICS, self.history)
 
 
-def evaluate_model(model: nn.Module, x: cr.Tensor, y: Any, num_classes: int,
-                   batch_size: int = 1000) -> dict[str, Any]:
+def evaluate_model(
+    model: nn.Module, x: cr.Tensor, y: Any, num_classes: int, batch_size: int = 1000
+) -> dict[str, Any]:
     """Loss, accuracy and confusion matrix (rows: true class, columns: predicted)."""
     import numpy
 
@@ -153,8 +169,8 @@ def evaluate_model(model: nn.Module, x: cr.Tensor, y: Any, num_classes: int,
     predictions = []
     with cr.no_grad():
         for start in range(0, len(y), batch_size):
-            xb = x[start:start + batch_size]
-            yb = cr.tensor(y[start:start + batch_size])
+            xb = x[start : start + batch_size]
+            yb = cr.tensor(y[start : start + batch_size])
             logits = model(xb)
             total += loss_fn(logits, yb).item()
             predictions.append(logits.data.argmax(1))
@@ -168,10 +184,14 @@ def evaluate_model(model: nn.Module, x: cr.Tensor, y: Any, num_classes: int,
     }
 
 
-def train(config: TrainConfig | None = None, out: str | Path = "runs/latest",
-          resume: bool = False, progress: bool = False,
-          on_epoch_end: EpochCallback | None = None,
-          log: Callable[[str], None] | None = print) -> dict[str, Any]:
+def train(
+    config: TrainConfig | None = None,
+    out: str | Path = "runs/latest",
+    resume: bool = False,
+    progress: bool = False,
+    on_epoch_end: EpochCallback | None = None,
+    log: Callable[[str], None] | None = print,
+) -> dict[str, Any]:
     """Train an MLP as ``config`` says, writing checkpoints and metrics into ``out``.
 
     Args:
@@ -200,7 +220,8 @@ def train(config: TrainConfig | None = None, out: str | Path = "runs/latest",
         if (out / CHECKPOINT).exists():
             raise FileExistsError(
                 f"{out} already holds a run; continue it with --resume {out}, or choose "
-                f"another --out directory")
+                f"another --out directory"
+            )
         out.mkdir(parents=True, exist_ok=True)
         run = Run(cfg, out)
         write_json(out / CONFIG, _config_dict(cfg))
@@ -225,14 +246,19 @@ def train(config: TrainConfig | None = None, out: str | Path = "runs/latest",
         }
         run.history.append(metrics)
         if run._bar is not None:
-            run._bar.set_postfix(loss=f"{train_loss:.4f}", acc=f"{train_acc:.2%}",
-                                 test_acc=f"{result['accuracy']:.2%}")
+            run._bar.set_postfix(
+                loss=f"{train_loss:.4f}",
+                acc=f"{train_acc:.2%}",
+                test_acc=f"{result['accuracy']:.2%}",
+            )
             run._bar.close()
         run.save()
         if log is not None:
-            log(f"epoch {run.epoch:3d}/{cfg.epochs}  lr {lr:.2e}  train loss {train_loss:.4f}"
+            log(
+                f"epoch {run.epoch:3d}/{cfg.epochs}  lr {lr:.2e}  train loss {train_loss:.4f}"
                 f"  train acc {train_acc:.2%}  test acc {result['accuracy']:.2%}"
-                f"  ({metrics['seconds']:.1f} s)")
+                f"  ({metrics['seconds']:.1f} s)"
+            )
         if on_epoch_end is not None:
             on_epoch_end(metrics)
 
@@ -257,9 +283,11 @@ def train(config: TrainConfig | None = None, out: str | Path = "runs/latest",
     }
     write_json(out / SUMMARY, summary)
     if log is not None:
-        log(f"test accuracy {final['accuracy']:.2%} after {cfg.epochs} epochs "
+        log(
+            f"test accuracy {final['accuracy']:.2%} after {cfg.epochs} epochs "
             f"(best {best['test_accuracy']:.2%} at epoch {best['epoch']}); "
-            f"{summary['mean_epoch_seconds']:.2f} s per epoch; outputs in {out}/")
+            f"{summary['mean_epoch_seconds']:.2f} s per epoch; outputs in {out}/"
+        )
     return summary
 
 
@@ -268,8 +296,9 @@ def load_run(out: str | Path) -> Run:
     out = Path(out)
     ckpt_path = out / CHECKPOINT
     if not ckpt_path.exists():
-        raise FileNotFoundError(f"{out}: no {CHECKPOINT}; is this a chainrule train --out "
-                                f"directory?")
+        raise FileNotFoundError(
+            f"{out}: no {CHECKPOINT}; is this a chainrule train --out directory?"
+        )
     ckpt = Checkpoint(ckpt_path)
     run = Run(TrainConfig.from_json(ckpt.metadata["config"]), out)
     run.restore(ckpt)
@@ -291,5 +320,4 @@ def _progress(loader: Any, enabled: bool, desc: str) -> Any:
         from tqdm.auto import tqdm
     except ImportError:  # the progress bar is a nicety: train without it
         return None
-    return tqdm(loader, total=len(loader), desc=desc, unit="batch", leave=True,
-                dynamic_ncols=True)
+    return tqdm(loader, total=len(loader), desc=desc, unit="batch", leave=True, dynamic_ncols=True)

@@ -16,8 +16,13 @@ _ACTIVATIONS = {
     "gelu": nn.GELU,
 }
 # The gain each activation asks of Kaiming init (``nn.init.calculate_gain``'s names).
-_GAIN_NAME = {"relu": "relu", "leaky_relu": "leaky_relu", "tanh": "tanh",
-              "sigmoid": "sigmoid", "gelu": "relu"}
+_GAIN_NAME = {
+    "relu": "relu",
+    "leaky_relu": "leaky_relu",
+    "tanh": "tanh",
+    "sigmoid": "sigmoid",
+    "gelu": "relu",
+}
 
 
 def build_mlp(cfg: TrainConfig, in_features: int, num_classes: int) -> nn.Sequential:

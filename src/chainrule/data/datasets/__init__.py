@@ -8,12 +8,16 @@ for the whole set at once.
 ``DATASETS`` maps the names a command line would use to the classes.
 """
 
+from collections.abc import Callable
+
 from chainrule.data.datasets.digits import Digits, stratified_split
 from chainrule.data.datasets.idx import IDX_DTYPES, IDXFormatError, read_idx
 from chainrule.data.datasets.image import ImageArrayDataset
 from chainrule.data.datasets.mnist import FASHION_MNIST_ROOT, MNIST, FashionMNIST
 
-DATASETS: dict[str, type[ImageArrayDataset]] = {
+# Callable, not type[...]: the subclasses take (train=..., root=...), not the base
+# class's arrays, and the training loop calls them that way.
+DATASETS: dict[str, Callable[..., ImageArrayDataset]] = {
     "digits": Digits,
     "fashion-mnist": FashionMNIST,
     "mnist": MNIST,
