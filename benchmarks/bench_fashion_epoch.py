@@ -358,13 +358,12 @@ def main() -> None:
     step = {lib: med["steps"][lib] / args.steps for lib in libs}
     extrapolated = {lib: STEPS_PER_EPOCH * step[lib] + med["evaluate"][lib] for lib in libs}
 
-    def cell(task: str, lib: str, scale: float) -> str:
-        values = samples[task][lib]
-        return (
-            f"{med[task][lib] * scale:9.2f} [{min(values) * scale:.2f}-{max(values) * scale:.2f}]"
-        )
+    def cell(median: float, values: list[float] | None = None, scale: float = 1.0) -> str:
+        spread = f"[{min(values) * scale:.2f}-{max(values) * scale:.2f}]" if values else ""
+        return f"{median * scale:10.2f} {spread:<17s}"
 
-    print(f"{'':40s}{'chainrule':>26s}{'torch':>26s}{'chainrule/torch':>17s}")
+    head = "".join(f"{lib:>10s} {'[min-max]':<17s}" for lib in libs)
+    print(f"{'':38s}{head}  chainrule/torch")
     rows = [
         ("training step (ms)", "steps", 1e3 / args.steps),
         ("test evaluation, 10k images (ms)", "evaluate", 1e3),
@@ -372,16 +371,11 @@ def main() -> None:
     if args.full_epoch:
         rows.append(("epoch measured whole, 3 rounds (s)", "epoch", 1.0))
     for label, task, scale in rows:
-        ratio = med[task]["chainrule"] / med[task]["torch"]
-        print(
-            f"{label:40s}{cell(task, 'chainrule', scale):>26s}{cell(task, 'torch', scale):>26s}"
-            f"{ratio:17.2f}"
-        )
-    label = f"epoch: {STEPS_PER_EPOCH} x step + eval (s)"
-    print(
-        f"{label:40s}{extrapolated['chainrule']:9.2f}{'':17s}{extrapolated['torch']:9.2f}"
-        f"{'':17s}{extrapolated['chainrule'] / extrapolated['torch']:17.2f}"
-    )
+        cells = "".join(cell(med[task][lib], samples[task][lib], scale) for lib in libs)
+        print(f"{label:38s}{cells}{med[task]['chainrule'] / med[task]['torch']:17.2f}")
+    label = f"epoch = {STEPS_PER_EPOCH} x step + evaluation (s)"
+    cells = "".join(cell(extrapolated[lib]) for lib in libs)
+    print(f"{label:38s}{cells}{extrapolated['chainrule'] / extrapolated['torch']:17.2f}")
     ratio = extrapolated["chainrule"] / extrapolated["torch"]
     print(
         f"\nepoch time, extrapolated ({STEPS_PER_EPOCH} steps x median step time + median "

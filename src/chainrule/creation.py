@@ -35,8 +35,11 @@ def tensor(data: TensorLike, dtype: Any = None, requires_grad: bool = False) -> 
     """
     if isinstance(data, Tensor):
         data = data.data
-    return Tensor(xp.array(data, copy=True) if isinstance(data, xp.ndarray) else data,
-                  requires_grad=requires_grad, dtype=dtype)
+    return Tensor(
+        xp.array(data, copy=True) if isinstance(data, xp.ndarray) else data,
+        requires_grad=requires_grad,
+        dtype=dtype,
+    )
 
 
 def from_numpy(array: Any) -> Tensor:
@@ -75,8 +78,13 @@ def eye(n: int, m: int | None = None, dtype: Any = None, requires_grad: bool = F
     return _make(xp.eye(n, m, dtype=_float_dtype(dtype)), requires_grad)
 
 
-def arange(start: float, end: float | None = None, step: float = 1, dtype: Any = None,
-           requires_grad: bool = False) -> Tensor:
+def arange(
+    start: float,
+    end: float | None = None,
+    step: float = 1,
+    dtype: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
     """Values from ``start`` up to (not including) ``end``. Integer arguments give int64."""
     if end is None:
         start, end = 0, start
@@ -86,20 +94,23 @@ def arange(start: float, end: float | None = None, step: float = 1, dtype: Any =
     return _make(xp.arange(start, end, step, dtype=dtype), requires_grad)
 
 
-def linspace(start: float, end: float, steps: int, dtype: Any = None,
-             requires_grad: bool = False) -> Tensor:
+def linspace(
+    start: float, end: float, steps: int, dtype: Any = None, requires_grad: bool = False
+) -> Tensor:
     return _make(xp.linspace(start, end, steps, dtype=_float_dtype(dtype)), requires_grad)
 
 
-def randn(*size: Any, dtype: Any = None, generator: Generator | None = None,
-          requires_grad: bool = False) -> Tensor:
+def randn(
+    *size: Any, dtype: Any = None, generator: Generator | None = None, requires_grad: bool = False
+) -> Tensor:
     """Draws from the standard normal distribution N(0, 1)."""
     data = resolve(generator).standard_normal(_shape(size), _float_dtype(dtype))
     return _make(data, requires_grad)
 
 
-def rand(*size: Any, dtype: Any = None, generator: Generator | None = None,
-         requires_grad: bool = False) -> Tensor:
+def rand(
+    *size: Any, dtype: Any = None, generator: Generator | None = None, requires_grad: bool = False
+) -> Tensor:
     """Draws from the uniform distribution on [0, 1)."""
     data = resolve(generator).random(_shape(size), _float_dtype(dtype))
     return _make(data, requires_grad)
@@ -124,18 +135,17 @@ def ones_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tens
     return _make(xp.ones(t.shape, dtype or t.dtype), requires_grad)
 
 
-def full_like(t: Tensor, fill_value: Any, dtype: Any = None,
-              requires_grad: bool = False) -> Tensor:
+def full_like(t: Tensor, fill_value: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
     return _make(xp.full(t.shape, fill_value, dtype or t.dtype), requires_grad)
 
 
-def randn_like(t: Tensor, dtype: Any = None, generator: Generator | None = None,
-               requires_grad: bool = False) -> Tensor:
-    return randn(t.shape, dtype=dtype or t.dtype, generator=generator,
-                 requires_grad=requires_grad)
+def randn_like(
+    t: Tensor, dtype: Any = None, generator: Generator | None = None, requires_grad: bool = False
+) -> Tensor:
+    return randn(t.shape, dtype=dtype or t.dtype, generator=generator, requires_grad=requires_grad)
 
 
-def rand_like(t: Tensor, dtype: Any = None, generator: Generator | None = None,
-              requires_grad: bool = False) -> Tensor:
-    return rand(t.shape, dtype=dtype or t.dtype, generator=generator,
-                requires_grad=requires_grad)
+def rand_like(
+    t: Tensor, dtype: Any = None, generator: Generator | None = None, requires_grad: bool = False
+) -> Tensor:
+    return rand(t.shape, dtype=dtype or t.dtype, generator=generator, requires_grad=requires_grad)

@@ -37,7 +37,9 @@ class Generator:
     def manual_seed(self, seed: int | None) -> Generator:
         """Restart the stream from ``seed``; returns self."""
         if seed is None:
-            seed = int(numpy.random.SeedSequence().entropy % (2**63))
+            entropy = numpy.random.SeedSequence().entropy  # an int when drawn from the OS
+            assert isinstance(entropy, int)
+            seed = entropy % (2**63)
         if not isinstance(seed, (int, numpy.integer)) or seed < 0:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         self._seed = int(seed)

@@ -42,6 +42,10 @@ class Tensor:
     # Hot fields in slots; rarely set ones (grad, hooks, name) in the instance dict with
     # class-level defaults, so making a tensor sets only four attributes.
     __slots__ = ("data", "requires_grad", "_node", "_version", "__dict__", "__weakref__")
+    data: Any  # the values: an array of the backend
+    requires_grad: bool
+    _node: Any  # the Function node that made this tensor, None for a leaf
+    _version: list[int]  # shared with views: the clock tick of the last in-place change
 
     grad: Tensor | None = None
     _out_index: int = 0
@@ -95,12 +99,12 @@ class Tensor:
         return self._node is None
 
     @property
-    def T(self) -> Tensor:
+    def T(self) -> Tensor:  # noqa: N802 (PyTorch's name)
         """The tensor with its dimensions reversed (the transpose for a matrix)."""
         return self.permute(*reversed(range(self.ndim)))
 
     @property
-    def mT(self) -> Tensor:
+    def mT(self) -> Tensor:  # noqa: N802 (PyTorch's name)
         """The last two dimensions swapped (a batch of matrices transposed)."""
         return self.transpose(-2, -1)
 
@@ -201,8 +205,9 @@ class Tensor:
         """
         from chainrule.autograd.functional import backward as _backward
 
-        _backward([self], None if gradient is None else [gradient], retain_graph,
-                  create_graph, inputs)
+        _backward(
+            [self], None if gradient is None else [gradient], retain_graph, create_graph, inputs
+        )
 
     def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> Any:
         """Call ``hook(grad)`` when this tensor's gradient is computed.
@@ -229,8 +234,9 @@ class Tensor:
             return
 
         def keep(g: Tensor) -> None:
-            self.grad = g if self.grad is None else Tensor._wrap(self.grad.data + g.data,
-                                                                   False, None, 0)
+            self.grad = (
+                g if self.grad is None else Tensor._wrap(self.grad.data + g.data, False, None, 0)
+            )
 
         self.register_hook(keep)
 
@@ -239,8 +245,11 @@ class Tensor:
         if _grad_state.enabled and (
             self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)
         ):
-            what = "a leaf tensor that requires grad" if self._node is None and \
-                self.requires_grad else "a tensor that takes part in the graph"
+            what = (
+                "a leaf tensor that requires grad"
+                if self._node is None and self.requires_grad
+                else "a tensor that takes part in the graph"
+            )
             raise GraphError(
                 f"in-place {op} on {what} (shape {self.shape}) would make gradients wrong; "
                 f"use the out-of-place form (x = x + y), or wrap parameter updates in "
@@ -274,8 +283,7 @@ class Tensor:
         return self._inplace("add_", xp.add, other if alpha == 1 else _value(other) * alpha)
 
     def sub_(self, other: TensorLike, alpha: Scalar = 1) -> Tensor:
-        return self._inplace("sub_", xp.subtract,
-                             other if alpha == 1 else _value(other) * alpha)
+        return self._inplace("sub_", xp.subtract, other if alpha == 1 else _value(other) * alpha)
 
     def mul_(self, other: TensorLike) -> Tensor:
         return self._inplace("mul_", xp.multiply, other)
@@ -342,7 +350,6 @@ class Tensor:
         for i in range(len(self)):
             yield self[i]
 
-
     # -------------------------------------------------------------- operators (ops/*.py)
     def __add__(self, other: TensorLike) -> Tensor:
         return _ew.Add.apply(self, other)
@@ -393,16 +400,16 @@ class Tensor:
         return _ops.getitem(self, index)
 
     # Comparisons give bool tensors and are not differentiable.
-    def __lt__(self, other: TensorLike) -> Tensor:  # type: ignore[override]
+    def __lt__(self, other: TensorLike) -> Tensor:
         return Tensor._wrap(self.data < _value(other), False, None, 0)
 
-    def __le__(self, other: TensorLike) -> Tensor:  # type: ignore[override]
+    def __le__(self, other: TensorLike) -> Tensor:
         return Tensor._wrap(self.data <= _value(other), False, None, 0)
 
-    def __gt__(self, other: TensorLike) -> Tensor:  # type: ignore[override]
+    def __gt__(self, other: TensorLike) -> Tensor:
         return Tensor._wrap(self.data > _value(other), False, None, 0)
 
-    def __ge__(self, other: TensorLike) -> Tensor:  # type: ignore[override]
+    def __ge__(self, other: TensorLike) -> Tensor:
         return Tensor._wrap(self.data >= _value(other), False, None, 0)
 
     def __eq__(self, other: TensorLike) -> Tensor:  # type: ignore[override]

@@ -244,8 +244,7 @@ def test_inplace_on_tensor_requiring_grad_is_refused() -> None:
         w += 1
     with cr.no_grad():
         w -= 0.5
-    np.testing.assert_allclose(w.numpy() if not w.requires_grad else w.detach().numpy(),
-                               [0.5, 0.5])
+    np.testing.assert_allclose(w.numpy() if not w.requires_grad else w.detach().numpy(), [0.5, 0.5])
 
 
 def test_define_by_run_loop_over_variable_length_sequence() -> None:
@@ -261,7 +260,7 @@ def test_define_by_run_loop_over_variable_length_sequence() -> None:
 
     for length in (1, 3, 6):
         seq = [0.1 * (i + 1) for i in range(length)]
-        assert cr.autograd.gradcheck(lambda ww, uu: _rnn(ww, uu, seq), (w, u))
+        assert cr.autograd.gradcheck(lambda ww, uu, s=seq: _rnn(ww, uu, s), (w, u))
         w.grad = u.grad = None
         run(seq).backward()
         assert w.grad is not None and w.grad.shape == (2, 2)

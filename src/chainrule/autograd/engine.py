@@ -140,9 +140,14 @@ def run_backward(
     return captured
 
 
-def _run_nodes(roots: list[Function], buffers: dict[Function, Any],
-               leaves: dict[int, list[Any]], capture_node: dict[tuple[int, int], int],
-               captured: dict[int, Any], retain_graph: bool) -> None:
+def _run_nodes(
+    roots: list[Function],
+    buffers: dict[Function, Any],
+    leaves: dict[int, list[Any]],
+    capture_node: dict[tuple[int, int], int],
+    captured: dict[int, Any],
+    retain_graph: bool,
+) -> None:
     """Run every node that receives a gradient, newest first, filling ``leaves``.
 
     A function of its own so that its locals, which refer to gradient arrays, are gone

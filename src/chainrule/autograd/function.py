@@ -85,8 +85,13 @@ class Function:
 
     # Fields set on every call live in slots (fast); an op's own attributes go to the
     # instance dict, and rarely changed fields fall back to the class defaults below.
-    __slots__ = ("_inputs", "_saved", "_seq", "_out_version", "_out_id", "__dict__",
-                 "__weakref__")
+    __slots__ = ("_inputs", "_saved", "_seq", "_out_version", "_out_id", "__dict__", "__weakref__")
+
+    _inputs: tuple[Any, ...]  # the arguments of forward, tensors included
+    _saved: tuple[Any, ...] | None  # None once backward has freed the node
+    _seq: int  # the clock tick at creation (see _Clock)
+    _out_version: list[int]  # the output's version counter (shared list)
+    _out_id: int  # id() of the output array, to spot it among the saved ones
 
     _n_out: int = 1  # number of outputs; multi-output nodes also set _out_meta
     _out_meta: tuple[tuple[Any, Any], ...] = ()
@@ -133,12 +138,13 @@ class Function:
 
     def _check_saved_unchanged(self) -> None:
         seq = self._seq
-        for arr in self._saved:
+        for arr in self._saved or ():
             if id(arr) == self._out_id:
                 stamp = self._out_version[0]
             else:
-                owner = next((a for a in self._inputs
-                              if isinstance(a, Tensor) and a.data is arr), None)
+                owner = next(
+                    (a for a in self._inputs if isinstance(a, Tensor) and a.data is arr), None
+                )
                 if owner is None:
                     continue  # an array private to this node: nobody else can change it
                 stamp = owner._version[0]
@@ -171,7 +177,7 @@ class Function:
     def next_functions(self) -> tuple[tuple[Any, int], ...]:
         """Where gradients go next, one pair per input: (node, output index) for a computed
         tensor, (leaf tensor, -1) for a leaf that requires grad, (None, 0) otherwise."""
-        edges = []
+        edges: list[tuple[Any, int]] = []
         for a in self._inputs:
             if not (isinstance(a, Tensor) and a.requires_grad):
                 edges.append((None, 0))
@@ -222,7 +228,7 @@ class Function:
             if type(raw) is tuple:
                 return _wrap_outputs(cls, ctx, args, tuple(xp.asarray(r) for r in raw), record)
             raw = xp.asarray(raw)  # NumPy returns scalars for 0-d results; keep arrays
-        out = _new(Tensor)
+        out: Tensor = _new(Tensor)
         out.data = raw
         out.requires_grad = record
         out._version = args[cls._view_of]._version if cls._view_of is not None else [0]
@@ -243,8 +249,9 @@ _new = object.__new__
 _ndarray = xp.ndarray
 
 
-def _wrap_outputs(cls: type[Function], ctx: Function, args: tuple[Any, ...],
-                  raw: tuple[Any, ...], record: bool) -> tuple[Any, ...]:
+def _wrap_outputs(
+    cls: type[Function], ctx: Function, args: tuple[Any, ...], raw: tuple[Any, ...], record: bool
+) -> tuple[Any, ...]:
     """The outputs of a multi-output op; integer outputs (indices) never require grad."""
     outs = tuple(
         Tensor._wrap(r, record and r.dtype.kind == "f", ctx if record else None, i)

@@ -179,14 +179,22 @@ def jacobian(
         if not out.requires_grad:
             captured: dict[int, Any] = {}
         else:
-            captured = run_backward([out], [seed.reshape(out.data.shape)], retain_graph=True,
-                                    inputs=ins, accumulate=False)
+            captured = run_backward(
+                [out],
+                [seed.reshape(out.data.shape)],
+                retain_graph=True,
+                inputs=ins,
+                accumulate=False,
+            )
         for k, t in enumerate(ins):
             g = captured.get(id(t))
             rows[k].append(xp.zeros(t.data.shape, t.data.dtype) if g is None else g)
     jacs = tuple(
-        Tensor(xp.stack(r).reshape(out.data.shape + t.data.shape) if r
-               else xp.zeros(out.data.shape + t.data.shape, t.data.dtype))
+        Tensor(
+            xp.stack(r).reshape(out.data.shape + t.data.shape)
+            if r
+            else xp.zeros(out.data.shape + t.data.shape, t.data.dtype)
+        )
         for r, t in zip(rows, ins)
     )
     return jacs[0] if single else jacs

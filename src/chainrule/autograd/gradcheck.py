@@ -27,11 +27,9 @@ def _flat_output(out: Any) -> Any:
 
 def _prepare(inputs: Sequence[Any]) -> tuple[list[Any], list[int]]:
     """Float64 leaves for the float tensors to check; other arguments pass unchanged."""
-    chosen = [i for i, t in enumerate(inputs)
-              if isinstance(t, Tensor) and t.requires_grad]
+    chosen = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     if not chosen:  # nothing marked: check every floating-point tensor
-        chosen = [i for i, t in enumerate(inputs)
-                  if isinstance(t, Tensor) and t.dtype.kind == "f"]
+        chosen = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.dtype.kind == "f"]
     if not chosen:
         raise ValueError("gradcheck needs at least one floating-point tensor input")
     if any(inputs[i].dtype != float64 for i in chosen):
@@ -89,8 +87,7 @@ def gradcheck(
             return _flat_output(func(*prepared))
 
     out = func(*prepared)
-    outs = [o for o in (out if isinstance(out, (tuple, list)) else (out,))
-            if isinstance(o, Tensor)]
+    outs = [o for o in (out if isinstance(out, (tuple, list)) else (out,)) if isinstance(o, Tensor)]
     m = sum(o.data.size for o in outs)
     try:
         if fast_mode:
@@ -104,12 +101,13 @@ def gradcheck(
     return True
 
 
-def _analytic_rows(outs: list[Tensor], seed_flat: Any, prepared: list[Any],
-                   chosen: list[int]) -> dict[int, Any]:
+def _analytic_rows(
+    outs: list[Tensor], seed_flat: Any, prepared: list[Any], chosen: list[int]
+) -> dict[int, Any]:
     """vᵀJ for every checked input, with v = ``seed_flat`` spread over the outputs."""
     seeds, offset, live = [], 0, []
     for o in outs:
-        part = seed_flat[offset: offset + o.data.size].reshape(o.data.shape)
+        part = seed_flat[offset : offset + o.data.size].reshape(o.data.shape)
         offset += o.data.size
         if o.requires_grad:
             live.append(o)
@@ -131,8 +129,16 @@ def _numeric_column(x: Tensor, j: int, evaluate: Callable[[], Any], eps: float) 
     return (plus - minus) / (2 * eps)
 
 
-def _check_full(prepared: list[Any], chosen: list[int], outs: list[Tensor], m: int,
-                evaluate: Callable[[], Any], eps: float, atol: float, rtol: float) -> None:
+def _check_full(
+    prepared: list[Any],
+    chosen: list[int],
+    outs: list[Tensor],
+    m: int,
+    evaluate: Callable[[], Any],
+    eps: float,
+    atol: float,
+    rtol: float,
+) -> None:
     analytic = {i: xp.zeros((m, prepared[i].data.size)) for i in chosen}
     for r in range(m):
         unit = xp.zeros(m)
@@ -150,9 +156,17 @@ def _check_full(prepared: list[Any], chosen: list[int], outs: list[Tensor], m: i
         _compare(i, x, analytic[i], numeric, atol, rtol, full=True)
 
 
-def _check_projection(prepared: list[Any], chosen: list[int], outs: list[Tensor], m: int,
-                      evaluate: Callable[[], Any], eps: float, atol: float, rtol: float,
-                      seed: int) -> None:
+def _check_projection(
+    prepared: list[Any],
+    chosen: list[int],
+    outs: list[Tensor],
+    m: int,
+    evaluate: Callable[[], Any],
+    eps: float,
+    atol: float,
+    rtol: float,
+    seed: int,
+) -> None:
     gen = Generator(seed)
     v = gen.standard_normal((m,), float64)
     captured = _analytic_rows(outs, v, prepared, chosen)
@@ -168,18 +182,20 @@ def _check_projection(prepared: list[Any], chosen: list[int], outs: list[Tensor]
         minus = evaluate()
         x.data[...] = saved
         numeric = float(((plus - minus) / (2 * eps) * v).sum())
-        _compare(i, x, xp.asarray([[analytic]]), xp.asarray([[numeric]]), atol, rtol,
-                 full=False)
+        _compare(i, x, xp.asarray([[analytic]]), xp.asarray([[numeric]]), atol, rtol, full=False)
 
 
-def _compare(i: int, x: Tensor, analytic: Any, numeric: Any, atol: float, rtol: float,
-             full: bool) -> None:
+def _compare(
+    i: int, x: Tensor, analytic: Any, numeric: Any, atol: float, rtol: float, full: bool
+) -> None:
     excess = xp.abs(analytic - numeric) - (atol + rtol * xp.abs(numeric))
     if not bool((excess <= 0).all()) or not bool(xp.isfinite(analytic).all()):
         r, j = xp.unravel_index(int(xp.nan_to_num(excess, nan=xp.inf).argmax()), excess.shape)
         if full:
-            where = (f"at output element {int(r)}, input element "
-                     f"{tuple(int(k) for k in xp.unravel_index(int(j), x.data.shape))}")
+            where = (
+                f"at output element {int(r)}, input element "
+                f"{tuple(int(k) for k in xp.unravel_index(int(j), x.data.shape))}"
+            )
         else:
             where = "along a random projection uᵀJv"
         raise GradcheckError(
