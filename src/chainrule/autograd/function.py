@@ -163,7 +163,12 @@ class Function:
 
     @property
     def needs_input_grad(self) -> tuple[bool, ...]:
-        return tuple([isinstance(a, Tensor) and a.requires_grad for a in self._inputs])
+        inputs = self._inputs
+        if len(inputs) == 2:  # binary ops ask on every backward: skip the comprehension
+            a, b = inputs
+            return (isinstance(a, Tensor) and a.requires_grad,
+                    isinstance(b, Tensor) and b.requires_grad)
+        return tuple([isinstance(a, Tensor) and a.requires_grad for a in inputs])
 
     def mark_non_differentiable(self, *arrays: Any) -> None:
         """Accepted for PyTorch compatibility; integer outputs never carry gradients."""
@@ -207,15 +212,31 @@ class Function:
         """
         ctx = _new(cls)
         ctx._saved = ()
-        arrays = []
         record = False
-        for a in args:
+        # Most ops take one or two arguments: unpacking them by hand saves building a list.
+        if len(args) == 2:
+            a, b = args
             if isinstance(a, Tensor):
-                arrays.append(a.data)
-                if a.requires_grad:
-                    record = True
-            else:
-                arrays.append(a)
+                record = a.requires_grad
+                a = a.data
+            if isinstance(b, Tensor):
+                record = record or b.requires_grad
+                b = b.data
+            arrays: Any = (a, b)
+        elif len(args) == 1:
+            a = args[0]
+            if isinstance(a, Tensor):
+                record = a.requires_grad
+                a = a.data
+            arrays = (a,)
+        else:
+            arrays = []
+            for a in args:
+                if isinstance(a, Tensor):
+                    arrays.append(a.data)
+                    record = record or a.requires_grad
+                else:
+                    arrays.append(a)
         try:
             raw = cls.forward(ctx, *arrays)
         except (ShapeError, DTypeError, GraphError):
