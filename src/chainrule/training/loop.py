@@ -107,12 +107,14 @@ class Run:
                 train_ds, batch_size=cfg.batch_size, shuffle=True, generator=self.loader_generator
             )
 
-    def train_epoch(self, progress: bool) -> tuple[float, float]:
-        """One pass over the training set; returns (mean loss, accuracy)."""
+    def train_epoch(self, bar: Any = None) -> tuple[float, float]:
+        """One pass over the training set; returns (mean loss, accuracy).
+
+        ``bar`` (a tqdm bar or None) is advanced per batch and shows the running figures.
+        """
         self.model.train()
         total_loss, correct, seen = 0.0, 0, 0
-        bar = _progress(self.loader, progress, f"epoch {self.epoch + 1}/{self.cfg.epochs}")
-        for i, (xb, yb) in enumerate(bar if bar is not None else self.loader):
+        for i, (xb, yb) in enumerate(self.loader):
             logits = self.model(xb)
             loss = self.loss_fn(logits, yb)
             self.optimizer.zero_grad()
@@ -122,11 +124,12 @@ class Run:
             total_loss += loss.item() * n
             correct += int((logits.data.argmax(1) == yb.data).sum())
             seen += n
-            if bar is not None and i % 10 == 0:
-                bar.set_postfix(
-                    loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.2%}", refresh=False
-                )
-        self._bar = bar
+            if bar is not None:
+                if i % 10 == 0:
+                    bar.set_postfix(
+                        loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.2%}", refresh=False
+                    )
+                bar.update(1)
         return total_loss / seen, correct / seen
 
     def evaluate(self) -> dict[str, Any]:
@@ -230,7 +233,8 @@ def train(
     started = time.perf_counter()
     while run.epoch < cfg.epochs:
         t0 = time.perf_counter()
-        train_loss, train_acc = run.train_epoch(progress)
+        bar = _progress(len(run.loader), progress, f"epoch {run.epoch + 1}/{cfg.epochs}")
+        train_loss, train_acc = run.train_epoch(bar)
         lr = run.optimizer.param_groups[0]["lr"]
         run.step_scheduler(train_loss)
         result = run.evaluate()
@@ -245,13 +249,13 @@ def train(
             "seconds": time.perf_counter() - t0,
         }
         run.history.append(metrics)
-        if run._bar is not None:
-            run._bar.set_postfix(
+        if bar is not None:
+            bar.set_postfix(
                 loss=f"{train_loss:.4f}",
                 acc=f"{train_acc:.2%}",
                 test_acc=f"{result['accuracy']:.2%}",
             )
-            run._bar.close()
+            bar.close()
         run.save()
         if log is not None:
             log(
@@ -312,12 +316,16 @@ def _config_dict(cfg: TrainConfig) -> dict[str, Any]:
     return dict(json.loads(cfg.to_json()))
 
 
-def _progress(loader: Any, enabled: bool, desc: str) -> Any:
-    """A tqdm bar over ``loader``, or None when disabled or tqdm is not installed."""
+def _progress(total: int, enabled: bool, desc: str) -> Any:
+    """A tqdm bar of ``total`` batches, or None when disabled or tqdm is not installed.
+
+    The bar is advanced by hand and closed after the epoch's evaluation, so its last
+    state shows the test accuracy too.
+    """
     if not enabled:
         return None
     try:
         from tqdm.auto import tqdm
     except ImportError:  # the progress bar is a nicety: train without it
         return None
-    return tqdm(loader, total=len(loader), desc=desc, unit="batch", leave=True, dynamic_ncols=True)
+    return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
