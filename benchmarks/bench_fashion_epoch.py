@@ -280,7 +280,7 @@ def compare_samples(
     """``harness.compare``'s alternating rounds, keeping every sample (not only the
     median) so that the spread can be reported on this shared, noisy machine."""
     workers = {lib: harness.Worker(__file__, lib) for lib in libraries}
-    samples = {t: {lib: [] for lib in libraries} for t in tasks}
+    samples: dict[str, dict[str, list[float]]] = {t: {lib: [] for lib in libraries} for t in tasks}
     try:
         for task in tasks:
             for r in range(rounds):

@@ -10,11 +10,13 @@ example subset of the training split for 3 epochs (the subset is written as IDX 
 a temporary folder, so the run goes through ``train`` and the dataset reader exactly as
 ``chainrule train`` does) and are tested on the full 10,000 test images.
 
-Thresholds, measured on the machine this was written on (2 cores): the reduced recipe
-reaches 84.7-85.4% over seeds 0-2; a multinomial logistic regression (no hidden layer)
-trained on the same 10k subset the same way reaches about 82%, and a model that does not
-learn stays near 10%. Asserting >= 83.5% therefore fails a trainer that only learns a
-linear model, or that learns nothing.
+Thresholds, measured on the 2-core machine this was written on: the reduced recipe ends
+at 84.7-85.0% test accuracy (test loss 0.42-0.43) with seeds 0, 1 and 2. A multinomial
+logistic regression (``hidden=()``, no hidden layer) trained on the same subset the same
+way ends at 79.9-80.3% (82.6% with lr 1e-2; test loss 0.52-0.57), and a trainer that does
+not learn stays near 10%. Asserting >= 83.5% and a test loss below 0.48 therefore fails a
+trainer that learns only a linear model, or nothing, while leaving the recipe a margin of
+more than a point.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ FILES = {
 }
 SUBSET = 10_000
 MIN_ACCURACY = 0.835
+MAX_LOSS = 0.48
 
 RECIPE = {
     "dataset": "fashion-mnist",
@@ -106,4 +109,4 @@ def test_reduced_recipe_beats_a_linear_model(subset_root: Path, tmp_path: Path, 
     assert summary["parameters"] == 784 * 1024 + 1024 + 1024 * 512 + 512 + 512 * 10 + 10
     # The accuracy after the last epoch, as the issue asks (not the best epoch).
     assert summary["test_accuracy"] >= MIN_ACCURACY, summary
-    assert summary["test_loss"] < 0.5, summary
+    assert summary["test_loss"] < MAX_LOSS, summary

@@ -166,8 +166,10 @@ class Function:
         inputs = self._inputs
         if len(inputs) == 2:  # binary ops ask on every backward: skip the comprehension
             a, b = inputs
-            return (isinstance(a, Tensor) and a.requires_grad,
-                    isinstance(b, Tensor) and b.requires_grad)
+            return (
+                isinstance(a, Tensor) and a.requires_grad,
+                isinstance(b, Tensor) and b.requires_grad,
+            )
         return tuple([isinstance(a, Tensor) and a.requires_grad for a in inputs])
 
     def mark_non_differentiable(self, *arrays: Any) -> None:
