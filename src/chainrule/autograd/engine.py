@@ -4,16 +4,20 @@ For a loss C and a node y = f(x₁, …, xₙ), the chain rule gives ∂C/∂x�
 each node only needs the gradient flowing into its output to produce the gradients of
 its inputs. The engine
 
-1. sorts the nodes reachable from the output in reverse topological order, iteratively
-   (a chain of 100,000 ops needs no recursion);
-2. visits them in that order, so every node runs once, after all the nodes that use its
-   output have sent their gradient: where an output feeds several nodes (the lecture's
-   Duplicate module) the gradients are summed before the node runs;
+1. runs the nodes in reverse topological order without recursion: a node is always
+   created after its inputs, so its creation tick (``Function._seq``) orders the graph,
+   and a heap of the nodes that have received a gradient yields the newest first (a
+   chain of 100,000 ops needs neither recursion nor a separate sorting pass);
+2. thereby runs every node once, after all the nodes that use its output have sent their
+   gradient: where an output feeds several nodes (the lecture's Duplicate module) the
+   gradients are summed before the node runs;
 3. sums each input gradient back to that input's shape where the forward pass broadcast
    it: the one place where broadcasting is undone;
 4. hands each leaf (a tensor made by the user, with no node) the sum of its gradients,
    adding it to ``.grad``;
-5. frees each node's saved arrays after use unless ``retain_graph`` is set.
+5. frees each node's saved arrays and inputs after use unless ``retain_graph`` is set.
+
+``topological_order`` gives the same order explicitly, for tools that draw the graph.
 """
 
 from __future__ import annotations
