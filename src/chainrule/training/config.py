@@ -38,7 +38,7 @@ class TrainConfig:
     batch_size: int = 32
     hidden: tuple[int, ...] = (256, 128)
     activation: str = "relu"
-    dropout: float = 0.2
+    dropout: float = 0.3
     init: str = "kaiming"
     optimizer: str = "adam"
     lr: float = 1e-3
