@@ -154,7 +154,8 @@ class LogSumExp(Function):
     @staticmethod
     def forward(ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
         _, e, total, m = _shifted_exp(x, axes)
-        y = xp.log(total) + m
+        with xp.errstate(divide="ignore"):  # an all -inf slice: log 0 = -inf is the answer
+            y = xp.log(total) + m
         ctx.save_for_backward(e, total)
         ctx.axes, ctx.keepdim = axes, keepdim
         return y if keepdim else xp.asarray(y.reshape(_drop(x.shape, axes)))
