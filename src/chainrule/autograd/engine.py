@@ -131,6 +131,7 @@ def run_backward(
     finally:
         _grad_state.enabled = prev_enabled
 
+    taken = {id(g) for g in grad_outputs}  # the caller's seeds are never adopted
     for leaf, g in leaves.values():
         if leaf._hooks:
             for hook in leaf._hooks:
@@ -140,7 +141,7 @@ def run_backward(
         if id(leaf) in capture_leaf:
             captured[id(leaf)] = g
         if accumulate:
-            _accumulate_grad(leaf, g)
+            _accumulate_grad(leaf, g, taken)
     return captured
 
 
@@ -255,13 +256,15 @@ def _add_leaf(leaves: dict[int, list[Any]], leaf: Any, g: Any) -> None:
         entry[1] = entry[1] + g
 
 
-def _accumulate_grad(leaf: Any, g: Any) -> None:
+def _accumulate_grad(leaf: Any, g: Any, taken: set[int] | None = None) -> None:
     """Add ``g`` into ``leaf.grad``, making sure ``.grad`` owns its memory.
 
     A backward formula may pass its upstream gradient through unchanged (Add, a reshape),
     so one array can reach several leaves; ``.grad`` must not alias another tensor's. A
     fresh array that nothing else refers to is adopted as it is (PyTorch's AccumulateGrad
-    does the same, by reference count), anything else is copied.
+    does the same, by reference count), anything else is copied. ``taken`` holds the ids
+    of arrays that belong elsewhere already (the seeds, earlier leaves' gradients), so
+    sharing within one backward pass is caught without relying on reference counts.
     """
     if type(g) is not xp.ndarray:
         g = xp.asarray(g)
@@ -270,8 +273,15 @@ def _accumulate_grad(leaf: Any, g: Any) -> None:
     if leaf.grad is None:
         # The references a fresh array has here: the caller's loop variable and the
         # `leaves` entry, this function's `g`, and getrefcount's own argument.
-        if g.base is not None or not g.flags.writeable or sys.getrefcount(g) > 4:
+        if (
+            g.base is not None
+            or not g.flags.writeable
+            or (taken is not None and id(g) in taken)
+            or sys.getrefcount(g) > 4
+        ):
             g = g.copy()
+        if taken is not None:
+            taken.add(id(g))
         leaf.grad = Tensor._wrap(g, False, None, 0)
     else:
         leaf.grad = Tensor._wrap(leaf.grad.data + g, False, None, 0)
