@@ -16,7 +16,6 @@ raw NumPy at batch 32 and 128 and no slower than PyTorch at 1024.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import os
 import sys
@@ -194,26 +193,7 @@ def numpy_tasks() -> dict[str, harness.Task]:
 WORKERS = {"chainrule": chainrule_tasks, "torch": torch_tasks, "numpy": numpy_tasks}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--repeat", type=int, default=15)
-    parser.add_argument("--json", default=None, help="also write the medians to this file")
-    args = parser.parse_args()
-    if args.worker:
-        harness.serve(WORKERS[args.worker]())
-        return
-
-    tasks = ["chain200", *(f"mlp_{b}" for b in BATCHES)]
-    results = harness.compare(__file__, list(WORKERS), tasks, args.rounds, args.repeat)
-    print(f"machine: {harness.describe_machine()}")
-    print(
-        f"medians over {args.rounds} alternating rounds x {args.repeat} runs, one process "
-        f"per library\n"
-    )
+def report(results: harness.Results) -> None:
     per_op = {"chain200": results["chain200"]}
     print("per-op overhead (forward + backward, µs per op):")
     print(harness.table(per_op, "torch", extra={"chain200": CHAIN_LEN}))
@@ -231,10 +211,11 @@ def main() -> None:
             f"chainrule/torch = {r['chainrule'] / r['torch']:.2f}, "
             f"torch/numpy = {r['torch'] / r['numpy']:.2f}"
         )
-    if args.json:
-        harness.json_dump(
-            args.json, {"machine": harness.describe_machine(), "median_seconds": results}
-        )
+
+
+def main() -> None:
+    tasks = ["chain200", *(f"mlp_{b}" for b in BATCHES)]
+    harness.run(__file__, __doc__, WORKERS, tasks, report)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ and 128; no slower than PyTorch at 1024.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Callable
@@ -123,26 +122,7 @@ WORKERS = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--worker", choices=list(WORKERS), help=argparse.SUPPRESS)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--repeat", type=int, default=15)
-    parser.add_argument("--json", default=None, help="also write the medians to this file")
-    args = parser.parse_args()
-    if args.worker:
-        harness.serve(WORKERS[args.worker]())
-        return
-
-    tasks = [f"mlp_{b}" for b in BATCHES]
-    results = harness.compare(__file__, list(WORKERS), tasks, args.rounds, args.repeat)
-    print(f"machine: {harness.describe_machine()}")
-    print(
-        f"medians over {args.rounds} alternating rounds x {args.repeat} runs, one process "
-        f"per library\n"
-    )
+def report(results: harness.Results) -> None:
     print("MLP 784-512-256-10 training step (ms):")
     print(harness.table(results, "numpy", unit=1e3, unit_name="ms"))
     print()
@@ -154,10 +134,10 @@ def main() -> None:
             f"nn/torch = {r['chainrule_nn'] / r['torch_nn']:.2f}, "
             f"torch/numpy = {r['torch_nn'] / r['numpy']:.2f}"
         )
-    if args.json:
-        harness.json_dump(
-            args.json, {"machine": harness.describe_machine(), "median_seconds": results}
-        )
+
+
+def main() -> None:
+    harness.run(__file__, __doc__, WORKERS, [f"mlp_{b}" for b in BATCHES], report)
 
 
 if __name__ == "__main__":

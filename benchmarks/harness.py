@@ -131,6 +131,46 @@ def table(
     return "\n".join(lines)
 
 
+Results = dict[str, dict[str, float]]
+
+
+def run(
+    script: str,
+    doc: str | None,
+    workers: dict[str, Callable[[], dict[str, Task]]],
+    tasks: list[str],
+    report: Callable[[Results], None],
+) -> None:
+    """The command line every comparison script shares.
+
+    As a worker (``--worker LIB``, started by the driver) it serves that library's tasks;
+    otherwise it drives one worker per library through alternating rounds, prints the
+    machine and hands the medians to ``report``, and writes them to ``--json`` if asked.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--worker", choices=list(workers), help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--json", default=None, help="also write the medians to this file")
+    args = parser.parse_args()
+    if args.worker:
+        serve(workers[args.worker]())
+        return
+    results = compare(script, list(workers), tasks, args.rounds, args.repeat)
+    print(f"machine: {describe_machine()}")
+    print(
+        f"medians over {args.rounds} alternating rounds x {args.repeat} runs, one process "
+        f"per library\n"
+    )
+    report(results)
+    if args.json:
+        json_dump(args.json, {"machine": describe_machine(), "median_seconds": results})
+
+
 def json_dump(path: str, payload: Any) -> None:
     with open(path, "w") as f:
         json.dump(payload, f, indent=2)
