@@ -27,7 +27,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from chainrule.autograd.function import _FREED_MESSAGE, Function
+from chainrule.autograd.function import _FREED_MESSAGE, Function, clock
 from chainrule.autograd.grad_mode import state as _grad_state
 from chainrule.backend import xp
 from chainrule.errors import AnomalyError, GraphError, ShapeError
@@ -73,7 +73,7 @@ def topological_order(roots: Sequence[Function]) -> list[Function]:
             continue
         visited.add(id(node))
         stack.append((node, True))
-        if node._saved is None:
+        if node.saved_tensors is None:
             continue  # freed: its inputs were released
         for a in node._inputs:
             if isinstance(a, Tensor) and a._node is not None and id(a._node) not in visited:
@@ -172,8 +172,10 @@ def _run_nodes(
         else:
             node = heappop(heap)[1]
         g = buffers.pop(node)
-        if node._saved is None:
+        if node.saved_tensors is None:
             raise GraphError(_FREED_MESSAGE.format(op=node.name()))
+        if clock.last_inplace > node._seq:  # something changed in place since the forward
+            node._check_saved_unchanged()
         if node._n_out == 1 and node._hooks is None and not capture_node:
             grads_in = node.backward(node, g)  # the common case, without the tuples below
         else:
@@ -202,7 +204,7 @@ def _run_nodes(
             )
         if not retain_graph:
             # Release what only backward needed: saved arrays and the input tensors.
-            node._saved = None
+            node.saved_tensors = None
             node._inputs = ()
 
         for a, gi in zip(inputs_of_node, grads_in):

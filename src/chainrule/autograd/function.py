@@ -85,10 +85,21 @@ class Function:
 
     # Fields set on every call live in slots (fast); an op's own attributes go to the
     # instance dict, and rarely changed fields fall back to the class defaults below.
-    __slots__ = ("_inputs", "_saved", "_seq", "_out_version", "_out_id", "__dict__", "__weakref__")
+    __slots__ = (
+        "_inputs",
+        "saved_tensors",
+        "_seq",
+        "_out_version",
+        "_out_id",
+        "__dict__",
+        "__weakref__",
+    )
 
     _inputs: tuple[Any, ...]  # the arguments of forward, tensors included
-    _saved: tuple[Any, ...] | None  # None once backward has freed the node
+    # The arrays given to save_for_backward; None once backward has freed the node. A plain
+    # slot, read on every backward: the engine checks it is still valid (not freed, not
+    # changed in place) before it calls the node's backward.
+    saved_tensors: tuple[Any, ...] | None
     _seq: int  # the clock tick at creation (see _Clock)
     _out_version: list[int]  # the output's version counter (shared list)
     _out_id: int  # id() of the output array, to spot it among the saved ones
@@ -126,19 +137,12 @@ class Function:
     # ----------------------------------------------------------------------------- ctx API
     def save_for_backward(self, *arrays: Any) -> None:
         """Keep arrays for backward. Changing them in place afterwards is detected."""
-        self._saved = arrays
-
-    @property
-    def saved_tensors(self) -> tuple[Any, ...]:
-        if self._saved is None:
-            raise GraphError(_FREED_MESSAGE.format(op=self.name()))
-        if clock.last_inplace > self._seq:  # something changed in place since the forward
-            self._check_saved_unchanged()
-        return self._saved
+        self.saved_tensors = arrays
 
     def _check_saved_unchanged(self) -> None:
+        """Raise if a saved array's tensor was changed in place after this node was made."""
         seq = self._seq
-        for arr in self._saved or ():
+        for arr in self.saved_tensors or ():
             if id(arr) == self._out_id:
                 stamp = self._out_version[0]
             else:
@@ -159,7 +163,7 @@ class Function:
     @property
     def is_freed(self) -> bool:
         """True once a backward pass without ``retain_graph`` has released this node."""
-        return self._saved is None
+        return self.saved_tensors is None
 
     @property
     def needs_input_grad(self) -> tuple[bool, ...]:
@@ -213,7 +217,7 @@ class Function:
         need gradients, their shapes and their nodes are read from them during backward.
         """
         ctx = _new(cls)
-        ctx._saved = ()
+        ctx.saved_tensors = ()
         record = False
         # Most ops take one or two arguments: unpacking them by hand saves building a list.
         if len(args) == 2:
