@@ -354,3 +354,12 @@ def test_fresh_gradient_array_is_adopted_without_a_copy() -> None:
 def test_zero_dim_results_are_arrays() -> None:
     y = cr.tensor(1.0, requires_grad=True).exp()
     assert isinstance(y.data, np.ndarray) and y.data.shape == ()
+
+
+def test_backward_with_inputs_does_not_alias_the_seed() -> None:
+    x = cr.zeros(2, requires_grad=True)
+    z = cr.zeros(2, requires_grad=True)
+    g = np.ones(2, dtype=np.float32)
+    (x + z).backward(gradient=g, inputs=[x, z])
+    assert not np.shares_memory(x.grad.data, g) and not np.shares_memory(x.grad.data, z.grad.data)
+    np.testing.assert_array_equal(z.grad.numpy(), [1.0, 1.0])

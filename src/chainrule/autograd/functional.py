@@ -80,9 +80,10 @@ def backward(
     captured = run_backward(outputs, seeds, retain_graph, inputs=wanted, accumulate=False)
     from chainrule.autograd.engine import _accumulate_grad
 
+    taken = {id(s) for s in seeds}  # as in run_backward: the caller's seeds stay theirs
     for t in wanted:
         if id(t) in captured:
-            _accumulate_grad(t, captured[id(t)])
+            _accumulate_grad(t, captured[id(t)], taken)
 
 
 def grad(
