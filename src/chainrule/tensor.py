@@ -256,15 +256,20 @@ class Tensor:
                 f"`with cr.no_grad():`"
             )
 
-    def _bump_version(self) -> None:
-        """Record an in-place change (see ``autograd.function.clock``)."""
+    def increment_version(self) -> None:
+        """Record that ``.data`` was changed in place (PyTorch's ``increment_version``).
+
+        The ops of this class do it themselves. Code that writes into ``tensor.data``
+        directly (an optimiser step, an initialiser) calls it afterwards, so a backward
+        that saved the old values raises instead of computing a wrong gradient.
+        """
         self._version[0] = _clock.stamp_inplace()
 
     def _inplace(self, op: str, fn: Callable[..., Any], other: Any) -> Tensor:
         self._check_inplace(op, other)
         value = other.data if isinstance(other, Tensor) else other
         fn(self.data, value, out=self.data)
-        self._bump_version()
+        self.increment_version()
         return self
 
     def __iadd__(self, other: TensorLike) -> Tensor:
@@ -295,13 +300,13 @@ class Tensor:
         """Overwrite the values with ``src`` (broadcast to this shape); returns self."""
         self._check_inplace("copy_", src)
         self.data[...] = _value(src)
-        self._bump_version()
+        self.increment_version()
         return self
 
     def fill_(self, value: Scalar) -> Tensor:
         self._check_inplace("fill_")
         self.data.fill(value)
-        self._bump_version()
+        self.increment_version()
         return self
 
     def zero_(self) -> Tensor:
@@ -310,7 +315,7 @@ class Tensor:
     def clamp_(self, min: Scalar | None = None, max: Scalar | None = None) -> Tensor:
         self._check_inplace("clamp_")
         xp.clip(self.data, min, max, out=self.data)
-        self._bump_version()
+        self.increment_version()
         return self
 
     def normal_(self, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Tensor:
@@ -330,7 +335,7 @@ class Tensor:
     def __setitem__(self, index: Any, value: TensorLike) -> None:
         self._check_inplace("item assignment", value)
         self.data[_index(index)] = _value(value)
-        self._bump_version()
+        self.increment_version()
 
     # ------------------------------------------------------------------------- printing
     def __repr__(self) -> str:

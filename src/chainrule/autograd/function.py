@@ -161,6 +161,12 @@ class Function:
                 )
 
     @property
+    def inputs(self) -> tuple[Any, ...]:
+        """The arguments this node's op was applied to: tensors as tensors, plain values
+        (a ``dim``, a shape) as given. Empty once a backward pass has freed the node."""
+        return self._inputs
+
+    @property
     def is_freed(self) -> bool:
         """True once a backward pass without ``retain_graph`` has released this node."""
         return self.saved_tensors is None

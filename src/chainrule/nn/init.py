@@ -74,7 +74,7 @@ def _write(tensor: Tensor, values: Any) -> Tensor:
     # Initialisation is not part of any graph: write the array and bump the version so a
     # graph that saved the old values notices.
     tensor.data[...] = values
-    tensor._bump_version()
+    tensor.increment_version()
     return tensor
 
 

@@ -330,7 +330,7 @@ class Module:
         for tensor in [*self.parameters(), *self.buffers()]:
             if tensor.data.dtype.kind == "f" and tensor.data.dtype != target:
                 tensor.data = tensor.data.astype(target)
-                tensor._bump_version()
+                tensor.increment_version()
                 if tensor.grad is not None:
                     tensor.grad = Tensor._wrap(tensor.grad.data.astype(target), False, None, 0)
         return self

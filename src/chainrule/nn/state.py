@@ -60,5 +60,5 @@ def load_state(self: Any, state_dict: Any, strict: bool) -> IncompatibleKeys:
                 # The targets share memory with the live parameters: copying into
                 # them updates the model and keeps the Parameter objects.
                 target.data[...] = _array_of(state_dict[key])
-                target._bump_version()
+                target.increment_version()
     return IncompatibleKeys(missing, unexpected)

@@ -123,4 +123,4 @@ class Adagrad(Optimizer):
             xp.subtract(w, step, out=w)
             if threshold is not None:
                 soft_threshold_(w, threshold, step)
-            p._bump_version()
+            p.increment_version()

@@ -149,7 +149,7 @@ class Adam(Optimizer):
                     stop = min(start + block, size)
                     n = stop - start
                     step.apply(*(a[start:stop] for a in flat), scratch[:n], tmp[:n])
-            p._bump_version()
+            p.increment_version()
 
 
 # Elements per block of the blocked update: 65,536 float32 (256 KiB) per array. Smaller

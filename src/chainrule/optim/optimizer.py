@@ -129,7 +129,7 @@ class Optimizer:
                     p.grad = None
                 else:
                     grad.data.fill(0)
-                    grad._bump_version()
+                    grad.increment_version()
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient, by the rule of the subclass.

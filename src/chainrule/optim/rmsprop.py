@@ -143,7 +143,7 @@ class RMSprop(Optimizer):
             xp.subtract(w, step, out=w)
             if threshold is not None:
                 soft_threshold_(w, threshold, step)
-            p._bump_version()
+            p.increment_version()
 
 
 def _zeros(w: Any) -> Tensor:

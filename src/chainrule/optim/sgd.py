@@ -121,7 +121,7 @@ class SGD(Optimizer):
             xp.subtract(w, step, out=w)
             if l1 != 0:
                 soft_threshold_(w, lr * l1, step)
-            p._bump_version()
+            p.increment_version()
 
     def _momentum(
         self, p: Tensor, d: Any, momentum: float, dampening: float, nesterov: bool
