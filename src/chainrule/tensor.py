@@ -423,10 +423,10 @@ class Tensor(InPlaceMethods):
         return _ops.Softplus.apply(self)
 
     def maximum(self, other: TensorLike) -> Tensor:
-        return _ops.Maximum.apply(self, other)
+        return _ops.maximum(self, other)
 
     def minimum(self, other: TensorLike) -> Tensor:
-        return _ops.Minimum.apply(self, other)
+        return _ops.minimum(self, other)
 
     def clamp(self, min: Scalar | None = None, max: Scalar | None = None) -> Tensor:
         return _ops.clamp(self, min, max)
