@@ -387,11 +387,17 @@ def _read_header(handle: BinaryIO, name: str) -> _Header:
 def _checksums(header: dict[str, Any], metadata: dict[str, str], name: str) -> dict[str, int]:
     """The tensors' CRCs (empty for files without them), after checking the header's."""
     if CHECKSUM_KEY not in metadata:
+        # A file of another tool, unless the key itself was damaged: look for the value.
+        for key, value in metadata.items():
+            if value.startswith('{"header": "') and '"tensors": {' in value:
+                raise _corrupt(
+                    name, f"its checksums are stored under {key!r}, not {CHECKSUM_KEY!r}"
+                )
         return {}
     try:
         sums = json.loads(metadata[CHECKSUM_KEY])
-        header_crc = int(sums["header"], 16)
-        crcs = {str(k): int(v, 16) for k, v in sums["tensors"].items()}
+        header_crc = _hex_crc(sums["header"])
+        crcs = {str(k): _hex_crc(v) for k, v in sums["tensors"].items()}
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
         raise _corrupt(name, f"its {CHECKSUM_KEY!r} entry is damaged ({exc!r})") from exc
     if _header_crc(header) != header_crc:
@@ -400,6 +406,13 @@ def _checksums(header: dict[str, Any], metadata: dict[str, str], name: str) -> d
     if set(crcs) != tensors:
         raise _corrupt(name, f"the checksums name {sorted(crcs)}, the header {sorted(tensors)}")
     return crcs
+
+
+def _hex_crc(text: Any) -> int:
+    # Exactly as written (8 lowercase hex digits): any other spelling is a damaged byte.
+    if not isinstance(text, str) or not re.fullmatch("[0-9a-f]{8}", text):
+        raise ValueError(f"{text!r} is not 8 lowercase hex digits")
+    return int(text, 16)
 
 
 def _entry(key: str, value: Any, name: str) -> _Entry:
