@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -80,3 +82,24 @@ def test_without_anomaly_mode_nan_passes_silently() -> None:
     x = cr.tensor([0.0, 1.0], requires_grad=True)
     x.sqrt().sum().backward()
     assert np.isinf(x.grad.numpy()[0])
+
+
+def test_detect_anomaly_names_the_users_line_in_a_folder_named_chainrule(tmp_path: Any) -> None:
+    """A clone lands in a folder named ``chainrule``: the user's files there are not the
+    package's, and the error must still point at them."""
+    folder = tmp_path / "chainrule" / "scripts"
+    folder.mkdir(parents=True)
+    script = folder / "train_step.py"
+    script.write_text(
+        "import chainrule as cr\n"
+        "x = cr.tensor([0.0, 1.0], requires_grad=True)\n"
+        "with cr.autograd.detect_anomaly():\n"
+        "    y = x.sqrt()  # the user's line\n"
+        "    y.sum().backward()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert result.returncode != 0
+    assert f"{script}:4" in result.stderr, result.stderr
+    assert "the user's line" in result.stderr
