@@ -23,10 +23,13 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a chi
 TIMEOUT = 120.0  # seconds, for each wait on the child (the machine may be busy)
 
 
+COMMAND = [sys.executable, "-m", "chainrule", "train", "--no-progress"]
+
+
 def _start(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "chainrule", "train", "--no-progress", *args],
+        [*COMMAND, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -74,8 +77,7 @@ def test_ctrl_c_during_a_resumed_run_is_handled_like_a_first_run(tmp_path: Path)
     out = tmp_path / "run"
     options = ["--hidden", "256", "--batch-size", "8", "--schedule", "step"]
     first = subprocess.run(
-        [sys.executable, "-m", "chainrule", "train", "--no-progress", "--epochs", "1"]
-        + [*options, "--out", str(out)],
+        [*COMMAND, "--epochs", "1", *options, "--out", str(out)],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -102,8 +104,7 @@ def test_ctrl_c_during_a_resumed_run_is_handled_like_a_first_run(tmp_path: Path)
 
     # The hint works: the run continues from its last saved epoch to the end.
     done = subprocess.run(
-        [sys.executable, "-m", "chainrule", "train", "--no-progress", "--resume", str(out)]
-        + ["--epochs", "5"],
+        [*COMMAND, "--resume", str(out), "--epochs", "5"],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
