@@ -22,6 +22,7 @@ from chainrule.training.checkpoint import Checkpoint, save_checkpoint
 from chainrule.training.config import TrainConfig
 from chainrule.training.files import write_json, write_jsonl
 from chainrule.training.model import build_mlp, build_optimizer, build_scheduler
+from chainrule.training.progress import format_duration, progress_bar
 
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "model.safetensors"
@@ -72,6 +73,9 @@ class Run:
         self.loss_fn = nn.CrossEntropyLoss()
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
+        # The directories a new run made (deepest first), removed again if it stops
+        # before its first checkpoint; None for a resumed or reloaded run.
+        self.created_dirs: list[Path] | None = None
 
     def restore(self, ckpt: Checkpoint) -> None:
         self.model.load_state_dict(ckpt.model_state())
@@ -158,6 +162,9 @@ class Run:
             history=self.history,
         )
         write_jsonl(self.out / METRICS, self.history)
+        # The options can change on resume (--epochs), so they are kept in step with the
+        # checkpoint, which is what a later --resume reads.
+        write_json(self.out / CONFIG, _config_dict(self.cfg))
 
 
 def evaluate_model(
@@ -194,8 +201,13 @@ def train(
     progress: bool = False,
     on_epoch_end: EpochCallback | None = None,
     log: Callable[[str], None] | None = print,
+    epochs: int | None = None,
 ) -> dict[str, Any]:
     """Train an MLP as ``config`` says, writing checkpoints and metrics into ``out``.
+
+    A new run checks its options and loads its data before it creates ``out``; if it
+    fails or is interrupted before its first epoch is saved, it removes what it created,
+    so a failed start leaves no empty run folder behind.
 
     Args:
         config: the options (``TrainConfig()`` defaults when None). Ignored with
@@ -205,66 +217,98 @@ def train(
         progress: show a progress bar per epoch.
         on_epoch_end: called with each epoch's metrics after its checkpoint is written.
         log: where to print one line per epoch (None for silence).
+        epochs: with ``resume``, train to this many epochs in all instead of the run's
+            own number (``--resume DIR --epochs N``); refused where the result would
+            differ from a run started with ``epochs`` (see ``TrainConfig.continued``).
 
     Returns:
         The summary (also written to ``out/summary.json``).
     """
     out = Path(out)
     if resume:
-        ckpt_path = out / CHECKPOINT
-        if not ckpt_path.exists():
-            raise FileNotFoundError(f"--resume {out}: no {CHECKPOINT} there to resume from")
-        ckpt = Checkpoint(ckpt_path)
-        cfg = TrainConfig.from_json(ckpt.metadata["config"])
-        run = Run(cfg, out)
-        run.restore(ckpt)
+        run = _resumed_run(out, epochs)
     else:
-        cfg = config or TrainConfig()
-        if (out / CHECKPOINT).exists():
-            raise FileExistsError(
-                f"{out} already holds a run; continue it with --resume {out}, or choose "
-                f"another --out directory"
-            )
-        out.mkdir(parents=True, exist_ok=True)
-        run = Run(cfg, out)
-        write_json(out / CONFIG, _config_dict(cfg))
-    run.prepare_data()
+        if epochs is not None:
+            raise ValueError("train(epochs=...) is for resume; set TrainConfig.epochs instead")
+        run = _new_run(config or TrainConfig(), out)
+    return _train_epochs(run, progress, on_epoch_end, log)
 
+
+def _resumed_run(out: Path, epochs: int | None) -> Run:
+    ckpt_path = out / CHECKPOINT
+    if not ckpt_path.exists():
+        raise FileNotFoundError(f"--resume {out}: no {CHECKPOINT} there to resume from")
+    ckpt = Checkpoint(ckpt_path)
+    cfg = TrainConfig.from_json(ckpt.metadata["config"])
+    if epochs is not None:
+        cfg = cfg.continued(epochs, completed=ckpt.epoch)
+    run = Run(cfg, out)
+    run.restore(ckpt)
+    run.prepare_data()
+    if run.epoch == cfg.epochs and epochs is not None:
+        run.save()  # no epoch left to train: record the new total now
+    return run
+
+
+def _new_run(cfg: TrainConfig, out: Path) -> Run:
+    if out.is_file():
+        raise FileExistsError(f"--out {out} is a file; give a directory for the run")
+    if (out / CHECKPOINT).exists():
+        raise FileExistsError(
+            f"{out} already holds a run; continue it with --resume {out}, or choose "
+            f"another --out directory"
+        )
+    # Everything that can fail on bad options or missing data happens before the
+    # directory exists (Run loads the data and builds the model without writing).
+    run = Run(cfg, out)
+    run.prepare_data()
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileExistsError(
+            f"--out {out}: cannot create the run directory ({exc.strerror}: "
+            f"{exc.filename}); give a directory path that is free"
+        ) from None
+    run.created_dirs = created
+    write_json(out / CONFIG, _config_dict(cfg))
+    return run
+
+
+def _remove_unstarted(run: Run) -> None:
+    """Undo the start of a new run that ends before its first checkpoint."""
+    (run.out / CONFIG).unlink(missing_ok=True)
+    for directory in run.created_dirs or []:  # deepest first; only the ones the run made
+        try:
+            directory.rmdir()
+        except OSError:  # not empty: something else lives there, leave it
+            return
+
+
+def _train_epochs(
+    run: Run,
+    progress: bool,
+    on_epoch_end: EpochCallback | None,
+    log: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    cfg, out = run.cfg, run.out
     started = time.perf_counter()
-    while run.epoch < cfg.epochs:
-        t0 = time.perf_counter()
-        bar = _progress(len(run.loader), progress, f"epoch {run.epoch + 1}/{cfg.epochs}")
-        train_loss, train_acc = run.train_epoch(bar)
-        lr = run.optimizer.param_groups[0]["lr"]
-        run.step_scheduler(train_loss)
-        result = run.evaluate()
-        run.epoch += 1
-        metrics = {
-            "epoch": run.epoch,
-            "lr": lr,
-            "train_loss": train_loss,
-            "train_accuracy": train_acc,
-            "test_loss": result["loss"],
-            "test_accuracy": result["accuracy"],
-            "seconds": time.perf_counter() - t0,
-        }
-        run.history.append(metrics)
-        if bar is not None:
-            bar.set_postfix(
-                loss=f"{train_loss:.4f}",
-                acc=f"{train_acc:.2%}",
-                test_acc=f"{result['accuracy']:.2%}",
-            )
-            bar.close()
-        run.save()
-        if log is not None:
-            log(
-                f"epoch {run.epoch:3d}/{cfg.epochs}  lr {lr:.2e}  train loss {train_loss:.4f}"
-                f"  train acc {train_acc:.2%}  test acc {result['accuracy']:.2%}"
-                f"  ({metrics['seconds']:.1f} s)"
-            )
-        if on_epoch_end is not None:
-            on_epoch_end(metrics)
+    try:
+        while run.epoch < cfg.epochs:
+            metrics = _one_epoch(run, progress)
+            if log is not None:
+                log(
+                    f"epoch {run.epoch:3d}/{cfg.epochs}  lr {metrics['lr']:.2e}  train loss "
+                    f"{metrics['train_loss']:.4f}  train acc {metrics['train_accuracy']:.2%}"
+                    f"  test acc {metrics['test_accuracy']:.2%}"
+                    f"  ({format_duration(metrics['seconds'])})"
+                )
+            if on_epoch_end is not None:
+                on_epoch_end(metrics)
+    except BaseException:
+        if run.created_dirs is not None and not (out / CHECKPOINT).exists():
+            _remove_unstarted(run)
+        raise
 
     from chainrule.serialization import save
 
@@ -290,9 +334,40 @@ def train(
         log(
             f"test accuracy {final['accuracy']:.2%} after {cfg.epochs} epochs "
             f"(best {best['test_accuracy']:.2%} at epoch {best['epoch']}); "
-            f"{summary['mean_epoch_seconds']:.2f} s per epoch; outputs in {out}/"
+            f"{format_duration(summary['mean_epoch_seconds'])} per epoch; outputs in {out}/"
         )
     return summary
+
+
+def _one_epoch(run: Run, progress: bool) -> dict[str, Any]:
+    """Train, step the schedule, evaluate, save the checkpoint; returns the metrics."""
+    t0 = time.perf_counter()
+    bar = progress_bar(len(run.loader), progress, f"epoch {run.epoch + 1}/{run.cfg.epochs}")
+    train_loss, train_acc = run.train_epoch(bar)
+    lr = run.optimizer.param_groups[0]["lr"]
+    run.step_scheduler(train_loss)
+    result = run.evaluate()
+    run.epoch += 1
+    metrics = {
+        "epoch": run.epoch,
+        "lr": lr,
+        "train_loss": train_loss,
+        "train_accuracy": train_acc,
+        "test_loss": result["loss"],
+        "test_accuracy": result["accuracy"],
+        "seconds": time.perf_counter() - t0,
+    }
+    run.history.append(metrics)
+    if bar is not None:
+        bar.set_postfix(
+            loss=f"{train_loss:.4f}",
+            acc=f"{train_acc:.2%}",
+            test_acc=f"{result['accuracy']:.2%}",
+            time=format_duration(metrics["seconds"]),
+        )
+        bar.close()
+    run.save()
+    return metrics
 
 
 def load_run(out: str | Path) -> Run:
@@ -314,18 +389,3 @@ def _config_dict(cfg: TrainConfig) -> dict[str, Any]:
     import json
 
     return dict(json.loads(cfg.to_json()))
-
-
-def _progress(total: int, enabled: bool, desc: str) -> Any:
-    """A tqdm bar of ``total`` batches, or None when disabled or tqdm is not installed.
-
-    The bar is advanced by hand and closed after the epoch's evaluation, so its last
-    state shows the test accuracy too.
-    """
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # the progress bar is a nicety: train without it
-        return None
-    return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)
