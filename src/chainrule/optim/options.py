@@ -44,9 +44,10 @@ def check_number(
         raise TypeError(
             f"{owner}: {key} must be a number, got {type(value).__name__} {value!r}{hint}"
         )
-    above = value > low if low_open else value >= low
-    below = value < high if high_open else value <= high
-    if above and below and math.isfinite(value):  # NaN fails every comparison
+    number = float(value)
+    above = number > low if low_open else number >= low
+    below = number < high if high_open else number <= high
+    if above and below and math.isfinite(number):  # NaN fails every comparison
         return
     lower = f"{'>' if low_open else '>='} {low:g}"
     if high == math.inf:

@@ -69,8 +69,8 @@ class ReduceLROnPlateau(LRScheduler):
             high_open=True,
             hint="; each reduction multiplies the rate by factor, e.g. 0.1",
         )
-        for key, value in (("patience", patience), ("cooldown", cooldown)):
-            check_number("ReduceLROnPlateau", key, value)
+        check_number("ReduceLROnPlateau", "patience", patience)
+        check_number("ReduceLROnPlateau", "cooldown", cooldown)
         check_number("ReduceLROnPlateau", "eps", eps)
         self.optimizer = optimizer
         self.factor = factor
