@@ -19,7 +19,6 @@ Regularisation comes in three kinds, each named for what it does:
 from __future__ import annotations
 
 import functools
-import itertools
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
@@ -29,83 +28,36 @@ from chainrule.autograd.grad_mode import enable_grad
 from chainrule.backend import xp
 from chainrule.errors import DTypeError, ShapeError
 from chainrule.nn.module import RemovableHandle
+from chainrule.optim.hooks import (
+    StepHooks,
+    StepPostHook,
+    StepPreHook,
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
 from chainrule.optim.kernels import Workspace
 from chainrule.optim.options import check_nonnegative
 from chainrule.tensor import Tensor
 
+# PyTorch users find the global hooks here: torch.optim.optimizer.register_optimizer_*.
+__all__ = [
+    "Optimizer",
+    "ParamsLike",
+    "register_optimizer_step_post_hook",
+    "register_optimizer_step_pre_hook",
+]
+
 ParamsLike = Iterable[Tensor] | Iterable[tuple[str, Tensor]] | Iterable[dict[str, Any]]
-
-# hook(optimizer, args, kwargs): a pre-hook may return (new_args, new_kwargs).
-StepPreHook = Callable[["Optimizer", tuple[Any, ...], dict[str, Any]], Any]
-StepPostHook = Callable[["Optimizer", tuple[Any, ...], dict[str, Any]], None]
-
-_global_step_pre_hooks: dict[int, StepPreHook] = {}
-_global_step_post_hooks: dict[int, StepPostHook] = {}
-_hook_ids = itertools.count()
 
 _Step = TypeVar("_Step", bound=Callable[..., Any])
 
 
-def register_optimizer_step_pre_hook(hook: StepPreHook) -> RemovableHandle:
-    """Register a hook run before the ``step()`` of every optimizer (PyTorch's global hook).
-
-    Global pre-hooks run before each optimizer's own pre-hooks; see
-    ``Optimizer.register_step_pre_hook`` for the signature.
-
-    Returns:
-        A handle whose ``remove()`` unregisters the hook.
-    """
-    key = next(_hook_ids)
-    _global_step_pre_hooks[key] = hook
-    return RemovableHandle(_global_step_pre_hooks, key)
-
-
-def register_optimizer_step_post_hook(hook: StepPostHook) -> RemovableHandle:
-    """Register a hook run after the ``step()`` of every optimizer (PyTorch's global hook).
-
-    Global post-hooks run after each optimizer's own post-hooks; see
-    ``Optimizer.register_step_post_hook`` for the signature.
-
-    Returns:
-        A handle whose ``remove()`` unregisters the hook.
-    """
-    key = next(_hook_ids)
-    _global_step_post_hooks[key] = hook
-    return RemovableHandle(_global_step_post_hooks, key)
-
-
 def _with_step_hooks(step: _Step) -> _Step:
-    """Wrap a ``step`` method so the registered pre- and post-hooks run around it.
-
-    As in PyTorch, ``args`` holds the positional arguments of the call *including the
-    optimizer itself* (``(optimizer,)`` or ``(optimizer, closure)``) and ``kwargs`` the
-    keyword ones. A subclass whose ``step`` calls ``super().step()`` runs the hooks once.
-    """
+    """Wrap a ``step`` method so the registered hooks run around it (see ``optim.hooks``)."""
 
     @functools.wraps(step)
     def hooked(*args: Any, **kwargs: Any) -> Any:
-        optimizer = args[0]
-        if optimizer._in_step:
-            return step(*args, **kwargs)
-        optimizer._in_step = True
-        try:
-            for hook in (*_global_step_pre_hooks.values(), *optimizer._step_pre_hooks.values()):
-                result = hook(optimizer, args, kwargs)
-                if result is None:
-                    continue
-                if not (isinstance(result, tuple) and len(result) == 2):
-                    raise RuntimeError(
-                        f"{type(optimizer).__name__}: the step pre-hook {hook!r} returned "
-                        f"{type(result).__name__} {result!r}; a pre-hook returns None or a "
-                        f"tuple (new_args, new_kwargs)"
-                    )
-                args, kwargs = result
-            loss = step(*args, **kwargs)
-            for hook in (*optimizer._step_post_hooks.values(), *_global_step_post_hooks.values()):
-                hook(optimizer, args, kwargs)
-        finally:
-            optimizer._in_step = False
-        return loss
+        return args[0]._step_hooks.call(step, args, kwargs)
 
     return hooked  # type: ignore[return-value]
 
@@ -139,9 +91,7 @@ class Optimizer:
         self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
         self._workspace = Workspace()
-        self._step_pre_hooks: dict[int, StepPreHook] = {}
-        self._step_post_hooks: dict[int, StepPostHook] = {}
-        self._in_step = False
+        self._step_hooks = StepHooks()
         if isinstance(params, Tensor):
             raise TypeError(
                 f"{type(self).__name__} takes an iterable of tensors (or of param-group "
@@ -338,9 +288,7 @@ class Optimizer:
             >>> seen, w.item()
             ([1.0], -1.0)
         """
-        key = next(_hook_ids)
-        self._step_pre_hooks[key] = hook
-        return RemovableHandle(self._step_pre_hooks, key)
+        return self._step_hooks.add_pre(hook)
 
     def register_step_post_hook(self, hook: StepPostHook) -> RemovableHandle:
         """Register ``hook(optimizer, args, kwargs)``, run after every ``step()``.
@@ -352,9 +300,7 @@ class Optimizer:
         Returns:
             A handle whose ``remove()`` unregisters the hook.
         """
-        key = next(_hook_ids)
-        self._step_post_hooks[key] = hook
-        return RemovableHandle(self._step_post_hooks, key)
+        return self._step_hooks.add_post(hook)
 
     # ---------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
