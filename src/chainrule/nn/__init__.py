@@ -13,7 +13,7 @@ Max…) run as one fused ``Function`` each (``nn.fused``, ``nn.fused_loss``), wi
 formula in its docstring. ``nn.Graph`` wires modules into any DAG by name.
 """
 
-from chainrule.nn import functional, init
+from chainrule.nn import functional, init, utils
 from chainrule.nn.activation import (
     ELU,
     GELU,
@@ -81,4 +81,5 @@ __all__ = [
     "Tanh",
     "functional",
     "init",
+    "utils",
 ]
