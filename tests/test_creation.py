@@ -76,11 +76,9 @@ def test_same_seed_same_numbers_in_another_process() -> None:
 
 # Issue 7, items 12 and 13: bad input to ``cr.tensor`` should be a DTypeError (a TypeError,
 # as PyTorch raises) that names the input and says what to do. The check belongs in
-# ``_as_array`` in tensor.py (the lead's file); until it lands these are strict xfails.
-_LEAD_FIX = "tensor.py fix by lead"
+# ``_as_array`` in tensor.py.
 
 
-@pytest.mark.xfail(strict=True, reason=_LEAD_FIX)
 @pytest.mark.parametrize("data", ["abc", ["a", "b"], b"abc", np.array(["x", "y"])])
 def test_tensor_rejects_strings(data: object) -> None:
     # Today: a tensor of dtype <U3, which fails later, far from the cause.
@@ -91,7 +89,6 @@ def test_tensor_rejects_strings(data: object) -> None:
     assert "number" in message  # and what a tensor holds instead
 
 
-@pytest.mark.xfail(strict=True, reason=_LEAD_FIX)
 @pytest.mark.parametrize("data", [2**70, [1, 2**70], -(2**65)])
 def test_tensor_names_an_integer_too_large_for_int64(data: object) -> None:
     # Today: "cannot make a tensor from int data of mixed types", which it is not.
@@ -111,7 +108,6 @@ def test_tensor_still_takes_big_floats_and_uint64() -> None:
         cr.tensor([1, None])
 
 
-@pytest.mark.xfail(strict=True, reason=_LEAD_FIX)
 @pytest.mark.parametrize("grad_mode", [False, True])
 def test_in_place_change_of_an_expanded_view_says_to_clone(grad_mode: bool) -> None:
     # Today: NumPy's "output array is read-only". PyTorch: "more than one element of the

@@ -54,10 +54,10 @@ class InPlaceMethods:
         """The array to write into, or a clear error for a read-only view (``expand``)."""
         if not self.data.flags.writeable:
             raise GraphError(
-                f"in-place {op} on a tensor of shape {self.shape} whose memory is read-only: "
-                f"it is a broadcast view (made by expand() or expand_as()), in which many "
-                f"elements share one memory location; call .clone() first to get a tensor "
-                f"of its own"
+                f"in-place {op} on a tensor of shape {self.shape} that cannot be written: "
+                f"it is a broadcast view (made by expand() or expand_as()), in which several "
+                f"elements share one memory location, so one write would change them all; "
+                f"call .clone() first and change the copy"
             )
         return self.data
 

@@ -528,16 +528,22 @@ def _as_array(data: TensorLike, dtype: Any = None) -> Any:
         # Python floats (and lists of them) get the default float dtype, not float64.
         if arr.dtype == backend.float64 and dtype is None and not isinstance(data, xp.generic):
             arr = arr.astype(backend.default_float)
-    if arr.dtype.kind == "O" and isinstance(data, int):
-        raise DTypeError(
-            f"cannot make a tensor from {data!r}: the integer does not fit in int64 (the "
-            f"largest integer dtype); pass float({data!r}) if an approximate value will do"
+    if arr.dtype.kind == "O":
+        big = next(
+            (v for v in arr.ravel().tolist() if isinstance(v, int) and not -(2**63) <= v < 2**63),
+            None,
         )
+        if big is not None:
+            raise DTypeError(
+                f"cannot make a tensor from the integer {big}: it does not fit in int64 (the "
+                f"largest integer dtype); give it as a float (float(x)) if an approximate "
+                f"value will do"
+            )
     if arr.dtype.kind not in "biuf":
         what = {
-            "U": "strings",
+            "U": "strings (str)",
             "S": "bytes",
-            "O": "Python objects or integers too large for int64",
+            "O": "Python objects of mixed types",
             "c": "complex numbers",
             "M": "dates",
             "m": "time spans",

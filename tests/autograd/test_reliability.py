@@ -194,9 +194,9 @@ def test_string_tensor_is_refused() -> None:
 
 
 def test_integer_too_large_for_int64_is_a_clear_error() -> None:
-    with pytest.raises(cr.DTypeError, match="does not fit in int64"):
+    with pytest.raises(cr.DTypeError, match=r"does not fit in int64.*float"):
         cr.tensor(2**70)
-    with pytest.raises(cr.DTypeError, match="too large for int64"):
+    with pytest.raises(cr.DTypeError, match=r"integer 1180591620717411303424: .*int64"):
         cr.tensor([1, 2**70])
 
 
