@@ -14,7 +14,7 @@ from chainrule.data.sampler import (
     RandomSampler,
     Sampler,
     SequentialSampler,
-    _positive_int,
+    positive_int,
 )
 from chainrule.ops import stack
 from chainrule.random import Generator
@@ -143,7 +143,7 @@ class DataLoader:
                     "DataLoader: batch_size=None (unbatched loading) is not supported; give "
                     "a positive batch_size"
                 )
-            batch_size = _positive_int(batch_size, "batch_size", "DataLoader")
+            batch_size = positive_int(batch_size, "batch_size", "DataLoader")
             if sampler is not None and shuffle:
                 raise ValueError(
                     "DataLoader: shuffle=True makes its own RandomSampler; pass either "
