@@ -241,7 +241,10 @@ class Monitor:
             return
         step = weights[0].step
         self._checked = step
-        reference = max(r.grad_norm for r in weights)
+        order = {name: i for i, name in enumerate(self._params)}
+        weights.sort(key=lambda r: order[r.name])  # first layer first (backward runs last first)
+        top = max(weights, key=lambda r: r.grad_norm)
+        reference = top.grad_norm
         found: dict[str, list[GradientRecord]] = {"vanishing": [], "exploding": []}
         for r in weights:
             if not math.isfinite(r.grad_norm) or r.grad_norm > self.exploding:
@@ -254,10 +257,12 @@ class Monitor:
             layers = frozenset(r.name for r in records)
             if records and self.warn and self._warned.get(kind) != layers:
                 self._warned[kind] = layers
-                warnings.warn(self._message(kind, step, records, reference), GradientFlowWarning,
-                              stacklevel=2)
+                message = self._message(kind, step, records, top)
+                warnings.warn(message, GradientFlowWarning, stacklevel=2)
 
-    def _message(self, kind: str, step: int, records: list[GradientRecord], ref: float) -> str:
+    def _message(
+        self, kind: str, step: int, records: list[GradientRecord], top: GradientRecord
+    ) -> str:
         def layer(r: GradientRecord) -> str:
             owner = r.name.rpartition(".")[0]
             return f"{r.name} ({self.layer_types.get(owner, '?')}) {r.grad_norm:.2g}"
@@ -267,9 +272,9 @@ class Monitor:
         if kind == "vanishing":
             return (
                 f"vanishing gradients at step {step}: {len(records)} layer(s) get gradient "
-                f"norms {self.vanishing:g} times the largest ({ref:.2g}) or less: {shown}{more}. "
-                f"These layers barely learn; ReLU activations with Kaiming initialisation keep "
-                f"gradients at one scale through depth."
+                f"norms at most {self.vanishing:g} times the largest, {layer(top)}: "
+                f"{shown}{more}. These layers barely learn; ReLU activations with Kaiming "
+                f"initialisation keep gradients at one scale through depth."
             )
         return (
             f"exploding gradients at step {step}: {shown}{more} (above {self.exploding:g} or "
