@@ -291,6 +291,11 @@ class Monitor:
         step = self.gradients[-1].step if step is None else step
         return {r.name: r.grad_norm for r in self.gradients if r.step == step}
 
+    def weight_names(self) -> list[str]:
+        """The weight matrices (parameters with 2 or more dims), in model order: the
+        first layer first."""
+        return [name for name, p in self._params.items() if p.ndim >= 2]
+
     def steps(self) -> list[int]:
         """The sampled steps, in order."""
         return sorted({r.step for r in self.gradients})
