@@ -194,6 +194,7 @@ def train(
     progress: bool = False,
     on_epoch_end: EpochCallback | None = None,
     log: Callable[[str], None] | None = print,
+    report: bool = False,
 ) -> dict[str, Any]:
     """Train an MLP as ``config`` says, writing checkpoints and metrics into ``out``.
 
@@ -205,6 +206,8 @@ def train(
         progress: show a progress bar per epoch.
         on_epoch_end: called with each epoch's metrics after its checkpoint is written.
         log: where to print one line per epoch (None for silence).
+        report: watch gradients and activations with a ``viz.Monitor`` and write plots
+            and ``report/report.html`` at the end (``chainrule.viz.report``; Matplotlib).
 
     Returns:
         The summary (also written to ``out/summary.json``).
@@ -229,6 +232,11 @@ def train(
         run = Run(cfg, out)
         write_json(out / CONFIG, _config_dict(cfg))
     run.prepare_data()
+    monitor = None
+    if report:
+        from chainrule.viz.report import report_monitor, write_report
+
+        monitor = report_monitor(run)
 
     started = time.perf_counter()
     while run.epoch < cfg.epochs:
@@ -286,6 +294,10 @@ def train(
         "model": repr(run.model),
     }
     write_json(out / SUMMARY, summary)
+    if report:
+        page = write_report(run, monitor, summary)
+        if log is not None:
+            log(f"report: {page}")
     if log is not None:
         log(
             f"test accuracy {final['accuracy']:.2%} after {cfg.epochs} epochs "
