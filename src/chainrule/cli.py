@@ -1,4 +1,4 @@
-"""The ``chainrule`` command: ``chainrule train`` and ``chainrule evaluate DIR``."""
+"""The ``chainrule`` command: ``chainrule train``, ``chainrule evaluate DIR``, ``chainrule graph``."""
 
 from __future__ import annotations
 
@@ -150,9 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the interrupted run in DIR (its own options are used)",
     )
     _bool(r, "progress", True, "show a progress bar")
+    _bool(r, "report", False, "write plots and a self-contained report/report.html (matplotlib)")
 
     e = sub.add_parser("evaluate", help="accuracy and confusion matrix of a trained run")
     e.add_argument("run_dir", metavar="DIR", help="a chainrule train --out directory")
+
+    g = sub.add_parser("graph", help="draw a model's forward and gradient graphs")
+    g.add_argument("run_dir", metavar="DIR", nargs="?", default=None,
+                   help="a chainrule train --out directory (default: the default options)")
+    g.add_argument("--depth", type=int, default=None, help="collapse modules at this level")
+    g.add_argument("--format", choices=("svg", "png", "pdf", "dot"), default=None,
+                   help="default: from --out's suffix, else svg")
+    g.add_argument("--out", default=None, help="output file (default: graph.FORMAT)")
     return parser
 
 
@@ -167,7 +176,7 @@ def _train(args: argparse.Namespace) -> int:
     progress = args.progress and sys.stderr.isatty()
     if args.resume:
         print(f"resuming the run in {args.resume}")
-        train(out=args.resume, resume=True, progress=progress)
+        train(out=args.resume, resume=True, progress=progress, report=args.report)
         return 0
     cfg = _config(args).validate()
     out = args.out or f"runs/{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -177,7 +186,7 @@ def _train(args: argparse.Namespace) -> int:
         f"{cfg.epochs} epochs -> {out}/"
     )
     try:
-        train(cfg, out=out, progress=progress)
+        train(cfg, out=out, progress=progress, report=args.report)
     except KeyboardInterrupt:
         print(
             f"\ninterrupted; the last completed epoch is saved. Continue with:\n"
@@ -210,13 +219,24 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _graph(args: argparse.Namespace) -> int:
+    from chainrule.viz.model_graph import draw_model
+
+    fmt = args.format or (Path(args.out).suffix.lstrip(".") if args.out else "") or "svg"
+    path = draw_model(args.run_dir, depth=args.depth).render(args.out or f"graph.{fmt}", fmt)
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
             return _train(args)
+        if args.command == "graph":
+            return _graph(args)
         return _evaluate(args)
-    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, ImportError, RuntimeError) as exc:
         print(f"chainrule {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
