@@ -1,4 +1,4 @@
-"""The ``chainrule`` command: ``chainrule train``, ``chainrule evaluate DIR``, ``chainrule graph``."""
+"""The ``chainrule`` command: ``chainrule train``, ``evaluate DIR`` and ``graph [DIR]``."""
 
 from __future__ import annotations
 
@@ -156,11 +156,20 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir", metavar="DIR", help="a chainrule train --out directory")
 
     g = sub.add_parser("graph", help="draw a model's forward and gradient graphs")
-    g.add_argument("run_dir", metavar="DIR", nargs="?", default=None,
-                   help="a chainrule train --out directory (default: the default options)")
+    g.add_argument(
+        "run_dir",
+        metavar="DIR",
+        nargs="?",
+        default=None,
+        help="a chainrule train --out directory (default: the default options)",
+    )
     g.add_argument("--depth", type=int, default=None, help="collapse modules at this level")
-    g.add_argument("--format", choices=("svg", "png", "pdf", "dot"), default=None,
-                   help="default: from --out's suffix, else svg")
+    g.add_argument(
+        "--format",
+        choices=("svg", "png", "pdf", "dot"),
+        default=None,
+        help="default: from --out's suffix, else svg",
+    )
     g.add_argument("--out", default=None, help="output file (default: graph.FORMAT)")
     return parser
 
