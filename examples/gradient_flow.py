@@ -58,22 +58,42 @@ def train(activation: str, steps: int) -> viz.Monitor:
 def figure(sigmoid: viz.Monitor, relu: viz.Monitor) -> Any:
     plt = plots._pyplot() if False else __import__("matplotlib.pyplot").pyplot
     fig, (layer_ax, time_ax) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
-    for monitor, label, color in ((sigmoid, "sigmoid, default init", "#c44e52"),
-                                  (relu, "ReLU, Kaiming init", "#4c72b0")):
+    for monitor, label, color in (
+        (sigmoid, "sigmoid, default init", "#c44e52"),
+        (relu, "ReLU, Kaiming init", "#4c72b0"),
+    ):
         names = monitor.weight_names()
         first = monitor.grad_norms(0)
-        layer_ax.plot(range(1, len(names) + 1), [first[n] for n in names], "o-", ms=4,
-                      color=color, label=label)
+        layer_ax.plot(
+            range(1, len(names) + 1),
+            [first[n] for n in names],
+            "o-",
+            ms=4,
+            color=color,
+            label=label,
+        )
         for name, style in ((names[0], "-"), (names[-1], "--")):
             rows = [r for r in monitor.gradients if r.name == name]
             which = "layer 1" if name == names[0] else f"layer {len(names)} (output)"
-            time_ax.plot([r.step for r in rows], [r.grad_norm for r in rows], style,
-                         color=color, label=f"{label}: {which}")
-    layer_ax.set(yscale="log", xlabel="layer (1 = next to the input)",
-                 ylabel="‖∂L/∂W‖ at step 0 (log scale)",
-                 title="Gradient norm per layer, 20 hidden layers")
-    time_ax.set(yscale="log", xlabel="training step", ylabel="‖∂L/∂W‖ (log scale)",
-                title="First and last layer during training")
+            time_ax.plot(
+                [r.step for r in rows],
+                [r.grad_norm for r in rows],
+                style,
+                color=color,
+                label=f"{label}: {which}",
+            )
+    layer_ax.set(
+        yscale="log",
+        xlabel="layer (1 = next to the input)",
+        ylabel="‖∂L/∂W‖ at step 0 (log scale)",
+        title="Gradient norm per layer, 20 hidden layers",
+    )
+    time_ax.set(
+        yscale="log",
+        xlabel="training step",
+        ylabel="‖∂L/∂W‖ (log scale)",
+        title="First and last layer during training",
+    )
     for ax in (layer_ax, time_ax):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
@@ -91,10 +111,14 @@ def main(argv: list[str] | None = None) -> None:
     relu = train("relu", args.steps)
     s0, r0 = sigmoid.grad_norms(0), relu.grad_norms(0)
     print("gradient norm of the first / last weight at step 0:")
-    print(f"  sigmoid, default init: {s0['model.0.weight']:.2e} / {s0['model.40.weight']:.2e}"
-          f"  (ratio {s0['model.0.weight'] / s0['model.40.weight']:.1e})")
-    print(f"  ReLU, Kaiming init:    {r0['model.0.weight']:.2e} / {r0['model.40.weight']:.2e}"
-          f"  (ratio {r0['model.0.weight'] / r0['model.40.weight']:.1e})")
+    print(
+        f"  sigmoid, default init: {s0['model.0.weight']:.2e} / {s0['model.40.weight']:.2e}"
+        f"  (ratio {s0['model.0.weight'] / s0['model.40.weight']:.1e})"
+    )
+    print(
+        f"  ReLU, Kaiming init:    {r0['model.0.weight']:.2e} / {r0['model.40.weight']:.2e}"
+        f"  (ratio {r0['model.0.weight'] / r0['model.40.weight']:.1e})"
+    )
     print(f"monitor flags: sigmoid {len(sigmoid.flags)}, ReLU {len(relu.flags)}")
     if caught:
         print("the monitor's warning:", str(caught[0].message)[:160], "…")

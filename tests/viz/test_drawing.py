@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 
@@ -32,12 +33,17 @@ def test_readme_example_both_halves() -> None:
     )
     chain = ["MatMul", "Add", "ReLU", "LogSoftmax", "Gather", "Mean", "Neg"]
     assert p["forward"] == Counter(
-        [("x", "MatMul"), ("w", "MatMul"), ("b", "Add")] + list(zip(chain, chain[1:]))
+        [("x", "MatMul"), ("w", "MatMul"), ("b", "Add"), *itertools.pairwise(chain)]
     )
     back = [op + "Backward" for op in reversed(chain)]
     assert p["gradient"] == Counter(
-        [("∂L/∂L = 1", "NegBackward"), *zip(back, back[1:])]
-        + [("MatMulBackward", "∂L/∂x"), ("MatMulBackward", "∂L/∂w"), ("AddBackward", "∂L/∂b")]
+        [
+            ("∂L/∂L = 1", "NegBackward"),
+            *itertools.pairwise(back),
+            ("MatMulBackward", "∂L/∂x"),
+            ("MatMulBackward", "∂L/∂w"),
+            ("AddBackward", "∂L/∂b"),
+        ]
     )
     # Jacobian sizes, the lecture's M×N, and the VJP from the op's docstring
     matmul = detail(p, "g", "MatMulBackward")
@@ -55,13 +61,23 @@ def test_fan_out_is_duplicate_forward_and_sum_backward() -> None:
     p = parse(viz.draw((x * x + x).sum(), params={"x": x}).source)
     assert p["forward_nodes"] == sorted(["x", "Duplicate ×3", "Mul", "Add", "Sum"])
     assert p["forward"] == Counter(
-        {("x", "Duplicate ×3"): 1, ("Duplicate ×3", "Mul"): 2, ("Duplicate ×3", "Add"): 1,
-         ("Mul", "Add"): 1, ("Add", "Sum"): 1}
+        {
+            ("x", "Duplicate ×3"): 1,
+            ("Duplicate ×3", "Mul"): 2,
+            ("Duplicate ×3", "Add"): 1,
+            ("Mul", "Add"): 1,
+            ("Add", "Sum"): 1,
+        }
     )
     assert p["gradient"] == Counter(
-        {("∂L/∂L = 1", "SumBackward"): 1, ("SumBackward", "AddBackward"): 1,
-         ("AddBackward", "MulBackward"): 1, ("MulBackward", "Σ"): 2, ("AddBackward", "Σ"): 1,
-         ("Σ", "∂L/∂x"): 1}
+        {
+            ("∂L/∂L = 1", "SumBackward"): 1,
+            ("SumBackward", "AddBackward"): 1,
+            ("AddBackward", "MulBackward"): 1,
+            ("MulBackward", "Σ"): 2,
+            ("AddBackward", "Σ"): 1,
+            ("Σ", "∂L/∂x"): 1,
+        }
     )
     assert "g = g₁ + … + g₃" in detail(p, "g", "Σ")
 
@@ -111,19 +127,24 @@ def test_depth_collapses_each_module_to_one_box() -> None:
     loss, trace = mlp_trace()
     p = parse(viz.draw(loss, trace=trace, depth=1).source)
     assert p["forward_nodes"] == sorted(
-        ["input", "model.0 · Linear", "model.1 · ReLU", "model.2 · Linear",
-         "CrossEntropyFunction"]
+        ["input", "model.0 · Linear", "model.1 · ReLU", "model.2 · Linear", "CrossEntropyFunction"]
     )
     assert p["forward"] == Counter(
-        [("input", "model.0 · Linear"), ("model.0 · Linear", "model.1 · ReLU"),
-         ("model.1 · ReLU", "model.2 · Linear"), ("model.2 · Linear", "CrossEntropyFunction")]
+        [
+            ("input", "model.0 · Linear"),
+            ("model.0 · Linear", "model.1 · ReLU"),
+            ("model.1 · ReLU", "model.2 · Linear"),
+            ("model.2 · Linear", "CrossEntropyFunction"),
+        ]
     )
     box = detail(p, "g", "model.2 backward")
     assert "∂y/∂x: (32·10)×(32·32)" in box and "∂y/∂weight: (32·10)×(10·32)" in box
     assert "∂y/∂bias: (32·10)×10" in box
     assert "∂y/∂x" not in detail(p, "g", "model.0 backward")  # the data needs no gradient
     top = parse(viz.draw(loss, trace=trace, depth=0).source)
-    assert top["forward_nodes"] == sorted(["input", "model · Sequential", "loss · CrossEntropyLoss"])
+    assert top["forward_nodes"] == sorted(
+        ["input", "model · Sequential", "loss · CrossEntropyLoss"]
+    )
 
 
 def test_twenty_layers_at_depth_one_stay_twenty_boxes() -> None:
@@ -145,19 +166,28 @@ def test_graph_module_declared_structure() -> None:
     g.add("m", nn.Max(), "a", "b")
     g.add("out", nn.LogSoftmax(dim=1), "m")
     p = parse(viz.draw_graph(g).source)
-    names = ["split · Duplicate", "a · Sequential", "b · Sequential", "m · Max",
-             "out · LogSoftmax"]
+    names = ["split · Duplicate", "a · Sequential", "b · Sequential", "m · Max", "out · LogSoftmax"]
     assert p["forward_nodes"] == sorted(["x", *names])
     assert p["forward"] == Counter(
-        [("x", "split · Duplicate"), ("split · Duplicate", "a · Sequential"),
-         ("split · Duplicate", "b · Sequential"), ("a · Sequential", "m · Max"),
-         ("b · Sequential", "m · Max"), ("m · Max", "out · LogSoftmax")]
+        [
+            ("x", "split · Duplicate"),
+            ("split · Duplicate", "a · Sequential"),
+            ("split · Duplicate", "b · Sequential"),
+            ("a · Sequential", "m · Max"),
+            ("b · Sequential", "m · Max"),
+            ("m · Max", "out · LogSoftmax"),
+        ]
     )
     assert p["gradient"] == Counter(
-        [("∂L/∂output = g", "out backward"), ("out backward", "m backward"),
-         ("m backward", "a backward"), ("m backward", "b backward"),
-         ("a backward", "split backward"), ("b backward", "split backward"),
-         ("split backward", "∂L/∂x")]
+        [
+            ("∂L/∂output = g", "out backward"),
+            ("out backward", "m backward"),
+            ("m backward", "a backward"),
+            ("m backward", "b backward"),
+            ("a backward", "split backward"),
+            ("b backward", "split backward"),
+            ("split backward", "∂L/∂x"),
+        ]
     )
     assert "Linear → ReLU" in detail(p, "f", "a · Sequential")
 
@@ -196,6 +226,6 @@ def test_freed_graph_is_a_clear_error() -> None:
 
 
 def test_depth_needs_a_trace() -> None:
-    loss, params = readme_graph()
-    with pytest.raises(ValueError, match="viz.record"):
+    loss, _ = readme_graph()
+    with pytest.raises(ValueError, match=r"viz\.record"):
         viz.draw(loss, depth=1)

@@ -18,8 +18,14 @@ import chainrule
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
-PNGS = ["curves.png", "lr.png", "gradient_flow.png", "activations.png", "confusion.png",
-        "worst.png"]
+PNGS = [
+    "curves.png",
+    "lr.png",
+    "gradient_flow.png",
+    "activations.png",
+    "confusion.png",
+    "worst.png",
+]
 
 
 def _chainrule(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -27,8 +33,12 @@ def _chainrule(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     source = str(Path(chainrule.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([source, os.environ.get("PYTHONPATH", "")])}
     return subprocess.run(
-        [sys.executable, "-m", "chainrule", *args], capture_output=True, text=True,
-        check=False, cwd=cwd, env=env,
+        [sys.executable, "-m", "chainrule", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+        env=env,
     )
 
 
@@ -39,8 +49,18 @@ def _png_size(data: bytes) -> tuple[int, int]:
 
 
 def test_train_report_writes_every_file_and_a_self_contained_page(tmp_path: Path) -> None:
-    result = _chainrule("train", "--epochs", "2", "--hidden", "32", "--out", "run", "--report",
-                        "--no-progress", cwd=tmp_path)
+    result = _chainrule(
+        "train",
+        "--epochs",
+        "2",
+        "--hidden",
+        "32",
+        "--out",
+        "run",
+        "--report",
+        "--no-progress",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "run" / "report"
     for name in PNGS:
@@ -67,8 +87,9 @@ def test_graph_command_default_options(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
 def test_graph_command_on_a_run_directory(tmp_path: Path) -> None:
-    trained = _chainrule("train", "--epochs", "1", "--hidden", "16,8", "--out", "run",
-                         "--no-progress", cwd=tmp_path)
+    trained = _chainrule(
+        "train", "--epochs", "1", "--hidden", "16,8", "--out", "run", "--no-progress", cwd=tmp_path
+    )
     assert trained.returncode == 0, trained.stderr
     result = _chainrule("graph", "run", "--depth", "1", "--out", "g.svg", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

@@ -98,8 +98,7 @@ def _half(picture: Picture, prefix: str, gradient: bool, indent: str) -> list[st
     boxes = [
         b
         for b in picture.boxes
-        if (b.has_grad if gradient else b.kind != SEED)
-        and not (gradient and b.kind == INPUT)
+        if (b.has_grad if gradient else b.kind != SEED) and not (gradient and b.kind == INPUT)
     ]
     by_module: dict[str | None, list[Box]] = {}
     for b in boxes:

@@ -20,7 +20,11 @@ from chainrule.viz.drawing import Drawing, draw
 from chainrule.viz.record import record
 
 # The input shape of each dataset the trainer knows (channels, height, width); classes.
-_SHAPES = {"digits": ((1, 8, 8), 10), "fashion-mnist": ((1, 28, 28), 10), "mnist": ((1, 28, 28), 10)}
+_SHAPES = {
+    "digits": ((1, 8, 8), 10),
+    "fashion-mnist": ((1, 28, 28), 10),
+    "mnist": ((1, 28, 28), 10),
+}
 
 
 def _weights(run_dir: Path) -> dict[str, Any]:
@@ -42,13 +46,15 @@ def model_for(run_dir: str | Path | None) -> tuple[nn.Module, tuple[int, ...], i
     """The run's model (weights loaded), its example input shape, classes and options."""
     if run_dir is None:
         cfg = TrainConfig()
-        shape, classes = _SHAPES[cfg.dataset]
+        default_shape, classes = _SHAPES[cfg.dataset]
         cr.manual_seed(cfg.seed)
-        return build_mlp(cfg, math.prod(shape), classes), shape, classes, cfg
+        return build_mlp(cfg, math.prod(default_shape), classes), default_shape, classes, cfg
     folder = Path(run_dir)
     config = folder / "config.json"
     if not config.exists():
-        raise FileNotFoundError(f"{folder}: no config.json; is this a chainrule train --out directory?")
+        raise FileNotFoundError(
+            f"{folder}: no config.json; is this a chainrule train --out directory?"
+        )
     cfg = TrainConfig.from_json(config.read_text(encoding="utf-8"))
     state = _weights(folder)
     matrices = sorted(
@@ -59,7 +65,7 @@ def model_for(run_dir: str | Path | None) -> tuple[nn.Module, tuple[int, ...], i
     classes = state[matrices[-1]].shape[0]
     model = build_mlp(cfg, in_features, classes)
     model.load_state_dict(state)
-    shape = _SHAPES.get(cfg.dataset, ((in_features,), classes))[0]
+    shape: tuple[int, ...] = _SHAPES.get(cfg.dataset, ((in_features,), classes))[0]
     if math.prod(shape) != in_features:
         shape = (in_features,)
     return model, shape, classes, cfg

@@ -30,7 +30,7 @@ from typing import Any
 
 from chainrule.autograd import is_grad_enabled
 from chainrule.nn.activation import ReLU, Sigmoid, Tanh
-from chainrule.nn.module import Module, RemovableHandle
+from chainrule.nn.module import Module
 from chainrule.tensor import Tensor
 
 

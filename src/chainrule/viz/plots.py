@@ -81,10 +81,19 @@ def gradient_flow(monitor: Monitor, title: str = "Gradient flow") -> Any:
     for i, name in enumerate(names):
         rows = [r for r in monitor.gradients if r.name == name]
         color = cmap(i / max(1, len(names) - 1))
-        time_ax.plot([r.step for r in rows], [max(r.grad_norm, 1e-30) for r in rows],
-                     color=color, lw=1.2, label=name)
-    time_ax.set(xlabel="training step", ylabel="‖∂L/∂W‖ (log scale)", yscale="log",
-                title=f"{title}: per layer over time")
+        time_ax.plot(
+            [r.step for r in rows],
+            [max(r.grad_norm, 1e-30) for r in rows],
+            color=color,
+            lw=1.2,
+            label=name,
+        )
+    time_ax.set(
+        xlabel="training step",
+        ylabel="‖∂L/∂W‖ (log scale)",
+        yscale="log",
+        title=f"{title}: per layer over time",
+    )
     time_ax.grid(alpha=0.3, which="both")
     if len(names) <= 8:
         time_ax.legend(fontsize=8)
@@ -95,14 +104,27 @@ def gradient_flow(monitor: Monitor, title: str = "Gradient flow") -> Any:
     positions = range(len(names))
     for step, marker, label in ((steps[0], "o", "first"), (steps[-1], "s", "last")):
         norms = monitor.grad_norms(step) if steps else {}
-        layer_ax.plot(positions, [max(norms.get(n, 0.0), 1e-30) for n in names], marker + "-",
-                      ms=4, label=f"{label} sampled step ({step})")
-    layer_ax.set(yscale="log", ylabel="‖∂L/∂W‖ (log scale)", xlabel="layer (input → output)",
-                 title=f"{title}: per layer")
+        layer_ax.plot(
+            positions,
+            [max(norms.get(n, 0.0), 1e-30) for n in names],
+            marker + "-",
+            ms=4,
+            label=f"{label} sampled step ({step})",
+        )
+    layer_ax.set(
+        yscale="log",
+        ylabel="‖∂L/∂W‖ (log scale)",
+        xlabel="layer (input → output)",
+        title=f"{title}: per layer",
+    )
     layer_ax.set_xticks(list(positions))
     short = [n.removesuffix(".weight") for n in names]
-    layer_ax.set_xticklabels(short, rotation=60 if len(names) > 6 else 0, ha="right"
-                             if len(names) > 6 else "center", fontsize=9)
+    layer_ax.set_xticklabels(
+        short,
+        rotation=60 if len(names) > 6 else 0,
+        ha="right" if len(names) > 6 else "center",
+        fontsize=9,
+    )
     layer_ax.grid(alpha=0.3, which="both")
     layer_ax.legend(fontsize=9)
     return fig
@@ -118,8 +140,9 @@ def activation_histograms(monitor: Monitor, max_panels: int = 6) -> Any:
         names = [names[round(i * (len(names) - 1) / (max_panels - 1))] for i in range(max_panels)]
     cols = min(3, max(1, len(names)))
     rows = max(1, math.ceil(len(names) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 3.0 * rows), layout="constrained",
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(3.8 * cols, 3.0 * rows), layout="constrained", squeeze=False
+    )
     stats = {r.name: r for r in monitor.activations}
     for ax, name in zip(axes.flat, names):
         ax.hist(monitor.samples[name], bins=50, color="#4c72b0")
@@ -129,10 +152,13 @@ def activation_histograms(monitor: Monitor, max_panels: int = 6) -> Any:
             note = f", dead {record.dead_fraction:.0%}"
         if record.saturated_fraction is not None:
             note = f", saturated {record.saturated_fraction:.0%}"
-        ax.set(title=f"{name} ({monitor.layer_types[name]}){note}", xlabel="output value",
-               ylabel="count")
+        ax.set(
+            title=f"{name} ({monitor.layer_types[name]}){note}",
+            xlabel="output value",
+            ylabel="count",
+        )
         ax.title.set_fontsize(10)
-    for ax in list(axes.flat)[len(names):]:
+    for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     if not names:
         axes.flat[0].text(0.5, 0.5, "no activations recorded", ha="center")
@@ -150,8 +176,9 @@ def confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> Any:
     ax.set_xticks(range(n))
     ax.set_yticks(range(n))
     long_names = max(len(c) for c in classes) > 3
-    ax.set_xticklabels(classes, rotation=45 if long_names else 0, ha="right" if long_names
-                       else "center")
+    ax.set_xticklabels(
+        classes, rotation=45 if long_names else 0, ha="right" if long_names else "center"
+    )
     ax.set_yticklabels(classes)
     ax.set(xlabel="predicted class", ylabel="true class", title="Confusion matrix (test split)")
     peak = max(max(row) for row in matrix) or 1
@@ -159,13 +186,21 @@ def confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str]) -> Any:
         for j in range(n):
             value = matrix[i][j]
             if value:
-                ax.text(j, i, str(value), ha="center", va="center", fontsize=9,
-                        color="white" if value > peak / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(value),
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="white" if value > peak / 2 else "black",
+                )
     return fig
 
 
-def worst_predictions(images: Any, labels: Any, probabilities: Any, classes: Sequence[str],
-                      count: int = 16) -> Any:
+def worst_predictions(
+    images: Any, labels: Any, probabilities: Any, classes: Sequence[str], count: int = 16
+) -> Any:
     """The test images whose true class gets the lowest probability, most confident
     mistakes first, titled with the true class and the prediction."""
     import numpy
@@ -177,17 +212,20 @@ def worst_predictions(images: Any, labels: Any, probabilities: Any, classes: Seq
     worst = numpy.argsort(p_true)[:count]
     cols = 8 if len(worst) > 8 else max(1, len(worst))
     rows = max(1, math.ceil(len(worst) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.55 * cols, 1.9 * rows), layout="constrained",
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(1.55 * cols, 1.9 * rows), layout="constrained", squeeze=False
+    )
     for ax, index in zip(axes.flat, worst):
         image = numpy.asarray(images[index], dtype="float64")
         ax.imshow(image, cmap="gray_r")
         guess = int(probs[index].argmax())
-        ax.set_title(f"true {classes[labels[index]]}\npred {classes[guess]} "
-                     f"({probs[index, guess]:.0%})", fontsize=9)
+        ax.set_title(
+            f"true {classes[labels[index]]}\npred {classes[guess]} ({probs[index, guess]:.0%})",
+            fontsize=9,
+        )
         ax.set_xticks([])
         ax.set_yticks([])
-    for ax in list(axes.flat)[len(worst):]:
+    for ax in list(axes.flat)[len(worst) :]:
         ax.axis("off")
     fig.suptitle("Test images the model gets most wrong", fontsize=11)
     return fig

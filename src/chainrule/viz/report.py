@@ -113,24 +113,31 @@ def _table(rows: dict[str, Any]) -> str:
     return f"<table>{cells}</table>"
 
 
-def _html(run: Any, monitor: Monitor | None, summary: dict[str, Any], images: dict[str, Path]) -> str:
+def _html(
+    run: Any, monitor: Monitor | None, summary: dict[str, Any], images: dict[str, Path]
+) -> str:
     options = json.loads(run.cfg.to_json())
     options.pop("extra", None)
     facts = {
         "dataset": summary["dataset"],
         "test accuracy": f"{summary['test_accuracy']:.2%}",
         "test loss": f"{summary['test_loss']:.4f}",
-        "best test accuracy": f"{summary['best_test_accuracy']:.2%} (epoch {summary['best_epoch']})",
+        "best test accuracy": (
+            f"{summary['best_test_accuracy']:.2%} (epoch {summary['best_epoch']})"
+        ),
         "epochs": summary["epochs"],
         "parameters": f"{summary['parameters']:,}",
         "seconds per epoch": f"{summary['mean_epoch_seconds']:.2f}",
     }
     if monitor is not None:
         kinds = sorted({f.kind for f in monitor.flags})
-        facts["gradient flags"] = ", ".join(
-            f"{kind}: {sum(f.kind == kind for f in monitor.flags)} (layer, step) pairs"
-            for kind in kinds
-        ) or "none (no vanishing or exploding gradients seen)"
+        facts["gradient flags"] = (
+            ", ".join(
+                f"{kind}: {sum(f.kind == kind for f in monitor.flags)} (layer, step) pairs"
+                for kind in kinds
+            )
+            or "none (no vanishing or exploding gradients seen)"
+        )
         facts["monitored steps"] = f"every {monitor.every} of {monitor.step}"
     sections = []
     for name, path in images.items():

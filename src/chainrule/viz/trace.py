@@ -194,9 +194,8 @@ class Walker:
             boxes.append(Box("seed", SEED, "∂L/∂L = 1", grad_title="∂L/∂L = 1", has_grad=True))
             for root in roots:
                 if root.requires_grad:
-                    src = self.keys[id(root.grad_fn)] if root.grad_fn is not None else None
-                    src = src or self.keys[id(root)]
-                    wires.append(Wire(src, "seed"))
+                    made_by = root.grad_fn if root.grad_fn is not None else root
+                    wires.append(Wire(self.keys[id(made_by)], "seed"))
         return Picture(boxes, wires)
 
 
