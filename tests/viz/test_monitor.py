@@ -30,8 +30,8 @@ def test_gradient_norms_and_update_ratios_match_hand_computation() -> None:
     rows = [r for r in monitor.gradients if r.step == 0]
     assert {r.name for r in rows} == set(grads)
     for r in rows:
-        assert r.grad_norm == pytest.approx(np.linalg.norm(grads[r.name]), rel=1e-6)
-        assert r.weight_norm == pytest.approx(np.linalg.norm(before[r.name]), rel=1e-6)
+        assert r.grad_norm == pytest.approx(np.linalg.norm(grads[r.name]), rel=1e-5)
+        assert r.weight_norm == pytest.approx(np.linalg.norm(before[r.name]), rel=1e-5)
         expected = 0.1 * np.linalg.norm(grads[r.name]) / np.linalg.norm(before[r.name])
         assert r.update_ratio == pytest.approx(expected, rel=1e-4)
 
