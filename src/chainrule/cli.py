@@ -1,4 +1,4 @@
-"""The ``chainrule`` command: ``chainrule train`` and ``chainrule evaluate DIR``."""
+"""The ``chainrule`` command: ``chainrule train``, ``evaluate DIR`` and ``graph [DIR]``."""
 
 from __future__ import annotations
 
@@ -194,9 +194,27 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     )
     _bool(r, "progress", True, "show a progress bar")
     t.set_defaults(parser=t)
+    _bool(r, "report", False, "write plots and a self-contained report/report.html (matplotlib)")
 
     e = sub.add_parser("evaluate", help="accuracy and confusion matrix of a trained run")
     e.add_argument("run_dir", metavar="DIR", help="a chainrule train --out directory")
+
+    g = sub.add_parser("graph", help="draw a model's forward and gradient graphs")
+    g.add_argument(
+        "run_dir",
+        metavar="DIR",
+        nargs="?",
+        default=None,
+        help="a chainrule train --out directory (default: the default options)",
+    )
+    g.add_argument("--depth", type=int, default=None, help="collapse modules at this level")
+    g.add_argument(
+        "--format",
+        choices=("svg", "png", "pdf", "dot"),
+        default=None,
+        help="default: from --out's suffix, else svg",
+    )
+    g.add_argument("--out", default=None, help="output file (default: graph.FORMAT)")
     return parser
 
 
@@ -218,7 +236,9 @@ def _train(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         f"dropout {cfg.dropout}, {cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule, "
         f"{cfg.epochs} epochs -> {out}/"
     )
-    return _run_training(out, lambda train: train(cfg, out=out, progress=progress), False)
+    return _run_training(
+        out, lambda train: train(cfg, out=out, progress=progress, report=args.report), False
+    )
 
 
 def _resume(args: argparse.Namespace, argv: Sequence[str] | None, progress: bool) -> int:
@@ -236,7 +256,9 @@ def _resume(args: argparse.Namespace, argv: Sequence[str] | None, progress: bool
     print(f"resuming the run in {args.resume}{target}")
     return _run_training(
         args.resume,
-        lambda train: train(out=args.resume, resume=True, progress=progress, epochs=epochs),
+        lambda train: train(
+            out=args.resume, resume=True, progress=progress, epochs=epochs, report=args.report
+        ),
         True,
         f" --epochs {epochs}" if epochs is not None else "",
     )
@@ -294,13 +316,24 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _graph(args: argparse.Namespace) -> int:
+    from chainrule.viz.model_graph import draw_model
+
+    fmt = args.format or (Path(args.out).suffix.lstrip(".") if args.out else "") or "svg"
+    path = draw_model(args.run_dir, depth=args.depth).render(args.out or f"graph.{fmt}", fmt)
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
             return _train(args, argv)
+        if args.command == "graph":
+            return _graph(args)
         return _evaluate(args)
-    except (ValueError, OSError, ImportError) as exc:
+    except (ValueError, OSError, ImportError, RuntimeError) as exc:
         print(f"chainrule {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -202,6 +202,7 @@ def train(
     on_epoch_end: EpochCallback | None = None,
     log: Callable[[str], None] | None = print,
     epochs: int | None = None,
+    report: bool = False,
 ) -> dict[str, Any]:
     """Train an MLP as ``config`` says, writing checkpoints and metrics into ``out``.
 
@@ -220,6 +221,8 @@ def train(
         epochs: with ``resume``, train to this many epochs in all instead of the run's
             own number (``--resume DIR --epochs N``); refused where the result would
             differ from a run started with ``epochs`` (see ``TrainConfig.continued``).
+        report: watch gradients and activations with a ``viz.Monitor`` and write plots
+            and ``report/report.html`` at the end (``chainrule.viz.report``; Matplotlib).
 
     Returns:
         The summary (also written to ``out/summary.json``).
@@ -231,7 +234,7 @@ def train(
         if epochs is not None:
             raise ValueError("train(epochs=...) is for resume; set TrainConfig.epochs instead")
         run = _new_run(config or TrainConfig(), out)
-    return _train_epochs(run, progress, on_epoch_end, log)
+    return _train_epochs(run, progress, on_epoch_end, log, report)
 
 
 def _resumed_run(out: Path, epochs: int | None) -> Run:
@@ -290,8 +293,14 @@ def _train_epochs(
     progress: bool,
     on_epoch_end: EpochCallback | None,
     log: Callable[[str], None] | None,
+    report: bool = False,
 ) -> dict[str, Any]:
     cfg, out = run.cfg, run.out
+    monitor = None
+    if report:
+        from chainrule.viz.report import report_monitor  # Matplotlib: the viz extra
+
+        monitor = report_monitor(run)
     started = time.perf_counter()
     try:
         while run.epoch < cfg.epochs:
@@ -330,6 +339,12 @@ def _train_epochs(
         "model": repr(run.model),
     }
     write_json(out / SUMMARY, summary)
+    if report:
+        from chainrule.viz.report import write_report
+
+        page = write_report(run, monitor, summary)
+        if log is not None:
+            log(f"report: {page}")
     if log is not None:
         log(
             f"test accuracy {final['accuracy']:.2%} after {cfg.epochs} epochs "
