@@ -59,8 +59,9 @@ def launched_by_mpi() -> bool:
 def init(timeout: float | None = None) -> None:
     """Join the job: rank and size from MPI under a launcher, a world of one otherwise.
 
-    Calling it again does nothing. ``DistributedDataParallel`` and the samplers call it
-    themselves, so scripts only need it to read ``rank()`` early.
+    Calling it again only changes the timeout, if one is given. ``DistributedDataParallel``
+    and the samplers call it themselves, so scripts only need it to read ``rank()`` early
+    or to set the timeout.
 
     Args:
         timeout: seconds a collective may wait for the other ranks before this rank gives
@@ -75,13 +76,14 @@ def init(timeout: float | None = None) -> None:
         >>> dist.rank(), dist.world_size()      # without mpirun
         (0, 1)
     """
-    if timeout is None:
-        timeout = float(os.environ.get("CHAINRULE_DIST_TIMEOUT", DEFAULT_TIMEOUT))
-    if timeout <= 0:
-        raise ValueError(f"distributed.init: timeout must be positive seconds, got {timeout}")
-    _world.timeout = timeout
+    if timeout is not None:
+        if timeout <= 0:
+            raise ValueError(f"distributed.init: timeout must be positive seconds, got {timeout}")
+        _world.timeout = float(timeout)
     if _world.initialized:
         return
+    if timeout is None:
+        _world.timeout = float(os.environ.get("CHAINRULE_DIST_TIMEOUT", DEFAULT_TIMEOUT))
     if launched_by_mpi():
         try:
             from mpi4py import MPI
