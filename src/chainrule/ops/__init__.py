@@ -9,11 +9,13 @@ them all.
 from __future__ import annotations
 
 import builtins
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from chainrule.backend import xp
 from chainrule.errors import ShapeError
+from chainrule.inplace import index_arrays
 from chainrule.ops.elementwise import (
     Abs,
     Add,
@@ -48,7 +50,7 @@ from chainrule.ops.reduce import (
     Softmax,
     Sum,
 )
-from chainrule.tensor import MaxResult, Tensor, _index
+from chainrule.tensor import MaxResult, Tensor, bind_ops
 
 Dim = int | Sequence[int] | None
 
@@ -338,7 +340,7 @@ def _is_basic(index: Any) -> bool:
 
 def getitem(x: Tensor, index: Any) -> Tensor:
     """``x[index]``: ints, slices, None, Ellipsis, integer arrays, lists, boolean masks."""
-    index = _index(index)
+    index = index_arrays(index)
     if isinstance(index, list):
         index = xp.asarray(index)
     if _is_basic(index):
@@ -394,3 +396,8 @@ def cast(x: Tensor, dtype: Any) -> Tensor:
 
 def clone(x: Tensor) -> Tensor:
     return Clone.apply(x)
+
+
+# Tensor's methods (x + y, x.exp(), x.sum()) call into this module: hand it over now that
+# every function above exists. Tensor itself imports nothing from here.
+bind_ops(sys.modules[__name__])

@@ -10,6 +10,7 @@ from typing import Any
 from chainrule import backend
 from chainrule.autograd.function import Function
 from chainrule.backend import xp
+from chainrule.ops import kernels
 
 _INTEGRAL = "biu"
 
@@ -335,13 +336,13 @@ class ReLU(Function):
 class Sigmoid(Function):
     """y = 1 / (1 + e⁻ˣ).   VJP: dx = g · y · (1 − y).
 
-    Computed in this form (see ``_sigmoid``), which keeps full relative precision in both
+    Computed in this form (see ``kernels.sigmoid``), which keeps full relative precision in both
     tails; e⁻ˣ overflowing to inf for very negative x gives the right limit, 0.
     """
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
-        y = _sigmoid(x)
+        y = kernels.sigmoid(x)
         ctx.save_for_backward(y)
         return y
 
@@ -349,15 +350,6 @@ class Sigmoid(Function):
     def backward(ctx: Any, g: Any) -> Any:
         (y,) = ctx.saved_tensors
         return g * y * (1 - y)
-
-
-def _sigmoid(x: Any) -> Any:
-    # Not ½(1 + tanh(x/2)): its 1 + tanh cancels catastrophically for x < 0, so sigmoid(-20)
-    # came out as 0 in float32 instead of 2.06e-9 (and its gradient with it).
-    with xp.errstate(over="ignore"):
-        e = xp.exp(-x)
-    e += 1
-    return xp.reciprocal(e)
 
 
 class Tanh(Function):
@@ -385,12 +377,12 @@ class Softplus(Function):
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
         ctx.save_for_backward(x)
-        return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+        return kernels.softplus(x)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         (x,) = ctx.saved_tensors
-        return g * _sigmoid(x)
+        return g * kernels.sigmoid(x)
 
 
 class Cast(Function):

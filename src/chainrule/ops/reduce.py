@@ -10,6 +10,7 @@ from typing import Any
 
 from chainrule.autograd.function import Function
 from chainrule.backend import xp
+from chainrule.ops import kernels
 
 
 def _unreduce(g: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
@@ -128,21 +129,6 @@ def _drop(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, ..
     return tuple(s for i, s in enumerate(shape) if i not in axes)
 
 
-def _shifted_exp(x: Any, axis: int | tuple[int, ...] | None) -> tuple[Any, Any, Any, Any]:
-    """z = x − m, eᶻ and s = Σ eᶻ (reduced axes kept, size 1), with m = max x.
-
-    Taking the maximum out first keeps eᶻ ≤ 1, so nothing overflows. The callers build their
-    results from z and s rather than from m + log s: at x ≈ 1000 in float32, m + log s is
-    rounded to a spacing of 6e-5, and subtracting it from x again would lose that much.
-    """
-    m = x.max(axis=axis, keepdims=True)
-    # An all -inf (or inf) slice would give inf - inf = nan; leave such slices unshifted.
-    m = xp.where(xp.isfinite(m), m, 0)
-    z = x - m
-    e = xp.exp(z)
-    return z, e, e.sum(axis=axis, keepdims=True), m
-
-
 class LogSumExp(Function):
     """y = log Σ eˣ over ``axes``, computed as m + log Σ eˣ⁻ᵐ with m = max x, so it is finite
     where the naive form overflows.
@@ -153,7 +139,7 @@ class LogSumExp(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
-        _, e, total, m = _shifted_exp(x, axes)
+        _, e, total, m = kernels.shifted_exp(x, axes)
         with xp.errstate(divide="ignore"):  # an all -inf slice: log 0 = -inf is the answer
             y = xp.log(total) + m
         ctx.save_for_backward(e, total)
@@ -196,7 +182,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any, axis: int) -> Any:
-        y, _, total, _ = _shifted_exp(x, axis)
+        y, _, total, _ = kernels.shifted_exp(x, axis)
         y -= xp.log(total)  # (x − m) − log Σ eˣ⁻ᵐ: exact at ±1000, even in float32
         ctx.save_for_backward(y)
         ctx.axis = axis
