@@ -84,3 +84,17 @@ def test_stratified_ranks_together_see_the_one_process_batches() -> None:
         together = numpy.concatenate([d[i] for d in drawn])
         assert sorted(together.tolist()) == sorted(batch.tolist())
     assert shares[0].global_batch_sizes == [len(b) for b in one]
+
+
+def test_batch_sampler_deals_any_global_batches() -> None:
+    from chainrule.data import BatchSampler, RandomSampler
+
+    def whole() -> BatchSampler:
+        return BatchSampler(RandomSampler(range(11), generator=cr.Generator(4)), batch_size=4)
+
+    one = whole().batches()
+    shares = [dist.DistributedBatchSampler(whole(), num_replicas=2, rank=r) for r in (0, 1)]
+    drawn = [s.batches() for s in shares]
+    assert [b.tolist() for b in drawn[0]] == [b[0::2].tolist() for b in one]
+    assert [b.tolist() for b in drawn[1]] == [b[1::2].tolist() for b in one]
+    assert shares[1].global_batch_sizes == [4, 4, 3]

@@ -6,8 +6,8 @@ without a launcher the same script runs as a world of one, without MPI.
 - ``init``, ``rank``, ``world_size``, ``is_initialized``, ``barrier``: the job.
 - ``all_reduce``, ``broadcast``, ``all_gather``: collectives on tensors, in place.
 - ``DistributedDataParallel``: gradients averaged over ranks, overlapping backward.
-- ``DistributedSampler``, ``DistributedStratifiedBatchSampler``: each rank's share of an
-  epoch.
+- ``DistributedSampler``, ``DistributedBatchSampler``, ``DistributedStratifiedBatchSampler``:
+  each rank's share of an epoch.
 
 Example:
     >>> from chainrule import distributed as dist, nn
@@ -19,7 +19,11 @@ Example:
 
 from chainrule.distributed.collectives import ReduceOp, all_gather, all_reduce, broadcast
 from chainrule.distributed.ddp import DistributedDataParallel
-from chainrule.distributed.sampler import DistributedSampler, DistributedStratifiedBatchSampler
+from chainrule.distributed.sampler import (
+    DistributedBatchSampler,
+    DistributedSampler,
+    DistributedStratifiedBatchSampler,
+)
 from chainrule.distributed.world import (
     DistributedError,
     barrier,
@@ -33,6 +37,7 @@ from chainrule.distributed.world import (
 )
 
 __all__ = [
+    "DistributedBatchSampler",
     "DistributedDataParallel",
     "DistributedError",
     "DistributedSampler",

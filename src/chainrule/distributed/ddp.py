@@ -79,6 +79,7 @@ class DistributedDataParallel(nn.Module):
             ``"backward_done"`` (the last gradient arrived) and ``"synced"``.
 
     Example:
+        >>> import chainrule as cr
         >>> from chainrule import distributed as dist, nn
         >>> model = dist.DistributedDataParallel(nn.Linear(4, 2))   # a world of one here
         >>> model(cr.randn(3, 4)).sum().backward()

@@ -98,14 +98,77 @@ class DistributedSampler(Sampler[int]):
         return iter(self.epoch_indices().tolist())
 
 
-class DistributedStratifiedBatchSampler(Sampler[list[int]]):
+class DistributedBatchSampler(Sampler[list[int]]):
+    """Deal each global batch of ``batch_sampler`` between the ranks.
+
+    ``batch_sampler`` must draw the same batches on every rank (a generator in the same
+    state, e.g. ``Generator(seed)`` made on each): rank r keeps positions r, r + R, … of
+    each. Given ``labels``, a batch is first sorted by class, so that a class with k
+    examples in it has ⌊k/R⌋ or ⌈k/R⌉ in each rank's share. R ranks together then see
+    exactly the batches one process would have seen.
+
+    Args:
+        batch_sampler: yields the global batches (``batches()`` or lists of indices).
+        num_replicas, rank: as for ``DistributedSampler``.
+        labels: the class of each example, to deal each class evenly (optional).
+
+    Example:
+        >>> from chainrule.data import BatchSampler, SequentialSampler
+        >>> whole = BatchSampler(SequentialSampler(range(6)), batch_size=4)
+        >>> list(DistributedBatchSampler(whole, num_replicas=2, rank=1))
+        [[1, 3], [5]]
+    """
+
+    def __init__(
+        self,
+        batch_sampler: Any,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        labels: Any = None,
+    ) -> None:
+        self.num_replicas, self.rank = _replicas_and_rank(
+            num_replicas, rank, type(self).__name__
+        )
+        self.batch_sampler = batch_sampler
+        self._codes = None
+        if labels is not None:
+            labels = numpy.asarray(getattr(labels, "data", labels))
+            self._codes = numpy.unique(labels, return_inverse=True)[1].reshape(-1)
+        self.global_batch_sizes: list[int] = []
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+    def batches(self) -> list[numpy.ndarray]:
+        """This rank's batches for the epoch, drawn now.
+
+        ``global_batch_sizes`` then holds the size of each global batch: a rank whose
+        share is n of a global batch of G weights its mean loss by n·R/G, and the average
+        over ranks is then exactly the mean over the global batch.
+        """
+        if hasattr(self.batch_sampler, "batches"):
+            drawn = self.batch_sampler.batches()
+        else:
+            drawn = [numpy.asarray(b, dtype=numpy.int64) for b in self.batch_sampler]
+        mine = []
+        for batch in drawn:
+            if self._codes is not None:
+                batch = batch[numpy.argsort(self._codes[batch], kind="stable")]
+            mine.append(batch[self.rank :: self.num_replicas])
+        self.global_batch_sizes = [len(b) for b in drawn]
+        return mine
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return map(numpy.ndarray.tolist, self.batches())
+
+
+class DistributedStratifiedBatchSampler(DistributedBatchSampler):
     """Stratified batches split between ranks: every class in every rank's minibatch.
 
     Each epoch draws the stratified global batches of ``batch_size × R`` examples that a
-    ``StratifiedBatchSampler`` would draw in one process, then deals each global batch to
-    the ranks class by class (its examples sorted by class, position p to rank p mod R).
-    So a class with k examples in a global batch has ⌊k/R⌋ or ⌈k/R⌉ in each rank's
-    share, and R ranks together see exactly the batches one process would have seen.
+    ``StratifiedBatchSampler`` would draw in one process and deals them class by class
+    (see ``DistributedBatchSampler``): a class with k examples in a global batch has
+    ⌊k/R⌋ or ⌈k/R⌉ in each rank's share.
 
     Randomness: from ``generator`` if given (it must be in the same state on every rank,
     e.g. ``Generator(seed)`` created on each), else from ``seed + epoch`` (``set_epoch``).
@@ -137,47 +200,25 @@ class DistributedStratifiedBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         generator: Generator | None = None,
     ) -> None:
-        self.num_replicas, self.rank = _replicas_and_rank(
-            num_replicas, rank, "DistributedStratifiedBatchSampler"
-        )
-        labels = numpy.asarray(getattr(labels, "data", labels))
-        self._codes = numpy.unique(labels, return_inverse=True)[1].reshape(-1)
-        self.seed = int(seed)
-        self.epoch = 0
-        self.generator = generator
-        self._global = StratifiedBatchSampler(
+        replicas, _ = _replicas_and_rank(num_replicas, rank, type(self).__name__)
+        whole = StratifiedBatchSampler(
             labels,
-            batch_size * self.num_replicas,
+            batch_size * replicas,
             shuffle=shuffle,
             drop_last=drop_last,
             oversample_rare=oversample_rare,
             generator=generator,
         )
-        self.global_batch_sizes: list[int] = []
+        super().__init__(whole, num_replicas, rank, labels=labels)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.generator = generator
 
     def set_epoch(self, epoch: int) -> None:
         """Use the order of epoch ``epoch`` next (when no generator was given)."""
         self.epoch = int(epoch)
 
-    def __len__(self) -> int:
-        return len(self._global)
-
     def batches(self) -> list[numpy.ndarray]:
-        """This rank's batches for the epoch, drawn now.
-
-        ``global_batch_sizes`` then holds the size of each global batch, for a loss
-        weighted exactly as in one process when the shares differ by one example.
-        """
         if self.generator is None:
-            self._global.generator = Generator(self.seed + self.epoch)
-        mine = []
-        sizes = []
-        for batch in self._global.batches():
-            by_class = batch[numpy.argsort(self._codes[batch], kind="stable")]
-            mine.append(by_class[self.rank :: self.num_replicas])
-            sizes.append(len(batch))
-        self.global_batch_sizes = sizes
-        return mine
-
-    def __iter__(self) -> Iterator[list[int]]:
-        return map(numpy.ndarray.tolist, self.batches())
+            self.batch_sampler.generator = Generator(self.seed + self.epoch)
+        return super().batches()
