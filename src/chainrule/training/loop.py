@@ -17,6 +17,7 @@ from typing import Any
 
 import chainrule as cr
 from chainrule import data, nn
+from chainrule import distributed as dist
 from chainrule.data import datasets
 from chainrule.training.checkpoint import Checkpoint, save_checkpoint
 from chainrule.training.config import TrainConfig
@@ -70,10 +71,20 @@ class Run:
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer)
         self.loss_fn = nn.CrossEntropyLoss()
+        # Under MPI: the same model on every rank (DDP broadcasts rank 0's weights) and the
+        # global batch split between the ranks; only rank 0 prints and writes files.
+        self.rank, self.world = dist.rank(), dist.world_size()
+        self.ddp = dist.DistributedDataParallel(self.model) if self.world > 1 else None
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
 
     def restore(self, ckpt: Checkpoint) -> None:
+        if ckpt.world_size != self.world:
+            raise ValueError(
+                f"--resume {self.out}: this run was trained on {ckpt.world_size} process(es) "
+                f"and is being resumed on {self.world}; resume it with the same number "
+                f"(--nproc {ckpt.world_size}) so that its batches and random streams continue"
+            )
         self.model.load_state_dict(ckpt.model_state())
         self.optimizer.load_state_dict(ckpt.optimizer_state())
         if self.scheduler is not None:
@@ -93,7 +104,26 @@ class Run:
         self.x_test = cr.tensor(x_test)
         train_ds = data.TensorDataset(cr.tensor(x_train), cr.tensor(self.y_train))
         cfg = self.cfg
-        if cfg.stratified or cfg.oversample:
+        if self.world > 1:
+            # Every rank draws the one-process global batches and keeps its share of each.
+            if cfg.batch_size % self.world:
+                raise ValueError(
+                    f"--batch-size {cfg.batch_size} is the global batch and must split evenly "
+                    f"over {self.world} processes; choose a multiple of {self.world}"
+                )
+            if cfg.stratified or cfg.oversample:
+                whole: Any = data.StratifiedBatchSampler(
+                    self.y_train,
+                    cfg.batch_size,
+                    oversample_rare=cfg.oversample,
+                    generator=self.loader_generator,
+                )
+            else:
+                shuffled = data.RandomSampler(train_ds, generator=self.loader_generator)
+                whole = data.BatchSampler(shuffled, cfg.batch_size)
+            sampler = dist.DistributedBatchSampler(whole, labels=self.y_train)
+            self.loader = data.DataLoader(train_ds, batch_sampler=sampler)
+        elif cfg.stratified or cfg.oversample:
             sampler = data.StratifiedBatchSampler(
                 self.y_train,
                 cfg.batch_size,
@@ -113,12 +143,23 @@ class Run:
         ``bar`` (a tqdm bar or None) is advanced per batch and shows the running figures.
         """
         self.model.train()
+        if self.world > 1 and self.rank > 0:
+            # Dropout masks differ per rank, from a stream that depends only on the seed,
+            # the rank and the epoch (rank 0 keeps the checkpointed stream): reproducible.
+            cr.manual_seed(self.cfg.seed + 7919 * self.rank + 104729 * self.epoch)
+        model = self.ddp or self.model
         total_loss, correct, seen = 0.0, 0, 0
         for i, (xb, yb) in enumerate(self.loader):
-            logits = self.model(xb)
+            logits = model(xb)
             loss = self.loss_fn(logits, yb)
             self.optimizer.zero_grad()
-            loss.backward()
+            if self.world > 1:
+                # Weight this rank's mean by its share n/G of the global batch (times R, as
+                # DDP averages): the exact global mean even when the shares differ by one.
+                share = len(yb) * self.world / self.loader.batch_sampler.global_batch_sizes[i]
+                (loss * share).backward()
+            else:
+                loss.backward()
             self.optimizer.step()
             n = len(yb)
             total_loss += loss.item() * n
@@ -130,6 +171,10 @@ class Run:
                         loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.2%}", refresh=False
                     )
                 bar.update(1)
+        if self.world > 1:
+            totals = cr.tensor([total_loss, correct, seen], dtype=cr.float64)
+            dist.all_reduce(totals)
+            total_loss, correct, seen = float(totals[0]), int(totals[1]), int(totals[2])
         return total_loss / seen, correct / seen
 
     def evaluate(self) -> dict[str, Any]:
@@ -156,6 +201,7 @@ class Run:
             normalizer=self.normalizer,
             loader_generator=self.loader_generator,
             history=self.history,
+            world_size=self.world,
         )
         write_jsonl(self.out / METRICS, self.history)
 
@@ -210,6 +256,9 @@ def train(
         The summary (also written to ``out/summary.json``).
     """
     out = Path(out)
+    main_rank = dist.rank() == 0
+    if not main_rank:
+        log, progress = None, False
     if resume:
         ckpt_path = out / CHECKPOINT
         if not ckpt_path.exists():
@@ -227,7 +276,8 @@ def train(
             )
         out.mkdir(parents=True, exist_ok=True)
         run = Run(cfg, out)
-        write_json(out / CONFIG, _config_dict(cfg))
+        if main_rank:
+            write_json(out / CONFIG, _config_dict(cfg))
     run.prepare_data()
 
     started = time.perf_counter()
@@ -256,7 +306,8 @@ def train(
                 test_acc=f"{result['accuracy']:.2%}",
             )
             bar.close()
-        run.save()
+        if main_rank:
+            run.save()
         if log is not None:
             log(
                 f"epoch {run.epoch:3d}/{cfg.epochs}  lr {lr:.2e}  train loss {train_loss:.4f}"
@@ -268,7 +319,8 @@ def train(
 
     from chainrule.serialization import save
 
-    save(run.model.state_dict(), out / WEIGHTS)
+    if main_rank:
+        save(run.model.state_dict(), out / WEIGHTS)
     final = run.evaluate()
     best = max(run.history, key=lambda m: m["test_accuracy"])
     summary = {
@@ -285,7 +337,8 @@ def train(
         "classes": run.classes,
         "model": repr(run.model),
     }
-    write_json(out / SUMMARY, summary)
+    if main_rank:
+        write_json(out / SUMMARY, summary)
     if log is not None:
         log(
             f"test accuracy {final['accuracy']:.2%} after {cfg.epochs} epochs "
