@@ -150,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue the interrupted run in DIR (its own options are used)",
     )
     _bool(r, "progress", True, "show a progress bar")
+    r.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        help="train on N processes: launches mpirun -np N for you (pip install "
+        "'chainrule[mpi]'); --batch-size is then the global batch",
+    )
 
     e = sub.add_parser("evaluate", help="accuracy and confusion matrix of a trained run")
     e.add_argument("run_dir", metavar="DIR", help="a chainrule train --out directory")
@@ -161,21 +168,31 @@ def _config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{n: getattr(args, n) for n in names})
 
 
-def _train(args: argparse.Namespace) -> int:
+def _train(args: argparse.Namespace, argv: list[str]) -> int:
+    from chainrule import distributed as dist
     from chainrule.training import train
 
+    if args.nproc is not None and not dist.launched_by_mpi():
+        return _launch_mpirun(args, argv)
     progress = args.progress and sys.stderr.isatty()
+    speak = dist.rank() == 0  # under MPI only rank 0 prints
     if args.resume:
-        print(f"resuming the run in {args.resume}")
+        if speak:
+            print(f"resuming the run in {args.resume}")
         train(out=args.resume, resume=True, progress=progress)
         return 0
     cfg = _config(args).validate()
     out = args.out or f"runs/{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    print(
-        f"training on {cfg.dataset}: hidden {list(cfg.hidden)}, {cfg.activation}, "
-        f"dropout {cfg.dropout}, {cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule, "
-        f"{cfg.epochs} epochs -> {out}/"
-    )
+    if dist.world_size() > 1:
+        from chainrule.distributed.collectives import all_gather_json
+
+        out = all_gather_json(out)[0]  # rank 0's clock names the run for every rank
+    if speak:
+        print(
+            f"training on {cfg.dataset}: hidden {list(cfg.hidden)}, {cfg.activation}, "
+            f"dropout {cfg.dropout}, {cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule, "
+            f"{cfg.epochs} epochs -> {out}/"
+        )
     try:
         train(cfg, out=out, progress=progress)
     except KeyboardInterrupt:
@@ -186,6 +203,27 @@ def _train(args: argparse.Namespace) -> int:
         )
         return 130
     return 0
+
+
+def _launch_mpirun(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run this same command on ``--nproc`` processes under mpirun; its exit status."""
+    import subprocess
+
+    from chainrule.distributed.launch import mpirun_command
+
+    rest = []
+    skip = False
+    for a in argv:  # the command line without --nproc
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    if args.out is None and args.resume is None:
+        rest += ["--out", f"runs/{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"]
+    command = mpirun_command(args.nproc, [sys.executable, "-m", "chainrule", *rest])
+    return subprocess.run(command).returncode
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -211,10 +249,11 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
-            return _train(args)
+            return _train(args, argv)
         return _evaluate(args)
     except (ValueError, FileNotFoundError, FileExistsError, ImportError) as exc:
         print(f"chainrule {args.command}: error: {exc}", file=sys.stderr)
