@@ -104,6 +104,7 @@ class Run:
         self.x_test = cr.tensor(x_test)
         train_ds = data.TensorDataset(cr.tensor(x_train), cr.tensor(self.y_train))
         cfg = self.cfg
+        self.shares: dist.DistributedBatchSampler | None = None
         if self.world > 1:
             # Every rank draws the one-process global batches and keeps its share of each.
             if cfg.batch_size % self.world:
@@ -121,8 +122,8 @@ class Run:
             else:
                 shuffled = data.RandomSampler(train_ds, generator=self.loader_generator)
                 whole = data.BatchSampler(shuffled, cfg.batch_size)
-            sampler = dist.DistributedBatchSampler(whole, labels=self.y_train)
-            self.loader = data.DataLoader(train_ds, batch_sampler=sampler)
+            self.shares = dist.DistributedBatchSampler(whole, labels=self.y_train)
+            self.loader = data.DataLoader(train_ds, batch_sampler=self.shares)
         elif cfg.stratified or cfg.oversample:
             sampler = data.StratifiedBatchSampler(
                 self.y_train,
@@ -153,10 +154,10 @@ class Run:
             logits = model(xb)
             loss = self.loss_fn(logits, yb)
             self.optimizer.zero_grad()
-            if self.world > 1:
+            if self.shares is not None:
                 # Weight this rank's mean by its share n/G of the global batch (times R, as
                 # DDP averages): the exact global mean even when the shares differ by one.
-                share = len(yb) * self.world / self.loader.batch_sampler.global_batch_sizes[i]
+                share = len(yb) * self.world / self.shares.global_batch_sizes[i]
                 (loss * share).backward()
             else:
                 loss.backward()
