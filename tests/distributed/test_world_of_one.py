@@ -79,7 +79,7 @@ def test_ddp_buckets_follow_reverse_order_and_cap() -> None:
     ]
     with pytest.raises(ValueError, match="bucket_cap_mb must be > 0"):
         dist.DistributedDataParallel(model, bucket_cap_mb=0)
-    with pytest.raises(TypeError, match="wraps an nn.Module, got function"):
+    with pytest.raises(TypeError, match=r"wraps an nn\.Module, got function"):
         dist.DistributedDataParallel(lambda x: x)  # type: ignore[arg-type]
 
 
@@ -96,7 +96,10 @@ def test_mpirun_command_adds_root_and_oversubscribe_flags_where_they_apply() -> 
 
 
 def test_launcher_without_mpi4py_says_what_to_install() -> None:
-    code = "import sys; sys.modules['mpi4py'] = None; from chainrule import distributed; distributed.init()"
+    code = (
+        "import sys; sys.modules['mpi4py'] = None; "
+        "from chainrule import distributed; distributed.init()"
+    )
     env = {**os.environ, "OMPI_COMM_WORLD_SIZE": "2"}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert proc.returncode != 0

@@ -99,7 +99,9 @@ class DistributedDataParallel(nn.Module):
                 f"DistributedDataParallel wraps an nn.Module, got {type(module).__name__}"
             )
         if bucket_cap_mb <= 0:
-            raise ValueError(f"DistributedDataParallel: bucket_cap_mb must be > 0, got {bucket_cap_mb}")
+            raise ValueError(
+                f"DistributedDataParallel: bucket_cap_mb must be > 0, got {bucket_cap_mb}"
+            )
         world.init()
         self.module = module
         self.find_unused_parameters = bool(find_unused_parameters)
@@ -270,10 +272,7 @@ class DistributedDataParallel(nn.Module):
 
     def _raise_missing(self) -> None:
         missing = [
-            name
-            for b in self._buckets
-            for name, ready in zip(b.names, b.ready)
-            if not ready
+            name for b in self._buckets for name, ready in zip(b.names, b.ready) if not ready
         ]
         raise DistributedError(
             f"DistributedDataParallel (rank {world.rank()}): the last backward ended before "
@@ -296,9 +295,7 @@ class DistributedDataParallel(nn.Module):
         return f"world_size={self._size}, buckets={len(self._buckets)}"
 
 
-def _make_buckets(
-    named: list[tuple[str, Any]], cap_mb: float, with_flags: bool
-) -> list[_Bucket]:
+def _make_buckets(named: list[tuple[str, Any]], cap_mb: float, with_flags: bool) -> list[_Bucket]:
     """Group parameters, last registered first, into buckets of one dtype each."""
     buckets: list[_Bucket] = []
     open_by_dtype: dict[Any, _Bucket] = {}

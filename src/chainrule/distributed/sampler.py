@@ -59,9 +59,7 @@ class DistributedSampler(Sampler[int]):
         seed: int = 0,
         drop_last: bool = False,
     ) -> None:
-        self.num_replicas, self.rank = _replicas_and_rank(
-            num_replicas, rank, "DistributedSampler"
-        )
+        self.num_replicas, self.rank = _replicas_and_rank(num_replicas, rank, "DistributedSampler")
         self.dataset = dataset
         self.shuffle = bool(shuffle)
         self.seed = int(seed)
@@ -126,9 +124,7 @@ class DistributedBatchSampler(Sampler[list[int]]):
         rank: int | None = None,
         labels: Any = None,
     ) -> None:
-        self.num_replicas, self.rank = _replicas_and_rank(
-            num_replicas, rank, type(self).__name__
-        )
+        self.num_replicas, self.rank = _replicas_and_rank(num_replicas, rank, type(self).__name__)
         self.batch_sampler = batch_sampler
         self._codes = None
         if labels is not None:

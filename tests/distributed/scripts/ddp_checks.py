@@ -40,7 +40,11 @@ def make_model(dtype: object) -> nn.Module:
     # The seed differs per rank: DDP must make the weights equal by broadcasting rank 0's.
     cr.manual_seed(100 + r)
     model = nn.Sequential(
-        nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 16), nn.Tanh(),
+        nn.Linear(6, 16),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(16, 16),
+        nn.Tanh(),
         nn.Linear(16, 3),
     )
     return model.to(dtype)
@@ -49,7 +53,11 @@ def make_model(dtype: object) -> nn.Module:
 def reference_model(dtype: object) -> nn.Module:
     cr.manual_seed(100)  # rank 0's initial weights
     model = nn.Sequential(
-        nn.Linear(6, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 16), nn.Tanh(),
+        nn.Linear(6, 16),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(16, 16),
+        nn.Tanh(),
         nn.Linear(16, 3),
     )
     return model.to(dtype)
@@ -64,7 +72,11 @@ def data(dtype: object, step: int) -> tuple[cr.Tensor, cr.Tensor]:
 
 def train(model: nn.Module, opt_name: str, dtype: object, steps: int, share: bool) -> None:
     params = list(model.parameters())
-    opt = optim.SGD(params, lr=0.1, momentum=0.9) if opt_name == "sgd" else optim.Adam(params, lr=0.01)
+    opt = (
+        optim.SGD(params, lr=0.1, momentum=0.9)
+        if opt_name == "sgd"
+        else optim.Adam(params, lr=0.01)
+    )
     loss_fn = nn.CrossEntropyLoss()
     for step in range(steps):
         x, y = data(dtype, step)
@@ -111,7 +123,9 @@ out["dropout_across_ranks"] = spread_over_ranks(flat(ddp.module))
 
 # -- overlap: the first all-reduce is issued before backward reaches the first layer -----
 cr.manual_seed(0)
-big = nn.Sequential(nn.Linear(64, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+big = nn.Sequential(
+    nn.Linear(64, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)
+)
 ddp = dist.DistributedDataParallel(big, bucket_cap_mb=0.5, record_timeline=True)
 
 

@@ -24,7 +24,9 @@ mode = parser.parse_args().mode
 dist.init(timeout=5 if mode == "stall" else 60)
 r = dist.rank()
 width = 9 if (mode == "mismatch" and r == 1) else 8
-model = dist.DistributedDataParallel(nn.Sequential(nn.Linear(4, width), nn.ReLU(), nn.Linear(width, 2)))
+model = dist.DistributedDataParallel(
+    nn.Sequential(nn.Linear(4, width), nn.ReLU(), nn.Linear(width, 2))
+)
 opt = optim.SGD(model.parameters(), lr=0.1)
 for step in range(1000):
     if step == 3 and r == 1:
