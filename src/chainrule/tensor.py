@@ -423,10 +423,10 @@ class Tensor(InPlaceMethods):
         return _ops.Softplus.apply(self)
 
     def maximum(self, other: TensorLike) -> Tensor:
-        return _ops.Maximum.apply(self, other)
+        return _ops.maximum(self, other)
 
     def minimum(self, other: TensorLike) -> Tensor:
-        return _ops.Minimum.apply(self, other)
+        return _ops.minimum(self, other)
 
     def clamp(self, min: Scalar | None = None, max: Scalar | None = None) -> Tensor:
         return _ops.clamp(self, min, max)
@@ -621,6 +621,11 @@ def _as_array(data: TensorLike, dtype: Any = None) -> Any:
         # Python floats (and lists of them) get the default float dtype, not float64.
         if arr.dtype == backend.float64 and dtype is None and not isinstance(data, xp.generic):
             arr = arr.astype(backend.default_float)
+    if arr.dtype.kind == "O" and isinstance(data, int):
+        raise DTypeError(
+            f"cannot make a tensor from {data!r}: the integer does not fit in int64 (the "
+            f"largest integer dtype); pass float({data!r}) if an approximate value will do"
+        )
     if arr.dtype.kind not in "biuf":
         what = {
             "U": "strings",

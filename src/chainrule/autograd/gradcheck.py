@@ -120,6 +120,8 @@ def gradgradcheck(
     its upstream gradient v (random, float64, from ``seed``, unless ``grad_outputs`` is
     given); gradcheck then compares its backward (the second-order VJPs, with respect to
     the inputs and to v) with finite differences, as PyTorch's ``gradgradcheck`` does.
+    First, the recorded VJP (each op's ``backward_graph``) must equal the fast one (its
+    ``backward``): the finite differences alone could not see a wrong value there.
 
     Example:
         >>> import chainrule as cr
@@ -159,6 +161,12 @@ def gradgradcheck(
             Tensor(xp.zeros(x.data.shape, float64)) if g is None else g for g, x in zip(grads, wrt)
         )
 
+    try:
+        _check_graph_matches_fast(func, prepared, chosen, vs, atol, rtol)
+    except GradcheckError:
+        if raise_exception:
+            raise
+        return False
     return gradcheck(
         first_order,
         [*prepared, *vs],
@@ -169,6 +177,44 @@ def gradgradcheck(
         fast_mode=fast_mode,
         seed=seed,
     )
+
+
+def _check_graph_matches_fast(
+    func: Callable[..., Any],
+    prepared: list[Any],
+    chosen: list[int],
+    vs: list[Tensor],
+    atol: float,
+    rtol: float,
+) -> None:
+    """The recorded gradient (``backward_graph``) must equal the fast one (``backward``):
+    finite differences of the recorded gradient cannot see a wrong value that it agrees
+    with itself on."""
+    wrt = [prepared[i] for i in chosen]
+    with enable_grad():
+        live = [(o, v) for o, v in zip(_outputs_of(func(*prepared)), vs) if o.requires_grad]
+        if not live:
+            return
+        outs, seeds = [o for o, _ in live], [v.detach() for _, v in live]
+        fast = grad(outs, wrt, seeds, retain_graph=True, allow_unused=True)
+        graph = grad(outs, wrt, seeds, create_graph=True, allow_unused=True)
+    for k, (a, b) in enumerate(zip(fast, graph)):
+        if (a is None) != (b is None):
+            raise GradcheckError(
+                f"gradgradcheck: input {chosen[k]} gets a gradient from one of backward and "
+                f"backward_graph but not from the other"
+            )
+        if a is None or b is None:
+            continue
+        fast_values, graph_values = a.data, b.data
+        if not bool(
+            (xp.abs(fast_values - graph_values) <= atol + rtol * xp.abs(fast_values)).all()
+        ):
+            raise GradcheckError(
+                f"gradgradcheck: backward_graph and backward disagree on the gradient of input "
+                f"{chosen[k]} (shape {a.shape}): backward gives\n{fast_values}\n"
+                f"backward_graph gives\n{graph_values}"
+            )
 
 
 def _outputs_of(out: Any) -> list[Tensor]:

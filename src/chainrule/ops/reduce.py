@@ -11,6 +11,7 @@ from typing import Any
 from chainrule.autograd.function import Function
 from chainrule.backend import xp
 from chainrule.ops import kernels
+from chainrule.ops.movement import ScatterAdd, along_axis
 
 
 def _unreduce(g: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
@@ -34,6 +35,10 @@ class Sum(Function):
     def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
         return xp.broadcast_to(_unreduce(g, ctx.axes, ctx.keepdim), ctx.shape), None, None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        return _spread(g, ctx), None, None
+
 
 class Mean(Function):
     """y = (1/n) Σ x over ``axes`` (n elements each).   VJP: dx = g / n, broadcast back."""
@@ -49,51 +54,49 @@ class Mean(Function):
     def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
         return xp.broadcast_to(_unreduce(g / ctx.n, ctx.axes, ctx.keepdim), ctx.shape), None, None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        return _spread(g / ctx.n, ctx), None, None
+
+
+def _spread(g: Any, ctx: Any) -> Any:
+    """``backward_graph`` of the sums: the Tensor g with the reduced axes put back as
+    size-1 axes, broadcast over them (``Reshape`` then ``Expand``, both differentiable)."""
+    kept = tuple(1 if ctx.axes is None or i in ctx.axes else s for i, s in enumerate(ctx.shape))
+    return g.reshape(kept).expand(ctx.shape)
+
 
 class Amax(Function):
-    """y = max x over ``axes``.
+    """y = max x over ``axes`` (min with ``largest=False``).
 
     VJP: g goes to the elements equal to the maximum; where several tie, it is shared
-    equally among them (as PyTorch's amax and max() do).
+    equally among them (as PyTorch's amax and max() do): dx = g · [x = y] / #{x = y}.
     """
 
     @staticmethod
-    def forward(ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
-        y = xp.asarray(x.max(axis=axes, keepdims=True))
+    def forward(
+        ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool, largest: bool
+    ) -> Any:
+        y = xp.asarray((x.max if largest else x.min)(axis=axes, keepdims=True))
         ctx.save_for_backward(x, y)
         ctx.axes, ctx.keepdim = axes, keepdim
         return y if keepdim else xp.asarray(y.reshape(_drop(x.shape, axes)))
 
     @staticmethod
-    def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
-        x, y = ctx.saved_tensors
-        mask = x == y
-        return (
-            _unreduce(g, ctx.axes, ctx.keepdim) * mask / mask.sum(axis=ctx.axes, keepdims=True),
-            None,
-            None,
-        )
-
-
-class Amin(Function):
-    """y = min x over ``axes``.   VJP: as ``Amax``, to the minimal elements, ties shared."""
+    def backward(ctx: Any, g: Any) -> tuple[Any, None, None, None]:
+        return _unreduce(g, ctx.axes, ctx.keepdim) * _tie_share(ctx, g.dtype), None, None, None
 
     @staticmethod
-    def forward(ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
-        y = xp.asarray(x.min(axis=axes, keepdims=True))
-        ctx.save_for_backward(x, y)
-        ctx.axes, ctx.keepdim = axes, keepdim
-        return y if keepdim else xp.asarray(y.reshape(_drop(x.shape, axes)))
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None, None, None]:
+        kept = ctx.saved_tensors[1].shape
+        return g.reshape(kept) * _tie_share(ctx, g.dtype), None, None, None
 
-    @staticmethod
-    def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
-        x, y = ctx.saved_tensors
-        mask = x == y
-        return (
-            _unreduce(g, ctx.axes, ctx.keepdim) * mask / mask.sum(axis=ctx.axes, keepdims=True),
-            None,
-            None,
-        )
+
+def _tie_share(ctx: Any, dtype: Any) -> Any:
+    """[x = y] / #{x = y} over the reduced axes, in the gradient's dtype (a constant)."""
+    x, y = ctx.saved_tensors
+    mask = xp.asarray(x == y, dtype=dtype)
+    return mask / mask.sum(axis=ctx.axes, keepdims=True)
 
 
 class MaxDim(Function):
@@ -121,6 +124,13 @@ class MaxDim(Function):
         dx = xp.zeros(ctx.shape, dtype=g.dtype)
         xp.put_along_axis(dx, idx, g, axis=ctx.axis)
         return dx, None, None, None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any, g_indices: Any) -> tuple[Any, None, None, None]:
+        (idx,) = ctx.saved_tensors
+        if not ctx.keepdim:
+            g = g.unsqueeze(ctx.axis)
+        return ScatterAdd.apply(g, ctx.shape, along_axis(idx, ctx.axis)), None, None, None
 
 
 def _drop(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, ...]:
@@ -151,6 +161,14 @@ class LogSumExp(Function):
         e, total = ctx.saved_tensors
         return _unreduce(g, ctx.axes, ctx.keepdim) * (e / total), None, None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        # softmax(x) = exp(x − logsumexp(x)), recomputed as a differentiable Tensor.
+        (x,) = ctx.inputs[:1]
+        lse = LogSumExp.apply(x, ctx.axes, True)
+        kept = lse.shape
+        return g.reshape(kept) * (x - lse).exp(), None, None
+
 
 class Softmax(Function):
     """yᵢ = eˣⁱ / Σⱼ eˣʲ along ``axis`` (shifted by the max, so it never overflows).
@@ -169,6 +187,13 @@ class Softmax(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None]:
         (y,) = ctx.saved_tensors
+        gy = g * y
+        return gy - y * gy.sum(axis=ctx.axis, keepdims=True), None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None]:
+        (y,) = ctx.saved_tensors
+        y = ctx.output(y)
         gy = g * y
         return gy - y * gy.sum(axis=ctx.axis, keepdims=True), None
 
@@ -192,3 +217,8 @@ class LogSoftmax(Function):
     def backward(ctx: Any, g: Any) -> tuple[Any, None]:
         (y,) = ctx.saved_tensors
         return g - xp.exp(y) * g.sum(axis=ctx.axis, keepdims=True), None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None]:
+        (y,) = ctx.saved_tensors
+        return g - ctx.output(y).exp() * g.sum(axis=ctx.axis, keepdims=True), None
