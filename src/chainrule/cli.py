@@ -195,6 +195,13 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     _bool(r, "progress", True, "show a progress bar")
     t.set_defaults(parser=t)
     _bool(r, "report", False, "write plots and a self-contained report/report.html (matplotlib)")
+    r.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        help="train on N processes: launches mpirun -np N for you (pip install "
+        "'chainrule[mpi]'); --batch-size is then the global batch",
+    )
 
     e = sub.add_parser("evaluate", help="accuracy and confusion matrix of a trained run")
     e.add_argument("run_dir", metavar="DIR", help="a chainrule train --out directory")
@@ -222,26 +229,36 @@ def _config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(**{n: getattr(args, n) for n in CONFIG_OPTIONS})
 
 
-def _train(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+def _train(args: argparse.Namespace, argv: list[str]) -> int:
+    from chainrule import distributed as dist
+
+    if args.nproc is not None and not dist.launched_by_mpi():
+        return _launch_mpirun(args, argv)
     progress = args.progress and sys.stderr.isatty()
+    speak = dist.rank() == 0  # under MPI only rank 0 prints
     if args.resume:
-        return _resume(args, argv, progress)
+        return _resume(args, argv, progress, speak)
     try:
         cfg = _config(args).validate()
     except ValueError as exc:
         args.parser.error(str(exc))  # usage and the message naming the option; exit 2
     out = args.out or f"runs/{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    print(
-        f"training on {cfg.dataset}: hidden {list(cfg.hidden)}, {cfg.activation}, "
-        f"dropout {cfg.dropout}, {cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule, "
-        f"{cfg.epochs} epochs -> {out}/"
-    )
+    if dist.world_size() > 1:
+        from chainrule.distributed.collectives import all_gather_json
+
+        out = all_gather_json(out)[0]  # rank 0's clock names the run for every rank
+    if speak:
+        print(
+            f"training on {cfg.dataset}: hidden {list(cfg.hidden)}, {cfg.activation}, "
+            f"dropout {cfg.dropout}, {cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule, "
+            f"{cfg.epochs} epochs -> {out}/"
+        )
     return _run_training(
         out, lambda train: train(cfg, out=out, progress=progress, report=args.report), False
     )
 
 
-def _resume(args: argparse.Namespace, argv: Sequence[str] | None, progress: bool) -> int:
+def _resume(args: argparse.Namespace, argv: list[str], progress: bool, speak: bool) -> int:
     """``--resume DIR [--epochs N]``: the run's own options, so any other is refused."""
     given = set(vars(build_parser(defaults=False).parse_args(argv))) & set(CONFIG_OPTIONS)
     others = sorted(given - {"epochs"})
@@ -253,7 +270,8 @@ def _resume(args: argparse.Namespace, argv: Sequence[str] | None, progress: bool
         )
     epochs = args.epochs if "epochs" in given else None
     target = f" to {epochs} epochs" if epochs is not None else ""
-    print(f"resuming the run in {args.resume}{target}")
+    if speak:
+        print(f"resuming the run in {args.resume}{target}")
     return _run_training(
         args.resume,
         lambda train: train(
@@ -294,6 +312,27 @@ def _run_training(
     return 0
 
 
+def _launch_mpirun(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run this same command on ``--nproc`` processes under mpirun; its exit status."""
+    import subprocess
+
+    from chainrule.distributed.launch import mpirun_command
+
+    rest = []
+    skip = False
+    for a in argv:  # the command line without --nproc
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    if args.out is None and args.resume is None:
+        rest += ["--out", f"runs/{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"]
+    command = mpirun_command(args.nproc, [sys.executable, "-m", "chainrule", *rest])
+    return subprocess.run(command).returncode
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from chainrule.training import load_run
     from chainrule.training.files import write_json
@@ -326,6 +365,7 @@ def _graph(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":

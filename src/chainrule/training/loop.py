@@ -17,6 +17,7 @@ from typing import Any
 
 import chainrule as cr
 from chainrule import data, nn
+from chainrule import distributed as dist
 from chainrule.data import datasets
 from chainrule.training.checkpoint import Checkpoint, save_checkpoint
 from chainrule.training.config import TrainConfig
@@ -71,6 +72,10 @@ class Run:
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer)
         self.loss_fn = nn.CrossEntropyLoss()
+        # Under MPI: the same model on every rank (DDP broadcasts rank 0's weights) and the
+        # global batch split between the ranks; only rank 0 prints and writes files.
+        self.rank, self.world = dist.rank(), dist.world_size()
+        self.ddp = dist.DistributedDataParallel(self.model) if self.world > 1 else None
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
         # The directories a new run made (deepest first), removed again if it stops
@@ -78,6 +83,12 @@ class Run:
         self.created_dirs: list[Path] | None = None
 
     def restore(self, ckpt: Checkpoint) -> None:
+        if ckpt.world_size != self.world:
+            raise ValueError(
+                f"--resume {self.out}: this run was trained on {ckpt.world_size} process(es) "
+                f"and is being resumed on {self.world}; resume it with the same number "
+                f"(--nproc {ckpt.world_size}) so that its batches and random streams continue"
+            )
         self.model.load_state_dict(ckpt.model_state())
         self.optimizer.load_state_dict(ckpt.optimizer_state())
         if self.scheduler is not None:
@@ -97,7 +108,27 @@ class Run:
         self.x_test = cr.tensor(x_test)
         train_ds = data.TensorDataset(cr.tensor(x_train), cr.tensor(self.y_train))
         cfg = self.cfg
-        if cfg.stratified or cfg.oversample:
+        self.shares: dist.DistributedBatchSampler | None = None
+        if self.world > 1:
+            # Every rank draws the one-process global batches and keeps its share of each.
+            if cfg.batch_size % self.world:
+                raise ValueError(
+                    f"--batch-size {cfg.batch_size} is the global batch and must split evenly "
+                    f"over {self.world} processes; choose a multiple of {self.world}"
+                )
+            if cfg.stratified or cfg.oversample:
+                whole: Any = data.StratifiedBatchSampler(
+                    self.y_train,
+                    cfg.batch_size,
+                    oversample_rare=cfg.oversample,
+                    generator=self.loader_generator,
+                )
+            else:
+                shuffled = data.RandomSampler(train_ds, generator=self.loader_generator)
+                whole = data.BatchSampler(shuffled, cfg.batch_size)
+            self.shares = dist.DistributedBatchSampler(whole, labels=self.y_train)
+            self.loader = data.DataLoader(train_ds, batch_sampler=self.shares)
+        elif cfg.stratified or cfg.oversample:
             sampler = data.StratifiedBatchSampler(
                 self.y_train,
                 cfg.batch_size,
@@ -117,12 +148,23 @@ class Run:
         ``bar`` (a tqdm bar or None) is advanced per batch and shows the running figures.
         """
         self.model.train()
+        if self.world > 1 and self.rank > 0:
+            # Dropout masks differ per rank, from a stream that depends only on the seed,
+            # the rank and the epoch (rank 0 keeps the checkpointed stream): reproducible.
+            cr.manual_seed(self.cfg.seed + 7919 * self.rank + 104729 * self.epoch)
+        model = self.ddp or self.model
         total_loss, correct, seen = 0.0, 0, 0
         for i, (xb, yb) in enumerate(self.loader):
-            logits = self.model(xb)
+            logits = model(xb)
             loss = self.loss_fn(logits, yb)
             self.optimizer.zero_grad()
-            loss.backward()
+            if self.shares is not None:
+                # Weight this rank's mean by its share n/G of the global batch (times R, as
+                # DDP averages): the exact global mean even when the shares differ by one.
+                share = len(yb) * self.world / self.shares.global_batch_sizes[i]
+                (loss * share).backward()
+            else:
+                loss.backward()
             self.optimizer.step()
             n = len(yb)
             total_loss += loss.item() * n
@@ -134,6 +176,10 @@ class Run:
                         loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.2%}", refresh=False
                     )
                 bar.update(1)
+        if self.world > 1:
+            totals = cr.tensor([total_loss, correct, seen], dtype=cr.float64)
+            dist.all_reduce(totals)
+            total_loss, correct, seen = float(totals[0]), int(totals[1]), int(totals[2])
         return total_loss / seen, correct / seen
 
     def evaluate(self) -> dict[str, Any]:
@@ -160,6 +206,7 @@ class Run:
             normalizer=self.normalizer,
             loader_generator=self.loader_generator,
             history=self.history,
+            world_size=self.world,
         )
         write_jsonl(self.out / METRICS, self.history)
         # The options can change on resume (--epochs), so they are kept in step with the
@@ -228,13 +275,16 @@ def train(
         The summary (also written to ``out/summary.json``).
     """
     out = Path(out)
+    main_rank = dist.rank() == 0
+    if not main_rank:
+        log, progress = None, False
     if resume:
         run = _resumed_run(out, epochs)
     else:
         if epochs is not None:
             raise ValueError("train(epochs=...) is for resume; set TrainConfig.epochs instead")
-        run = _new_run(config or TrainConfig(), out)
-    return _train_epochs(run, progress, on_epoch_end, log, report)
+        run = _new_run(config or TrainConfig(), out, write=main_rank)
+    return _train_epochs(run, progress, on_epoch_end, log, report and main_rank)
 
 
 def _resumed_run(out: Path, epochs: int | None) -> Run:
@@ -248,12 +298,14 @@ def _resumed_run(out: Path, epochs: int | None) -> Run:
     run = Run(cfg, out)
     run.restore(ckpt)
     run.prepare_data()
-    if run.epoch == cfg.epochs and epochs is not None:
+    if run.epoch == cfg.epochs and epochs is not None and dist.rank() == 0:
         run.save()  # no epoch left to train: record the new total now
     return run
 
 
-def _new_run(cfg: TrainConfig, out: Path) -> Run:
+def _new_run(cfg: TrainConfig, out: Path, write: bool = True) -> Run:
+    """A new run; ``write`` is False on the ranks above 0 of an MPI job, which write
+    nothing (rank 0 makes the directory and every file)."""
     if out.is_file():
         raise FileExistsError(f"--out {out} is a file; give a directory for the run")
     if (out / CHECKPOINT).exists():
@@ -265,6 +317,8 @@ def _new_run(cfg: TrainConfig, out: Path) -> Run:
     # directory exists (Run loads the data and builds the model without writing).
     run = Run(cfg, out)
     run.prepare_data()
+    if not write:
+        return run
     created = [p for p in (out, *out.parents) if not p.exists()]
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -296,6 +350,7 @@ def _train_epochs(
     report: bool = False,
 ) -> dict[str, Any]:
     cfg, out = run.cfg, run.out
+    main_rank = dist.rank() == 0
     monitor = None
     if report:
         from chainrule.viz.report import report_monitor  # Matplotlib: the viz extra
@@ -304,7 +359,7 @@ def _train_epochs(
     started = time.perf_counter()
     try:
         while run.epoch < cfg.epochs:
-            metrics = _one_epoch(run, progress)
+            metrics = _one_epoch(run, progress, save=main_rank)
             if log is not None:
                 log(
                     f"epoch {run.epoch:3d}/{cfg.epochs}  lr {metrics['lr']:.2e}  train loss "
@@ -321,7 +376,8 @@ def _train_epochs(
 
     from chainrule.serialization import save
 
-    save(run.model.state_dict(), out / WEIGHTS)
+    if main_rank:
+        save(run.model.state_dict(), out / WEIGHTS)
     final = run.evaluate()
     best = max(run.history, key=lambda m: m["test_accuracy"])
     summary = {
@@ -338,7 +394,8 @@ def _train_epochs(
         "classes": run.classes,
         "model": repr(run.model),
     }
-    write_json(out / SUMMARY, summary)
+    if main_rank:
+        write_json(out / SUMMARY, summary)
     if report:
         from chainrule.viz.report import write_report
 
@@ -354,8 +411,9 @@ def _train_epochs(
     return summary
 
 
-def _one_epoch(run: Run, progress: bool) -> dict[str, Any]:
-    """Train, step the schedule, evaluate, save the checkpoint; returns the metrics."""
+def _one_epoch(run: Run, progress: bool, save: bool = True) -> dict[str, Any]:
+    """Train, step the schedule, evaluate, save the checkpoint (``save``: rank 0 of an MPI
+    job only); returns the metrics."""
     t0 = time.perf_counter()
     bar = progress_bar(len(run.loader), progress, f"epoch {run.epoch + 1}/{run.cfg.epochs}")
     train_loss, train_acc = run.train_epoch(bar)
@@ -381,7 +439,8 @@ def _one_epoch(run: Run, progress: bool) -> dict[str, Any]:
             time=format_duration(metrics["seconds"]),
         )
         bar.close()
-    run.save()
+    if save:
+        run.save()
     return metrics
 
 
