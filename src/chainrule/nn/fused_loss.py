@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from chainrule import ops
 from chainrule.autograd.function import Function
 from chainrule.backend import xp
 from chainrule.errors import ShapeError
+from chainrule.ops import kernels
+from chainrule.tensor import Tensor
 
 
 def _rows(x: Any) -> Any:
@@ -33,14 +36,31 @@ def _unrows(rows: Any, shape: tuple[int, ...]) -> Any:
     return xp.moveaxis(moved, -1, 1)
 
 
-def _log_softmax_rows(x: Any) -> tuple[Any, Any]:
-    """(log p, p) along the last axis, the maximum taken out first so nothing overflows."""
-    shifted = x - x.max(axis=1, keepdims=True)
-    e = xp.exp(shifted)
-    s = e.sum(axis=1, keepdims=True)
-    shifted -= xp.log(s)
-    e /= s
-    return shifted, e
+def _rows_graph(x: Any) -> Any:
+    """``_rows`` with chainrule ops, for a Tensor (arrays go through ``_rows``)."""
+    if not isinstance(x, Tensor):
+        return _rows(x)
+    if x.ndim == 1:
+        return x.reshape(1, -1)
+    if x.ndim == 2:
+        return x
+    classes_last = (0, *range(2, x.ndim), 1)
+    return ops.permute(x, classes_last).reshape(-1, x.shape[1])
+
+
+def _unrows_graph(rows: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """``_unrows`` with chainrule ops."""
+    if len(shape) <= 2:
+        return rows.reshape(shape)
+    moved = rows.reshape((shape[0], *shape[2:], shape[1]))
+    return ops.permute(moved, (0, len(shape) - 1, *range(1, len(shape) - 1)))
+
+
+def _one_hot(safe: Any, n_classes: int, dtype: Any) -> Any:
+    """(N, C) array with a 1 at each row's target class: a constant of backward_graph."""
+    hot = xp.zeros((len(safe), n_classes), dtype=dtype)
+    hot[xp.arange(len(safe)), safe] = 1
+    return hot
 
 
 def _targets(
@@ -105,7 +125,7 @@ class CrossEntropyFunction(Function):
     ) -> Any:
         rows = _rows(x)
         n, c = rows.shape
-        logp, p = _log_softmax_rows(rows)
+        logp, p = kernels.log_softmax(rows, 1)
         safe, mask, wt = _targets(target, c, ignore_index, x.dtype, weight)
         arange = xp.arange(n)
         per_row = -logp[arange, safe] * wt
@@ -137,6 +157,22 @@ class CrossEntropyFunction(Function):
         grad[xp.arange(n), safe] -= hard
         return _unrows(grad, ctx.in_shape), None, None, None, None, None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, ...]:
+        p_saved, safe, mask, wt = ctx.saved_tensors
+        c = p_saved.shape[1]
+        dtype, eps, weight = p_saved.dtype, ctx.smoothing, ctx.weight
+        p = _rows_graph(ctx.inputs[0]).softmax(1)
+        scale = _row_scale(g, ctx.reduction, ctx.denominator)
+        hard = scale * ((1.0 - eps) * wt)
+        grad = p * hard.reshape(-1, 1) - hard.reshape(-1, 1) * _one_hot(safe, c, dtype)
+        if eps:
+            soft = scale * ((eps / c) * mask.astype(dtype))
+            total_w = c if weight is None else weight.sum()
+            w = xp.ones(c, dtype) if weight is None else weight
+            grad = grad + (p * total_w - w) * soft.reshape(-1, 1)
+        return _unrows_graph(grad, ctx.in_shape), None, None, None, None, None
+
 
 class SoftCrossEntropyFunction(Function):
     """Cross-entropy on logits x against class probabilities q (same shape as x).
@@ -156,7 +192,7 @@ class SoftCrossEntropyFunction(Function):
             )
         rows, q_rows = _rows(x), _rows(q)
         n, c = rows.shape
-        logp, p = _log_softmax_rows(rows)
+        logp, p = kernels.log_softmax(rows, 1)
         q_smooth = q_rows * (1.0 - smoothing) + smoothing / c if smoothing else q_rows
         wq = q_smooth if weight is None else q_smooth * weight
         per_row = -(wq * logp).sum(axis=1)
@@ -176,6 +212,26 @@ class SoftCrossEntropyFunction(Function):
         if ctx.needs_input_grad[1]:
             w = 1.0 if ctx.weight is None else ctx.weight
             dq = _unrows(-(1.0 - ctx.smoothing) * scale * w * logp, ctx.in_shape)
+        return dx, dq, None, None, None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, ...]:
+        x, q = ctx.inputs[0], ctx.inputs[1]
+        q = q if isinstance(q, Tensor) else Tensor(xp.asarray(q))
+        eps, weight = ctx.smoothing, ctx.weight
+        x_rows, q_rows = _rows_graph(x), _rows_graph(q)
+        c = x_rows.shape[1]
+        scale = _row_scale(g, ctx.reduction, ctx.n).reshape(-1, 1)
+        w = 1.0 if weight is None else weight
+        dx = dq = None
+        if ctx.needs_input_grad[0]:
+            q_smooth = q_rows * (1.0 - eps) + eps / c if eps else q_rows
+            wq = q_smooth * w
+            p = x_rows.softmax(1)
+            dx = _unrows_graph(scale * (p * wq.sum(1, keepdim=True) - wq), ctx.in_shape)
+        if ctx.needs_input_grad[1]:
+            logp = x_rows.log_softmax(1)
+            dq = _unrows_graph(scale * logp * w * -(1.0 - eps), ctx.in_shape)
         return dx, dq, None, None, None
 
 
@@ -211,6 +267,14 @@ class NLLFunction(Function):
         grad[xp.arange(len(safe)), safe] = -_row_scale(g, ctx.reduction, ctx.denominator) * wt
         return _unrows(grad, ctx.in_shape), None, None, None, None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, ...]:
+        safe, wt = ctx.saved_tensors
+        c = ctx.rows_shape[1]
+        coef = (_row_scale(g, ctx.reduction, ctx.denominator) * -wt).reshape(-1, 1)
+        grad = coef * _one_hot(safe, c, wt.dtype)
+        return _unrows_graph(grad, ctx.in_shape), None, None, None, None
+
 
 class MSEFunction(Function):
     """ℓ = (x − y)² elementwise.   VJP: dx = 2 s (x − y), dy = −dx."""
@@ -228,6 +292,13 @@ class MSEFunction(Function):
         dx = diff * (2 * _elementwise_scale(g, ctx.reduction, diff.size))
         return dx, (-dx if ctx.needs_input_grad[1] else None), None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, Any, None]:
+        x, y = ctx.inputs[0], ctx.inputs[1]
+        size = ctx.saved_tensors[0].size
+        dx = (x - y) * (_elementwise_scale(g, ctx.reduction, size) * 2)
+        return dx, (-dx if ctx.needs_input_grad[1] else None), None
+
 
 class L1Function(Function):
     """ℓ = |x − y| elementwise.   VJP: dx = s · sign(x − y) (0 where x = y), dy = −dx."""
@@ -243,6 +314,12 @@ class L1Function(Function):
     def backward(ctx: Any, g: Any) -> tuple[Any, Any, None]:
         (diff,) = ctx.saved_tensors
         dx = xp.sign(diff) * _elementwise_scale(g, ctx.reduction, diff.size)
+        return dx, (-dx if ctx.needs_input_grad[1] else None), None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, Any, None]:
+        (diff,) = ctx.saved_tensors  # sign(x − y) is piecewise constant: a constant here
+        dx = _elementwise_scale(g, ctx.reduction, diff.size) * xp.sign(diff)
         return dx, (-dx if ctx.needs_input_grad[1] else None), None
 
 
@@ -267,20 +344,28 @@ class HuberFunction(Function):
         dx = xp.clip(diff, -ctx.delta, ctx.delta) * _elementwise_scale(g, ctx.reduction, diff.size)
         return dx, (-dx if ctx.needs_input_grad[1] else None), None, None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, Any, None, None]:
+        x, y = ctx.inputs[0], ctx.inputs[1]
+        size = ctx.saved_tensors[0].size
+        clipped = ops.clamp(x - y, -ctx.delta, ctx.delta)
+        dx = clipped * _elementwise_scale(g, ctx.reduction, size)
+        return dx, (-dx if ctx.needs_input_grad[1] else None), None, None
+
 
 class BCEWithLogitsFunction(Function):
     """Binary cross-entropy on logits x with targets y, stable for any x.
 
     Forward: ℓ = w [(1 − y) x + l · softplus(−x)], l = 1 + (pos_weight − 1) y, softplus
-    computed as max(z, 0) + log1p(e^−|z|) (never overflows). Without pos_weight this is
-    max(x, 0) − x y + log1p(e^−|x|).
+    and σ from ``kernels`` (exact in both tails, never overflow). Without pos_weight this
+    is max(x, 0) − x y + log1p(e^−|x|).
 
     VJP: dx = s w [(1 − y) − l σ(−x)],   dy = s w [−x + (pos_weight − 1) softplus(−x)].
     """
 
     @staticmethod
     def forward(ctx: Any, x: Any, y: Any, weight: Any, pos_weight: Any, reduction: str) -> Any:
-        softplus_neg = xp.maximum(-x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+        softplus_neg = kernels.softplus(-x)
         lw = 1.0 if pos_weight is None else 1.0 + (pos_weight - 1.0) * y
         per = (1.0 - y) * x + lw * softplus_neg
         if weight is not None:
@@ -300,10 +385,25 @@ class BCEWithLogitsFunction(Function):
         dx = dy = None
         if ctx.needs_input_grad[0]:
             lw = 1.0 if pw is None else 1.0 + (pw - 1.0) * y
-            sig_neg = 0.5 * (1 - xp.tanh(0.5 * x))  # σ(−x) without overflow
-            dx = scale * ((1.0 - y) - lw * sig_neg)
+            dx = scale * ((1.0 - y) - lw * kernels.sigmoid(-x))
         if ctx.needs_input_grad[1]:
             dy = scale * (-x if pw is None else -x + (pw - 1.0) * softplus_neg)
+        return dx, dy, None, None, None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, Any, None, None, None]:
+        x, y = ctx.inputs[0], ctx.inputs[1]
+        size = xp.broadcast_shapes(x.shape, xp.shape(ctx.saved_tensors[1]))
+        scale = _elementwise_scale(g, ctx.reduction, int(xp.prod(size)))
+        if ctx.weight is not None:
+            scale = scale * ctx.weight
+        pw = ctx.pos_weight
+        dx = dy = None
+        if ctx.needs_input_grad[0]:
+            lw = 1.0 if pw is None else (pw - 1.0) * y + 1.0
+            dx = scale * ((1.0 - y) - (-x).sigmoid() * lw)
+        if ctx.needs_input_grad[1]:
+            dy = scale * (-x if pw is None else (-x).softplus() * (pw - 1.0) - x)
         return dx, dy, None, None, None
 
 
@@ -334,6 +434,22 @@ class BCEFunction(Function):
             scale = scale * ctx.weight
         dx = scale * (x - y) / xp.maximum(x * (1.0 - x), 1e-12) if ctx.needs_input_grad[0] else None
         dy = scale * (log_1mx - log_x) if ctx.needs_input_grad[1] else None
+        return dx, dy, None, None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, Any, None, None]:
+        x, y = ctx.inputs[0], ctx.inputs[1]
+        size = xp.broadcast_shapes(x.shape, xp.shape(ctx.saved_tensors[1]))
+        scale = _elementwise_scale(g, ctx.reduction, int(xp.prod(size)))
+        if ctx.weight is not None:
+            scale = scale * ctx.weight
+        dx = dy = None
+        if ctx.needs_input_grad[0]:
+            dx = scale * (x - y) / (x * (1.0 - x)).clamp(min=1e-12)
+        if ctx.needs_input_grad[1]:
+            log_x = x.log().clamp(min=-100.0)
+            log_1mx = (1.0 - x).log().clamp(min=-100.0)
+            dy = scale * (log_1mx - log_x)
         return dx, dy, None, None
 
 
