@@ -160,18 +160,29 @@ class SiLUFunction(Function):
     def forward(ctx: Any, x: Any) -> Any:
         s = kernels.sigmoid(x)
         ctx.save_for_backward(x, s)
-        return x * s
+        return _exact_left_tail(x * s, x, _SILU_TAIL, _silu)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         x, s = ctx.saved_tensors
-        return g * s * (1 + x * (1 - s))
+        slope = _exact_left_tail(_silu_slope(x, s), x, _SILU_TAIL, _silu_slope)
+        return g * slope
 
     @staticmethod
     def backward_graph(ctx: Any, g: Tensor) -> Tensor:
         x = ctx.inputs[0]
         s = x.sigmoid()
         return g * s * (1 + x * (1 - s))
+
+
+def _silu(x: Any) -> Any:
+    return x * kernels.sigmoid(x)
+
+
+def _silu_slope(x: Any, s: Any = None) -> Any:
+    """dy/dx = σ(x)(1 + x(1 − σ(x))), given s = σ(x) or computing it."""
+    s = kernels.sigmoid(x) if s is None else s
+    return s * (1 + x * (1 - s))
 
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
@@ -194,22 +205,22 @@ class GELUFunction(Function):
     @staticmethod
     def forward(ctx: Any, x: Any, approximate: str) -> Any:
         ctx.approximate = approximate
-        if approximate == "tanh":
-            s = kernels.sigmoid(2 * _SQRT_2_OVER_PI * (x + _GELU_CUBIC * x * x * x))
-            ctx.save_for_backward(x, s)
-            return x * s
-        cdf = _normal_cdf(x)
-        ctx.save_for_backward(x, cdf)
-        return x * cdf
+        gate = _gelu_gate(x, approximate)
+        ctx.save_for_backward(x, gate)
+        tail = _GELU_TAIL[approximate]
+        return _exact_left_tail(x * gate, x, tail, lambda t: t * _gelu_gate(t, approximate))
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None]:
-        x, saved = ctx.saved_tensors
-        if ctx.approximate == "tanh":
-            s = saved
-            du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * x * x)
-            return g * s * (1 + 2 * x * (1 - s) * du), None
-        return g * (saved + x * _normal_pdf(x)), None
+        x, gate = ctx.saved_tensors
+        approximate = ctx.approximate
+        slope = _exact_left_tail(
+            _gelu_slope(x, gate, approximate),
+            x,
+            _GELU_TAIL[approximate],
+            lambda t: _gelu_slope(t, _gelu_gate(t, approximate), approximate),
+        )
+        return g * slope, None
 
     @staticmethod
     def backward_graph(ctx: Any, g: Tensor) -> tuple[Tensor, None]:
@@ -220,6 +231,39 @@ class GELUFunction(Function):
             return g * s * (x * (1 - s) * du * 2 + 1), None
         pdf = (x * x * -0.5).exp() * _INV_SQRT_2PI
         return g * (NormalCDFFunction.apply(x) + x * pdf), None
+
+
+def _gelu_gate(x: Any, approximate: str) -> Any:
+    """Φ(x), or σ(2u) for the tanh form."""
+    if approximate == "tanh":
+        return kernels.sigmoid(2 * _SQRT_2_OVER_PI * (x + _GELU_CUBIC * x * x * x))
+    return _normal_cdf(x)
+
+
+def _gelu_slope(x: Any, gate: Any, approximate: str) -> Any:
+    """dy/dx: Φ(x) + x φ(x), or s(1 + 2x(1 − s)u′) for the tanh form."""
+    if approximate == "tanh":
+        du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * x * x)
+        return gate * (1 + 2 * x * (1 - gate) * du)
+    return gate + x * _normal_pdf(x)
+
+
+# Left of these inputs the gates σ(x), σ(2u), Φ(x) fall towards float32's smallest normal
+# number (1.2e-38), where they lose precision and then vanish, while x · gate (up to 100x
+# larger) is still a normal number: there the few elements are recomputed in float64.
+_SILU_TAIL = -80.0
+_GELU_TAIL = {"none": -5.0, "tanh": -5.0}
+
+
+def _exact_left_tail(out: Any, x: Any, start: float, formula: Any) -> Any:
+    """``out`` (a fresh array of ``formula(x)`` values) with the float32 elements where
+    x < ``start`` replaced by ``formula`` evaluated in float64."""
+    if x.dtype != xp.float32:
+        return out
+    tail = x < start
+    if tail.any():
+        out[tail] = formula(x[tail].astype(xp.float64))
+    return out
 
 
 class NormalCDFFunction(Function):
