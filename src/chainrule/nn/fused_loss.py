@@ -5,6 +5,11 @@ of the logits, t the target class of a row, w the class weights (1 when not give
 m = [t ≠ ignore_index], g the upstream gradient. ``reduction`` is ``"mean"``, ``"sum"``
 or ``"none"``; for the class losses "mean" divides by D = Σᵢ w_tᵢ mᵢ (PyTorch's rule),
 for the others by the number of elements.
+
+Each Function has its array ``backward`` (first order, fast) and a ``backward_graph``: the
+same VJP in chainrule ops, run under ``create_graph=True`` so that gradients such as a
+gradient penalty can be differentiated again. Log-softmax, softplus and σ are the core's
+``kernels`` (one implementation of each), on arrays and through the primitives on Tensors.
 """
 
 from __future__ import annotations
@@ -105,8 +110,8 @@ class CrossEntropyFunction(Function):
     """Cross-entropy on logits x with class targets, one fused op.
 
     Forward: ℓᵢ = (1 − ε) w_tᵢ mᵢ (−log pᵢₜᵢ) + (ε/C) mᵢ Σ_c w_c (−log pᵢc), log p computed
-    as x − max − log Σ exp(x − max) (the lecture's stable log-softmax), ε the label
-    smoothing.
+    as x − max − log Σ exp(x − max) (``kernels.log_softmax``, the lecture's stable
+    log-softmax), ε the label smoothing.
 
     VJP: dxᵢⱼ = sᵢ [(1 − ε) w_tᵢ mᵢ (pᵢⱼ − [j = tᵢ]) + (ε/C) mᵢ (pᵢⱼ Σ_c w_c − wⱼ)], sᵢ
     the reduction's scale (g, gᵢ or g/D); without weights and smoothing it is the
