@@ -8,9 +8,11 @@ The PyTorch surface users know::
     loss = nn.CrossEntropyLoss()(model(x), y)
     loss.backward()
 
-Layers whose backward has a closed form (Linear, the losses, Dropout, Duplicate, Add,
-Max…) run as one fused ``Function`` each (``nn.fused``, ``nn.fused_loss``), with the
-formula in its docstring. ``nn.Graph`` wires modules into any DAG by name.
+Layers whose backward has a closed form (Linear, the losses, Dropout, GELU…) run as one
+fused ``Function`` each (``nn.fused``, ``nn.fused_loss``), with the formula in its
+docstring and a ``backward_graph`` for gradients of gradients; the wiring modules
+(Duplicate, Add, Max, ``nn.wiring``) are built on the core's ops and the engine's
+fan-out. ``nn.Graph`` wires modules into any DAG by name.
 """
 
 from chainrule.nn import functional, init, utils
@@ -27,7 +29,7 @@ from chainrule.nn.activation import (
     Tanh,
 )
 from chainrule.nn.containers import ModuleDict, ModuleList, Sequential
-from chainrule.nn.dropout import Add, Dropout, Duplicate, Max
+from chainrule.nn.dropout import Dropout
 from chainrule.nn.graph import Edge, Graph
 from chainrule.nn.linear import Embedding, Flatten, Identity, Linear
 from chainrule.nn.loss import (
@@ -42,6 +44,7 @@ from chainrule.nn.loss import (
 )
 from chainrule.nn.module import IncompatibleKeys, Module, RemovableHandle
 from chainrule.nn.parameter import Parameter
+from chainrule.nn.wiring import Add, Duplicate, Max
 
 __all__ = [
     "ELU",
