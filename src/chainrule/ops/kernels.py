@@ -21,10 +21,39 @@ def sigmoid(x: Any) -> Any:
     came out as 0 in float32 instead of 2.06e-9. For very negative x, e⁻ˣ overflows to
     inf and 1/inf gives the right limit, 0.
     """
+    return sigmoid_and_exp(x)[0]
+
+
+def sigmoid_and_exp(x: Any) -> tuple[Any, Any]:
+    """(σ(x), e⁻ˣ): the sigmoid and the exponential it was computed from.
+
+    The primitive keeps e⁻ˣ for its gradient σ′ = σ · (1 − σ) with 1 − σ taken as e⁻ˣ σ:
+    computed from σ alone, 1 − σ cancels to 0 once σ rounds to 1 (x ≳ 17 in float32), and
+    σ′(20) would be 0 instead of 2.1e-9.
+    """
     with xp.errstate(over="ignore"):
         e = xp.exp(-x)
-    e += 1
-    return xp.reciprocal(e)
+    return xp.reciprocal(e + 1), e
+
+
+def sigmoid_slope(y: Any, e: Any) -> Any:
+    """σ′ = σ (1 − σ) from σ and e⁻ˣ, exact in both tails: 1 − σ = e⁻ˣ σ, and where e⁻ˣ
+    overflowed (inf · 0), 1 − σ is 1 (``fmin`` drops the NaN)."""
+    with xp.errstate(invalid="ignore"):
+        return y * xp.fmin(e * y, 1)
+
+
+# Below these |x|, cosh x is finite in the dtype; beyond them sech² x underflows anyway.
+_COSH_LIMIT = {"float16": 11.0, "float32": 88.0, "float64": 709.0}
+
+
+def safe_cosh(x: Any) -> Any:
+    """cosh x with x clipped where cosh would overflow the dtype (there 1/cosh² x
+    underflows anyway). For tanh′ x = sech² x = 1 / cosh² x, computed from x: 1 − tanh² x
+    cancels to 0 once tanh rounds to ±1 (|x| ≳ 9 in float32), where sech² x is still a
+    normal number up to |x| ≈ 44."""
+    limit = _COSH_LIMIT.get(x.dtype.name, 88.0)
+    return xp.cosh(xp.clip(x, -limit, limit))
 
 
 def softplus(x: Any) -> Any:
