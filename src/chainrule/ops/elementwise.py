@@ -422,8 +422,7 @@ class Sigmoid(Function):
 
     @staticmethod
     def backward_graph(ctx: Any, g: Any) -> Any:
-        y, e = ctx.saved_tensors
-        y = ctx.output(y)
+        y = ctx.output(ctx.saved_tensors[0])
         return g * y * (1 - y)
 
 
