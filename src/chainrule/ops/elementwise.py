@@ -418,7 +418,7 @@ class Sigmoid(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         y, e = ctx.saved_tensors
-        return g * kernels.sigmoid_slope(y, e)
+        return g * y * (e * y)  # y · (1 − y), with 1 − y = e⁻ˣ y (kernels.sigmoid_slope)
 
     @staticmethod
     def backward_graph(ctx: Any, g: Any) -> Any:
