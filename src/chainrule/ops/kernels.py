@@ -13,7 +13,6 @@ from typing import Any
 
 from chainrule.backend import xp
 
-
 # Largest argument of exp that stays finite in the float dtype of that many bytes (also
 # the |x| beyond which cosh overflows): clipping there replaces np.errstate, which costs
 # more than the whole op on a small tensor, and changes only results that underflow.
