@@ -44,10 +44,15 @@ class InPlaceMethods:
                 if self._node is None and self.requires_grad
                 else "a tensor that takes part in the graph"
             )
+            hint = (
+                " To sum losses over iterations for logging, add numbers: total += loss.item()."
+                if op == "+=" and self.data.size == 1
+                else ""
+            )
             raise GraphError(
                 f"in-place {op} on {what} (shape {self.shape}) would make gradients wrong; "
                 f"use the out-of-place form (x = x + y), or wrap parameter updates in "
-                f"`with cr.no_grad():`"
+                f"`with cr.no_grad():`.{hint}"
             )
 
     def _writable(self, op: str) -> Any:

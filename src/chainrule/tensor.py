@@ -13,13 +13,14 @@ reverse. The functions behind the methods are looked up in ``_impl``, a table th
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 from chainrule import backend
 from chainrule.autograd.hooks import HookMethods
 from chainrule.backend import xp
-from chainrule.errors import DTypeError, GraphError
+from chainrule.errors import DTypeError, GraphError, GraphGrowthWarning
 from chainrule.inplace import InPlaceMethods, array_of
 
 Scalar = int | float | bool
@@ -235,10 +236,21 @@ class Tensor(InPlaceMethods, HookMethods):
             yield self[i]
 
     # -------------------------------------------------------------- operators (ops/*.py)
+    # Addition is how losses get summed over iterations (`total = total + loss` after
+    # `loss.backward()`), which keeps every iteration's graph alive. The sign of it is an
+    # operand whose node a backward pass has already freed: spotting it costs one check.
     def __add__(self, other: TensorLike) -> Tensor:
+        node = self._node
+        if (node is not None and node.saved_tensors is None) or (
+            type(other) is Tensor and other._node is not None and other._node.saved_tensors is None
+        ):
+            _warn_graph_growth()
         return _ops.Add.apply(self, other)
 
     def __radd__(self, other: TensorLike) -> Tensor:
+        node = self._node
+        if node is not None and node.saved_tensors is None:
+            _warn_graph_growth()
         return _ops.Add.apply(other, self)
 
     def __sub__(self, other: TensorLike) -> Tensor:
@@ -503,6 +515,17 @@ class MaxResult(NamedTuple):
 
     values: Tensor
     indices: Tensor
+
+
+def _warn_graph_growth() -> None:
+    warnings.warn(
+        "this addition extends a graph that a backward pass has already freed: a tensor "
+        "summed across iterations (total = total + loss) keeps every iteration's graph "
+        "alive, so memory grows each step, and it can never be backpropagated. Accumulate "
+        "a number instead (total += loss.item()), or loss.detach() if you need a tensor.",
+        GraphGrowthWarning,
+        stacklevel=3,  # the user's line: past __add__ and this function
+    )
 
 
 def _as_array(data: TensorLike, dtype: Any = None) -> Any:
