@@ -2,6 +2,12 @@
 
     python benchmarks/bench_core.py            # prints medians and ratios, writes JSON
 
+On a shared, loaded machine, multi-threaded BLAS makes the medians wander (one run on a
+2-core VM at load 6 had NumPy's MLP step at batch 128 ten times its batch-32 time); one
+thread per library gives steady figures there:
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/bench_core.py
+
 Workloads, each written three times with the same math (chainrule, PyTorch eager on the
 CPU, and raw NumPy with the backward pass written by hand):
 
