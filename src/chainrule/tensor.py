@@ -62,7 +62,7 @@ class Tensor(InPlaceMethods, HookMethods):
     __array_ufunc__ = None
 
     def __init__(self, data: TensorLike, requires_grad: bool = False, dtype: Any = None) -> None:
-        self.data = _as_array(data, dtype)
+        self.data = backend.as_array(data.data if isinstance(data, Tensor) else data, dtype)
         self._node = None
         self._version = [0]
         self.requires_grad = False
@@ -526,60 +526,6 @@ def _warn_graph_growth() -> None:
         GraphGrowthWarning,
         stacklevel=3,  # the user's line: past __add__ and this function
     )
-
-
-def _as_array(data: TensorLike, dtype: Any = None) -> Any:
-    """Convert user data to a backend array with chainrule's dtype rules."""
-    if isinstance(data, Tensor):
-        arr = data.data
-    elif isinstance(data, xp.ndarray):
-        arr = data
-    else:
-        try:
-            arr = xp.asarray(data)
-        except OverflowError:
-            raise DTypeError(
-                f"cannot make a tensor from {data!r}: the integer does not fit in int64 "
-                f"(the largest integer dtype); pass it as a float (float({data!r})) if an "
-                f"approximate value will do"
-            ) from None
-        except ValueError as exc:  # ragged nested lists
-            raise DTypeError(
-                f"cannot make a tensor from this {type(data).__name__}: {exc}; nested lists "
-                f"must have the same length at each level"
-            ) from None
-        # Python floats (and lists of them) get the default float dtype, not float64.
-        if arr.dtype == backend.float64 and dtype is None and not isinstance(data, xp.generic):
-            arr = arr.astype(backend.default_float)
-    if arr.dtype.kind == "O":
-        big = next(
-            (v for v in arr.ravel().tolist() if isinstance(v, int) and not -(2**63) <= v < 2**63),
-            None,
-        )
-        if big is not None:
-            raise DTypeError(
-                f"cannot make a tensor from the integer {big}: it does not fit in int64 (the "
-                f"largest integer dtype); give it as a float (float(x)) if an approximate "
-                f"value will do"
-            )
-    if arr.dtype.kind not in "biuf":
-        what = {
-            "U": "strings (str)",
-            "S": "bytes",
-            "O": "Python objects of mixed types",
-            "c": "complex numbers",
-            "M": "dates",
-            "m": "time spans",
-        }
-        kind = what.get(arr.dtype.kind, f"dtype {arr.dtype}")
-        raise DTypeError(
-            f"cannot make a tensor from {type(data).__name__} data holding {kind}: tensors "
-            f"hold bool, integer or floating-point numbers; convert the data first "
-            f"(e.g. float(s) for a numeric string)"
-        )
-    if dtype is not None:
-        arr = arr.astype(dtype, copy=False)
-    return arr
 
 
 # The modules behind the methods, filled in when they are imported (the dependency runs

@@ -103,3 +103,35 @@ def test_detect_anomaly_names_the_users_line_in_a_folder_named_chainrule(tmp_pat
     assert result.returncode != 0
     assert f"{script}:4" in result.stderr, result.stderr
     assert "the user's line" in result.stderr
+
+
+def test_gradcheck_of_a_function_that_takes_a_gradient_inside() -> None:
+    """A gradient penalty calls autograd.grad inside: gradcheck runs it in grad mode."""
+    w = cr.tensor(np.array([[0.3, -0.2], [0.5, 0.1]]), requires_grad=True)
+
+    def penalty(weight: cr.Tensor) -> cr.Tensor:
+        x = cr.tensor(np.array([[1.0, 2.0]]), requires_grad=True)
+        (gx,) = cr.autograd.grad((x @ weight).tanh().sum(), x, create_graph=True)
+        return (gx * gx).sum()
+
+    assert cr.autograd.gradcheck(penalty, [w])
+
+
+def test_gradcheck_on_a_non_contiguous_input() -> None:
+    base = np.arange(12.0).reshape(3, 4) / 10
+    x = cr.tensor(base.T)  # a transposed view: not C-ordered
+    assert not x.data.flags.c_contiguous
+    assert cr.autograd.gradcheck(lambda t: (t * t).sum(), [x])
+    assert not cr.autograd.gradcheck(
+        lambda t: _WrongSquare.apply(t).sum(), [x], raise_exception=False
+    )
+
+
+class _WrongSquare(cr.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        return x * x
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        return g  # should be 2 x g
