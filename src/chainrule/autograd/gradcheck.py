@@ -42,7 +42,7 @@ def _prepare(inputs: Sequence[Any]) -> tuple[list[Any], list[int]]:
     prepared = list(inputs)
     for i in chosen:
         # A C-ordered copy: the finite differences write through a flat view of it.
-        prepared[i] = Tensor(xp.ascontiguousarray(inputs[i].data, float64), requires_grad=True)
+        prepared[i] = Tensor(xp.array(inputs[i].data, float64, order="C"), requires_grad=True)
     return prepared, chosen
 
 
