@@ -23,6 +23,9 @@ def _promote(a: Any, b: Any) -> tuple[Any, Any]:
     dtype. Following NumPy would silently turn a float32 model into float64 the first time
     an integer tensor (labels, indices, counts) or a NumPy scalar takes part.
 
+    A 0-d float tensor meeting a float tensor with dimensions takes the other's dtype, as
+    PyTorch's promotion treats it like a number.
+
     A Python float meeting a float array becomes a 0-d array of the array's dtype (the
     value NumPy would compute with anyway): NumPy multiplies by a 0-d array about twice
     as fast as by a Python float, which it must convert on every call.
@@ -31,6 +34,13 @@ def _promote(a: Any, b: Any) -> tuple[Any, Any]:
     if a_array and b_array:
         ka, kb = a.dtype.kind, b.dtype.kind
         if ka == kb:
+            if ka == "f" and a.dtype is not b.dtype and a.ndim != b.ndim:
+                # PyTorch lets a 0-d tensor count like a Python number next to a tensor
+                # with dimensions: float32 * 0-d float64 stays float32.
+                if a.ndim == 0:
+                    return a.astype(b.dtype), b
+                if b.ndim == 0:
+                    return a, b.astype(a.dtype)
             return a, b
         # bool with float already keeps the float dtype in NumPy: no copy needed.
         if ka == "f" and kb in "iu":
