@@ -202,6 +202,16 @@ def _vectors(v: Any, like: list[Tensor], name: str) -> list[Tensor]:
     return out
 
 
+def _dot(grads: tuple[Tensor | None, ...], vs: list[Tensor]) -> Tensor | None:
+    """Σᵢ ⟨gᵢ, vᵢ⟩ over the gradients that exist, recorded (None if there are none)."""
+    total = None
+    for g, vi in zip(grads, vs):
+        if g is not None:
+            term = (g * vi).sum()
+            total = term if total is None else total + term
+    return total
+
+
 def vjp(
     func: Callable[..., Tensor],
     inputs: Tensor | Sequence[Tensor],
@@ -258,12 +268,7 @@ def jvp(
         if not out.requires_grad:
             return out, _zeros_like(out)
         u = Tensor(xp.zeros(out.data.shape, out.data.dtype), requires_grad=True)
-        grads = grad(out, ins, [u], create_graph=True, allow_unused=True)
-        total = None
-        for g, vi in zip(grads, vs):
-            if g is not None:
-                term = (g * vi).sum()
-                total = term if total is None else total + term
+        total = _dot(grad(out, ins, [u], create_graph=True, allow_unused=True), vs)
         if total is None or not total.requires_grad:
             product = _zeros_like(out)
         else:
@@ -294,12 +299,7 @@ def vhp(
             raise ShapeError(f"vhp: func must return a single value, got shape {out.shape}")
         if not out.requires_grad:
             return out, _pack([_zeros_like(t) for t in ins], single)
-        grads = grad(out, ins, create_graph=True, allow_unused=True)
-        total = None
-        for g, vi in zip(grads, vs):
-            if g is not None:
-                term = (g * vi).sum()
-                total = term if total is None else total + term
+        total = _dot(grad(out, ins, create_graph=True, allow_unused=True), vs)
         if total is None or not total.requires_grad:
             result: tuple[Tensor, ...] = tuple(_zeros_like(t) for t in ins)
         else:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from chainrule.atomic import write_bytes_atomic
 from chainrule.autograd import grad as _grad
 from chainrule.tensor import Tensor
 from chainrule.viz.collapse import add_clusters, collapse
@@ -84,22 +84,6 @@ class Drawing:
 
     def __repr__(self) -> str:
         return f"<Drawing: {self.source.count('->')} wires; .source, .render(path)>"
-
-
-def write_bytes_atomic(path: Path, payload: bytes) -> None:
-    """Write ``payload`` so that readers see the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; a figure is for everyone to read
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def draw(

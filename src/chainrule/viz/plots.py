@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from chainrule.viz.drawing import write_bytes_atomic
+from chainrule.atomic import write_bytes_atomic
 from chainrule.viz.monitor import Monitor
 
 

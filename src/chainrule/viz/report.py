@@ -25,8 +25,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from chainrule.atomic import write_bytes_atomic
 from chainrule.viz import plots
-from chainrule.viz.drawing import write_bytes_atomic
 from chainrule.viz.monitor import Monitor
 
 REPORT_DIR = "report"
