@@ -236,6 +236,8 @@ class Builder:
         if self.values[i].golden.size and self.values[i].golden.min() >= 0.3:
             return i
         recipe = str(self.rng.choice(["softplus", "square", "sigmoid", "exp_tanh"]))
+        if recipe == "softplus" and self.values[i].golden.max() > 15:
+            recipe = "sigmoid"  # torch's softplus is linear past 20 (see draw_unary)
         if recipe == "softplus":
             j = self.add("softplus", (i,))
         elif recipe == "square":
