@@ -9,7 +9,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from chainrule.training.config import ACTIVATIONS, INITS, OPTIMIZERS, SCHEDULES, TrainConfig
+from chainrule.training.config import (
+    ACTIVATIONS,
+    INITS,
+    MODELS,
+    OPTIMIZERS,
+    SCHEDULES,
+    TrainConfig,
+)
 
 DEFAULTS = TrainConfig()
 
@@ -74,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     m = t.add_argument_group("model")
+    m.add_argument(
+        "--model",
+        choices=MODELS,
+        default=DEFAULTS.model,
+        help="mlp (--hidden sizes) or cnn (2x [conv 3x3, BatchNorm, ReLU, maxpool 2], "
+        "linear 128, linear)",
+    )
     m.add_argument(
         "--hidden", type=_sizes, default=DEFAULTS.hidden, help="hidden layer sizes, e.g. 256,128"
     )
@@ -172,7 +186,8 @@ def _train(args: argparse.Namespace) -> int:
     cfg = _config(args).validate()
     out = args.out or f"runs/{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
     print(
-        f"training on {cfg.dataset}: hidden {list(cfg.hidden)}, {cfg.activation}, "
+        f"training on {cfg.dataset}: "
+        f"{'cnn' if cfg.model == 'cnn' else f'mlp {list(cfg.hidden)}'}, {cfg.activation}, "
         f"dropout {cfg.dropout}, {cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule, "
         f"{cfg.epochs} epochs -> {out}/"
     )
