@@ -4,23 +4,29 @@ A tensor holds its values in ``data`` (an array of the backend), and, when it ta
 in a differentiable computation, ``grad_fn``: the node (a ``Function`` instance) that
 produced it. Methods are one-line calls into ``chainrule.ops``, where each operation's
 forward and backward live side by side.
+
+The dependency runs one way: ``ops`` and ``autograd`` import this module, never the
+reverse. The functions behind the methods are looked up in ``_impl``, a table that
+``chainrule.ops`` and ``chainrule.autograd`` fill when they are imported (``bind``);
+``import chainrule`` imports both, so every method works from the first line of user code.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from chainrule import backend
-from chainrule.autograd.grad_mode import state as _grad_state
 from chainrule.backend import xp
 from chainrule.errors import DTypeError, GraphError
+from chainrule.inplace import InPlaceMethods, array_of
 
 Scalar = int | float | bool
 TensorLike = Any  # a Tensor, an array, a Python number or a nested list of numbers
 
 
-class Tensor:
+class Tensor(InPlaceMethods):
     """A multi-dimensional array that records the operations applied to it.
 
     Args:
@@ -50,6 +56,7 @@ class Tensor:
     grad: Tensor | None = None
     _out_index: int = 0
     _hooks: list[Callable[[Tensor], Any]] | None = None
+    _post_accumulate_hooks: list[Callable[[Tensor], Any]] | None = None
     name: str | None = None
 
     # NumPy must hand `array * tensor` to Tensor.__rmul__ instead of looping over it.
@@ -76,10 +83,6 @@ class Tensor:
         return t
 
     # ------------------------------------------------------------------------ properties
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.data.shape)
-
     @property
     def ndim(self) -> int:
         return int(self.data.ndim)
@@ -199,13 +202,19 @@ class Tensor:
         Args:
             gradient: ∂C/∂self for a non-scalar tensor (same shape as self). Defaults to
                 1 for a scalar.
-            retain_graph: keep the graph so backward can run through it again.
-            create_graph: reserved for second-order gradients (not yet available).
+            retain_graph: keep the graph so backward can run through it again (defaults
+                to ``create_graph``).
+            create_graph: record the backward pass itself, so the gradients (``.grad``)
+                are Tensors with a graph and can be differentiated again.
             inputs: accumulate only into these leaves.
-        """
-        from chainrule.autograd.functional import backward as _backward
 
-        _backward(
+        Example:
+            >>> import chainrule as cr
+            >>> x = cr.tensor([1.0, 2.0], requires_grad=True)
+            >>> (x ** 3).sum().backward(create_graph=True)
+            >>> x.grad.sum().backward()     # adds d/dx Σ 3x² = 6x to x.grad
+        """
+        _autograd.backward(
             [self], None if gradient is None else [gradient], retain_graph, create_graph, inputs
         )
 
@@ -228,114 +237,52 @@ class Tensor:
             hooks = self._node._hooks[self._out_index]
         return _HookHandle(hooks, hook)
 
+    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> Any:
+        """Call ``hook(self)`` as soon as this leaf's ``.grad`` is final during backward.
+
+        PyTorch's hook of the same name: it runs while the backward pass is still
+        computing the gradients of earlier layers, which is when data-parallel training
+        starts sending this gradient to the other processes, and where a per-parameter
+        clipping or logging step can act. The hook sees the accumulated ``.grad``; its
+        return value is ignored. Returns a handle whose ``remove()`` unregisters it.
+
+        Example:
+            >>> import chainrule as cr
+            >>> w = cr.ones(3, requires_grad=True)
+            >>> handle = w.register_post_accumulate_grad_hook(lambda p: print(p.grad))
+            >>> (w * 2).sum().backward()
+            tensor([2., 2., 2.])
+        """
+        if self._node is not None:
+            raise GraphError(
+                "register_post_accumulate_grad_hook works on leaf tensors only (those with "
+                "no grad_fn, such as parameters); use register_hook on computed tensors"
+            )
+        if not self.requires_grad:
+            raise GraphError(
+                "cannot register a post-accumulate hook on a tensor that does not require grad"
+            )
+        if self._post_accumulate_hooks is None:
+            self._post_accumulate_hooks = []
+        self._post_accumulate_hooks.append(hook)
+        _POST_ACCUMULATE_HOOKS[0] += 1
+        return _HookHandle(self._post_accumulate_hooks, hook, _POST_ACCUMULATE_HOOKS)
+
     def retain_grad(self) -> None:
         """Keep the gradient of this non-leaf tensor in ``.grad`` after backward."""
         if self._node is None:
             return
+        # The hook lives on the node that made this tensor; a strong reference back to the
+        # tensor would make a cycle (tensor -> node -> hook -> tensor) that keeps the whole
+        # graph alive until the cyclic garbage collector happens to run.
+        ref = weakref.ref(self)
 
         def keep(g: Tensor) -> None:
-            self.grad = (
-                g if self.grad is None else Tensor._wrap(self.grad.data + g.data, False, None, 0)
-            )
+            t = ref()
+            if t is not None:
+                t.grad = g if t.grad is None else Tensor(t.grad.data + g.data)
 
         self.register_hook(keep)
-
-    # ------------------------------------------------------------------------- in place
-    def _check_inplace(self, op: str, other: Any = None) -> None:
-        if _grad_state.enabled and (
-            self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)
-        ):
-            what = (
-                "a leaf tensor that requires grad"
-                if self._node is None and self.requires_grad
-                else "a tensor that takes part in the graph"
-            )
-            raise GraphError(
-                f"in-place {op} on {what} (shape {self.shape}) would make gradients wrong; "
-                f"use the out-of-place form (x = x + y), or wrap parameter updates in "
-                f"`with cr.no_grad():`"
-            )
-
-    def increment_version(self) -> None:
-        """Record that ``.data`` was changed in place (PyTorch's ``increment_version``).
-
-        The ops of this class do it themselves. Code that writes into ``tensor.data``
-        directly (an optimiser step, an initialiser) calls it afterwards, so a backward
-        that saved the old values raises instead of computing a wrong gradient.
-        """
-        self._version[0] = _clock.stamp_inplace()
-
-    def _inplace(self, op: str, fn: Callable[..., Any], other: Any) -> Tensor:
-        self._check_inplace(op, other)
-        value = other.data if isinstance(other, Tensor) else other
-        fn(self.data, value, out=self.data)
-        self.increment_version()
-        return self
-
-    def __iadd__(self, other: TensorLike) -> Tensor:
-        return self._inplace("+=", xp.add, other)
-
-    def __isub__(self, other: TensorLike) -> Tensor:
-        return self._inplace("-=", xp.subtract, other)
-
-    def __imul__(self, other: TensorLike) -> Tensor:
-        return self._inplace("*=", xp.multiply, other)
-
-    def __itruediv__(self, other: TensorLike) -> Tensor:
-        return self._inplace("/=", xp.true_divide, other)
-
-    def add_(self, other: TensorLike, alpha: Scalar = 1) -> Tensor:
-        return self._inplace("add_", xp.add, other if alpha == 1 else _value(other) * alpha)
-
-    def sub_(self, other: TensorLike, alpha: Scalar = 1) -> Tensor:
-        return self._inplace("sub_", xp.subtract, other if alpha == 1 else _value(other) * alpha)
-
-    def mul_(self, other: TensorLike) -> Tensor:
-        return self._inplace("mul_", xp.multiply, other)
-
-    def div_(self, other: TensorLike) -> Tensor:
-        return self._inplace("div_", xp.true_divide, other)
-
-    def copy_(self, src: TensorLike) -> Tensor:
-        """Overwrite the values with ``src`` (broadcast to this shape); returns self."""
-        self._check_inplace("copy_", src)
-        self.data[...] = _value(src)
-        self.increment_version()
-        return self
-
-    def fill_(self, value: Scalar) -> Tensor:
-        self._check_inplace("fill_")
-        self.data.fill(value)
-        self.increment_version()
-        return self
-
-    def zero_(self) -> Tensor:
-        return self.fill_(0)
-
-    def clamp_(self, min: Scalar | None = None, max: Scalar | None = None) -> Tensor:
-        self._check_inplace("clamp_")
-        xp.clip(self.data, min, max, out=self.data)
-        self.increment_version()
-        return self
-
-    def normal_(self, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Tensor:
-        """Fill with draws from N(mean, std²) taken from the seeded generator."""
-        from chainrule.random import resolve
-
-        draw = resolve(generator).standard_normal(self.shape, self.data.dtype)
-        return self.copy_(draw * std + mean)
-
-    def uniform_(self, a: float = 0.0, b: float = 1.0, generator: Any = None) -> Tensor:
-        """Fill with draws from U(a, b) taken from the seeded generator."""
-        from chainrule.random import resolve
-
-        draw = resolve(generator).random(self.shape, self.data.dtype)
-        return self.copy_(draw * (b - a) + a)
-
-    def __setitem__(self, index: Any, value: TensorLike) -> None:
-        self._check_inplace("item assignment", value)
-        self.data[_index(index)] = _value(value)
-        self.increment_version()
 
     # ------------------------------------------------------------------------- printing
     def __repr__(self) -> str:
@@ -357,43 +304,43 @@ class Tensor:
 
     # -------------------------------------------------------------- operators (ops/*.py)
     def __add__(self, other: TensorLike) -> Tensor:
-        return _ew.Add.apply(self, other)
+        return _ops.Add.apply(self, other)
 
     def __radd__(self, other: TensorLike) -> Tensor:
-        return _ew.Add.apply(other, self)
+        return _ops.Add.apply(other, self)
 
     def __sub__(self, other: TensorLike) -> Tensor:
-        return _ew.Sub.apply(self, other)
+        return _ops.Sub.apply(self, other)
 
     def __rsub__(self, other: TensorLike) -> Tensor:
-        return _ew.Sub.apply(other, self)
+        return _ops.Sub.apply(other, self)
 
     def __mul__(self, other: TensorLike) -> Tensor:
-        return _ew.Mul.apply(self, other)
+        return _ops.Mul.apply(self, other)
 
     def __rmul__(self, other: TensorLike) -> Tensor:
-        return _ew.Mul.apply(other, self)
+        return _ops.Mul.apply(other, self)
 
     def __truediv__(self, other: TensorLike) -> Tensor:
-        return _ew.Div.apply(self, other)
+        return _ops.Div.apply(self, other)
 
     def __rtruediv__(self, other: TensorLike) -> Tensor:
-        return _ew.Div.apply(other, self)
+        return _ops.Div.apply(other, self)
 
     def __pow__(self, other: TensorLike) -> Tensor:
-        return _ew.Pow.apply(self, other)
+        return _ops.Pow.apply(self, other)
 
     def __rpow__(self, other: TensorLike) -> Tensor:
-        return _ew.Pow.apply(other, self)
+        return _ops.Pow.apply(other, self)
 
     def __neg__(self) -> Tensor:
-        return _ew.Neg.apply(self)
+        return _ops.Neg.apply(self)
 
     def __pos__(self) -> Tensor:
         return self
 
     def __abs__(self) -> Tensor:
-        return _ew.Abs.apply(self)
+        return _ops.Abs.apply(self)
 
     def __matmul__(self, other: Tensor) -> Tensor:
         return _ops.matmul(self, other)
@@ -406,80 +353,80 @@ class Tensor:
 
     # Comparisons give bool tensors and are not differentiable.
     def __lt__(self, other: TensorLike) -> Tensor:
-        return Tensor._wrap(self.data < _value(other), False, None, 0)
+        return Tensor._wrap(self.data < array_of(other), False, None, 0)
 
     def __le__(self, other: TensorLike) -> Tensor:
-        return Tensor._wrap(self.data <= _value(other), False, None, 0)
+        return Tensor._wrap(self.data <= array_of(other), False, None, 0)
 
     def __gt__(self, other: TensorLike) -> Tensor:
-        return Tensor._wrap(self.data > _value(other), False, None, 0)
+        return Tensor._wrap(self.data > array_of(other), False, None, 0)
 
     def __ge__(self, other: TensorLike) -> Tensor:
-        return Tensor._wrap(self.data >= _value(other), False, None, 0)
+        return Tensor._wrap(self.data >= array_of(other), False, None, 0)
 
     def __eq__(self, other: TensorLike) -> Tensor:  # type: ignore[override]
-        return Tensor._wrap(self.data == _value(other), False, None, 0)
+        return Tensor._wrap(self.data == array_of(other), False, None, 0)
 
     def __ne__(self, other: TensorLike) -> Tensor:  # type: ignore[override]
-        return Tensor._wrap(self.data != _value(other), False, None, 0)
+        return Tensor._wrap(self.data != array_of(other), False, None, 0)
 
     def __invert__(self) -> Tensor:
         return Tensor._wrap(~self.data, False, None, 0)
 
     def __and__(self, other: TensorLike) -> Tensor:
-        return Tensor._wrap(self.data & _value(other), False, None, 0)
+        return Tensor._wrap(self.data & array_of(other), False, None, 0)
 
     def __or__(self, other: TensorLike) -> Tensor:
-        return Tensor._wrap(self.data | _value(other), False, None, 0)
+        return Tensor._wrap(self.data | array_of(other), False, None, 0)
 
     # ----------------------------------------------------------------------------- math
     def add(self, other: TensorLike) -> Tensor:
-        return _ew.Add.apply(self, other)
+        return _ops.Add.apply(self, other)
 
     def sub(self, other: TensorLike) -> Tensor:
-        return _ew.Sub.apply(self, other)
+        return _ops.Sub.apply(self, other)
 
     def mul(self, other: TensorLike) -> Tensor:
-        return _ew.Mul.apply(self, other)
+        return _ops.Mul.apply(self, other)
 
     def div(self, other: TensorLike) -> Tensor:
-        return _ew.Div.apply(self, other)
+        return _ops.Div.apply(self, other)
 
     def pow(self, exponent: TensorLike) -> Tensor:
-        return _ew.Pow.apply(self, exponent)
+        return _ops.Pow.apply(self, exponent)
 
     def neg(self) -> Tensor:
-        return _ew.Neg.apply(self)
+        return _ops.Neg.apply(self)
 
     def exp(self) -> Tensor:
-        return _ew.Exp.apply(self)
+        return _ops.Exp.apply(self)
 
     def log(self) -> Tensor:
-        return _ew.Log.apply(self)
+        return _ops.Log.apply(self)
 
     def sqrt(self) -> Tensor:
-        return _ew.Sqrt.apply(self)
+        return _ops.Sqrt.apply(self)
 
     def abs(self) -> Tensor:
-        return _ew.Abs.apply(self)
+        return _ops.Abs.apply(self)
 
     def relu(self) -> Tensor:
-        return _ew.ReLU.apply(self)
+        return _ops.ReLU.apply(self)
 
     def sigmoid(self) -> Tensor:
-        return _ew.Sigmoid.apply(self)
+        return _ops.Sigmoid.apply(self)
 
     def tanh(self) -> Tensor:
-        return _ew.Tanh.apply(self)
+        return _ops.Tanh.apply(self)
 
     def softplus(self) -> Tensor:
-        return _ew.Softplus.apply(self)
+        return _ops.Softplus.apply(self)
 
     def maximum(self, other: TensorLike) -> Tensor:
-        return _ew.Maximum.apply(self, other)
+        return _ops.maximum(self, other)
 
     def minimum(self, other: TensorLike) -> Tensor:
-        return _ew.Minimum.apply(self, other)
+        return _ops.minimum(self, other)
 
     def clamp(self, min: Scalar | None = None, max: Scalar | None = None) -> Tensor:
         return _ops.clamp(self, min, max)
@@ -499,11 +446,21 @@ class Tensor:
         return _ops.logsumexp(self, dim, keepdim)
 
     # ------------------------------------------------------------------------ reductions
-    def sum(self, dim: Any = None, keepdim: bool = False) -> Tensor:
-        return _ops.sum(self, dim, keepdim)
+    # ``axis`` and ``keepdims`` are accepted too, as in PyTorch, so that code written for
+    # arrays (the engine's un-broadcast) runs unchanged on tensors.
+    def sum(
+        self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+    ) -> Tensor:
+        if axis is not None:
+            dim = axis
+        return _ops.sum(self, dim, keepdim if keepdims is None else keepdims)
 
-    def mean(self, dim: Any = None, keepdim: bool = False) -> Tensor:
-        return _ops.mean(self, dim, keepdim)
+    def mean(
+        self, dim: Any = None, keepdim: bool = False, *, axis: Any = None, keepdims: Any = None
+    ) -> Tensor:
+        if axis is not None:
+            dim = axis
+        return _ops.mean(self, dim, keepdim if keepdims is None else keepdims)
 
     def var(self, dim: Any = None, unbiased: bool = True, keepdim: bool = False) -> Tensor:
         return _ops.var(self, dim, unbiased, keepdim)
@@ -595,13 +552,43 @@ class Tensor:
 
 
 class _HookHandle:
-    def __init__(self, hooks: list[Any], hook: Any) -> None:
+    """Returned by the ``register_*hook`` methods; ``remove()`` unregisters the hook."""
+
+    def __init__(self, hooks: list[Any], hook: Any, counter: list[int] | None = None) -> None:
         self._hooks = hooks
         self._hook = hook
+        self._counter = counter
 
     def remove(self) -> None:
         if self._hook in self._hooks:
             self._hooks.remove(self._hook)
+            if self._counter is not None:
+                self._counter[0] -= 1
+
+
+# How many post-accumulate hooks exist, over all tensors: the engine counts each leaf's
+# consumers (a pass over the graph) only while some exist, so they cost nothing otherwise.
+_POST_ACCUMULATE_HOOKS = [0]
+
+
+def post_accumulate_hook_count() -> int:
+    """How many post-accumulate-grad hooks are registered on any tensor."""
+    return _POST_ACCUMULATE_HOOKS[0]
+
+
+def make_output(data: Any, node: Any, index: int, version: list[int]) -> Tensor:
+    """The tensor that output ``index`` of ``node`` is: for ``Function`` and the engine.
+
+    ``version`` is the output's in-place counter (shared with the node, which checks it).
+    """
+    t = Tensor.__new__(Tensor)
+    t.data = data
+    t.requires_grad = True
+    t._node = node
+    t._version = version
+    if index:
+        t._out_index = index
+    return t
 
 
 class MaxResult(NamedTuple):
@@ -618,31 +605,61 @@ def _as_array(data: TensorLike, dtype: Any = None) -> Any:
     elif isinstance(data, xp.ndarray):
         arr = data
     else:
-        arr = xp.asarray(data)
+        try:
+            arr = xp.asarray(data)
+        except OverflowError:
+            raise DTypeError(
+                f"cannot make a tensor from {data!r}: the integer does not fit in int64 "
+                f"(the largest integer dtype); pass it as a float (float({data!r})) if an "
+                f"approximate value will do"
+            ) from None
+        except ValueError as exc:  # ragged nested lists
+            raise DTypeError(
+                f"cannot make a tensor from this {type(data).__name__}: {exc}; nested lists "
+                f"must have the same length at each level"
+            ) from None
         # Python floats (and lists of them) get the default float dtype, not float64.
         if arr.dtype == backend.float64 and dtype is None and not isinstance(data, xp.generic):
             arr = arr.astype(backend.default_float)
+    if arr.dtype.kind == "O" and isinstance(data, int):
+        raise DTypeError(
+            f"cannot make a tensor from {data!r}: the integer does not fit in int64 (the "
+            f"largest integer dtype); pass float({data!r}) if an approximate value will do"
+        )
+    if arr.dtype.kind not in "biuf":
+        what = {
+            "U": "strings",
+            "S": "bytes",
+            "O": "Python objects or integers too large for int64",
+            "c": "complex numbers",
+            "M": "dates",
+            "m": "time spans",
+        }
+        kind = what.get(arr.dtype.kind, f"dtype {arr.dtype}")
+        raise DTypeError(
+            f"cannot make a tensor from {type(data).__name__} data holding {kind}: tensors "
+            f"hold bool, integer or floating-point numbers; convert the data first "
+            f"(e.g. float(s) for a numeric string)"
+        )
     if dtype is not None:
         arr = arr.astype(dtype, copy=False)
-    if arr.dtype.kind == "O":
-        raise DTypeError(f"cannot make a tensor from {type(data).__name__} data of mixed types")
     return arr
 
 
-def _value(x: TensorLike) -> Any:
-    return x.data if isinstance(x, Tensor) else x
+# The modules behind the methods, filled in when they are imported (the dependency runs
+# ops -> tensor and autograd -> tensor, never back): `chainrule.ops` calls `bind_ops`,
+# `chainrule.autograd.functional` calls `bind_autograd`.
+_ops: Any = None
+_autograd: Any = None
 
 
-def _index(index: Any) -> Any:
-    """Turn Tensors inside an index expression into arrays."""
-    if isinstance(index, Tensor):
-        return index.data
-    if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
-    return index
+def bind_ops(module: Any) -> None:
+    """Give Tensor's math methods their implementation: the ``chainrule.ops`` module."""
+    global _ops
+    _ops = module
 
 
-# Imported last: the ops need the Tensor class defined above.
-from chainrule import ops as _ops  # noqa: E402
-from chainrule.autograd.function import clock as _clock  # noqa: E402
-from chainrule.ops import elementwise as _ew  # noqa: E402
+def bind_autograd(module: Any) -> None:
+    """Give ``Tensor.backward`` its implementation: ``chainrule.autograd.functional``."""
+    global _autograd
+    _autograd = module

@@ -15,7 +15,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
-pytest.importorskip("torch")  # the spec table names each op's torch equivalent
 
 from op_specs import SPECS, graph_ops
 

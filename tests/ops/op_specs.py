@@ -2,9 +2,11 @@
 public API, on which inputs, and what torch computes instead.
 
 ``SPECS[name]`` is a Hypothesis strategy of ``Case``s for the primitive ``name``. The
-registry tests (``tests/autograd/test_primitives_gradcheck.py`` and
-``test_primitives_torch.py``) gradcheck and torch-compare every case, and fail for any
-primitive without a spec, so a new op cannot land untested.
+registry tests (``tests/autograd/test_primitives_gradcheck.py``,
+``test_primitives_second_order.py`` and ``test_primitives_torch.py``) gradcheck,
+gradgradcheck and torch-compare every case, and fail for any primitive without a spec, so
+a new op cannot land untested. PyTorch is optional here: without it the gradient checks
+run and only the parity tests skip (the torch side of a case is called only by them).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from op_strategies import (
@@ -28,6 +29,28 @@ from op_strategies import (
 )
 
 import chainrule as cr
+from chainrule.ops.movement import ScatterAdd
+
+try:
+    import torch
+except ImportError:  # the gradient checks need no torch; the parity tests skip
+    torch = None
+
+
+def _torch(name: str) -> Any:
+    """``torch.<name>`` looked up when called, so this table imports without torch."""
+
+    def call(*args: Any) -> Any:
+        fn: Any = torch
+        for part in name.split("."):
+            fn = getattr(fn, part)
+        return fn(*args)
+
+    return call
+
+
+def _from_numpy(a: Any) -> Any:
+    return None if torch is None else torch.from_numpy(a)
 
 
 def _unary(name: str, cr_fn: Any, torch_fn: Any, domain: str = "real") -> Any:
@@ -63,7 +86,7 @@ def _where(draw: Any) -> Case:
         f"where cond{sc} a{sa} b{sb}",
         (values(rng, sa, "real"), values(rng, sb, "real")),
         lambda a, b: cr.where(cr.tensor(cond), a, b),
-        lambda a, b: torch.where(torch.from_numpy(cond), a, b),
+        lambda a, b: _torch("where")(_from_numpy(cond), a, b),
     )
 
 
@@ -79,7 +102,7 @@ def _clamp(draw: Any) -> Case:
 
 def _cast(t: Any) -> Any:
     # float64 -> float32 and back: the graph holds a Cast either way.
-    return t.float() if t.dtype in (cr.float64, torch.float64) else t.double()
+    return t.float() if str(t.dtype).endswith("float64") else t.double()
 
 
 @st.composite
@@ -219,38 +242,38 @@ def _gather(draw: Any) -> Case:
     repeated = np.concatenate([rng.integers(-n0, n0, 3), [0, 0]])
     if kind == "ints":
         index: Any = repeated
-        torch_index: Any = torch.from_numpy(repeated)
+        torch_index: Any = _from_numpy(repeated)
     elif kind == "list":
         index = [int(i) for i in repeated]
         torch_index = index
     elif kind == "int_tensor":
         index = cr.tensor(repeated)
-        torch_index = torch.from_numpy(repeated)
+        torch_index = _from_numpy(repeated)
     elif kind == "mask":
         mask = rng.random(x.shape) < 0.5
         mask.reshape(-1)[0] = True
-        index, torch_index = mask, torch.from_numpy(mask)
+        index, torch_index = mask, _from_numpy(mask)
     elif kind == "row_mask":
         mask = rng.random(n0) < 0.5
         mask[-1] = True
-        index, torch_index = cr.tensor(mask), torch.from_numpy(mask)
+        index, torch_index = cr.tensor(mask), _from_numpy(mask)
     elif kind == "pair":
         # Two broadcasting integer arrays pick elements pairwise; (0, 0) appears twice.
         rows = np.array([[0], [0], [n0 - 1]])
         cols = np.array([0, -1]) if x.ndim > 1 else None
         if cols is None:
-            index, torch_index = rows, torch.from_numpy(rows)
+            index, torch_index = rows, _from_numpy(rows)
         else:
             index = (rows, cols)
-            torch_index = (torch.from_numpy(rows), torch.from_numpy(cols))
+            torch_index = (_from_numpy(rows), _from_numpy(cols))
     else:
         if x.ndim == 1:
-            index, torch_index = repeated, torch.from_numpy(repeated)
+            index, torch_index = repeated, _from_numpy(repeated)
         else:
             cols = rng.integers(0, x.shape[1], 4)
             cols[1] = cols[0]
             index = (slice(None), cols)
-            torch_index = (slice(None), torch.from_numpy(cols))
+            torch_index = (slice(None), _from_numpy(cols))
     return Case(f"{x.shape}[{kind}]", (x,), lambda t: t[index], lambda t: t[torch_index])
 
 
@@ -266,7 +289,7 @@ def _cat(draw: Any) -> Case:
         f"cat {[x.shape for x in inputs]} dim={dim}",
         inputs,
         lambda *ts: cr.cat(list(ts), dim),
-        lambda *ts: torch.cat(list(ts), dim),
+        lambda *ts: _torch("cat")(list(ts), dim),
     )
 
 
@@ -280,7 +303,30 @@ def _stack(draw: Any) -> Case:
         f"stack {len(inputs)}x{shape} dim={dim}",
         inputs,
         lambda *ts: cr.stack(list(ts), dim),
-        lambda *ts: torch.stack(list(ts), dim),
+        lambda *ts: _torch("stack")(list(ts), dim),
+    )
+
+
+@st.composite
+def _scatter_add(draw: Any) -> Case:
+    """The VJP of indexing as a primitive: repeated rows accumulate; a basic index writes."""
+    rng = rng_from(draw)
+    shape = draw(shapes(min_dims=1))
+    if draw(st.booleans()):
+        rows = np.concatenate([rng.integers(0, shape[0], 3), [0, 0]])
+        g = values(rng, (len(rows), *shape[1:]), "real")
+        return Case(
+            f"scatter_add rows {rows.tolist()} into {shape}",
+            (g,),
+            lambda t: ScatterAdd.apply(t, shape, rows),
+            lambda t: t.new_zeros(shape).index_add(0, _from_numpy(rows), t),
+        )
+    g = values(rng, (1, *shape[1:]), "real")
+    return Case(
+        f"scatter_add [0:1] into {shape}",
+        (g,),
+        lambda t: ScatterAdd.apply(t, shape, (slice(0, 1),)),
+        lambda t: _torch("cat")([t, t.new_zeros((shape[0] - 1, *shape[1:]))]),
     )
 
 
@@ -312,34 +358,29 @@ SPECS: dict[str, Any] = {
             "tensor**2": _both(lambda a: a**2, 1),
             "tensor**0.5": _both(lambda a: a**0.5, 1),
             "2**tensor": _both(lambda a: 2.0**a, 1),
-            "pow()": (lambda a, b: cr.pow(a, b), lambda a, b: torch.pow(a, b), 2),
+            "pow()": (lambda a, b: cr.pow(a, b), _torch("pow"), 2),
         },
         ("positive", "real"),
     ),
-    "Exp": _unary("exp", cr.exp, torch.exp),
-    "Log": _unary("log", cr.log, torch.log, "positive"),
-    "Sqrt": _unary("sqrt", cr.sqrt, torch.sqrt, "positive"),
-    "Abs": _unary("abs", cr.abs, torch.abs, "nonzero"),
+    "Exp": _unary("exp", cr.exp, _torch("exp")),
+    "Log": _unary("log", cr.log, _torch("log"), "positive"),
+    "Sqrt": _unary("sqrt", cr.sqrt, _torch("sqrt"), "positive"),
+    "Abs": _unary("abs", cr.abs, _torch("abs"), "nonzero"),
     "Maximum": _binary(
         {
-            "maximum": (cr.maximum, torch.maximum, 2),
+            "maximum": (cr.maximum, _torch("maximum"), 2),
             "max(t, t)": (lambda a, b: a.max(b), lambda a, b: a.max(b), 2),
-        },
-        ("real", "real"),
-    ),
-    "Minimum": _binary(
-        {
-            "minimum": (cr.minimum, torch.minimum, 2),
+            "minimum": (cr.minimum, _torch("minimum"), 2),
             "min(t, t)": (lambda a, b: a.min(b), lambda a, b: a.min(b), 2),
         },
         ("real", "real"),
     ),
     "Where": _where(),
     "Clamp": _clamp(),
-    "ReLU": _unary("relu", cr.relu, torch.relu, "nonzero"),
-    "Sigmoid": _unary("sigmoid", cr.sigmoid, torch.sigmoid),
-    "Tanh": _unary("tanh", cr.tanh, torch.tanh),
-    "Softplus": _unary("softplus", cr.softplus, torch.nn.functional.softplus),
+    "ReLU": _unary("relu", cr.relu, _torch("relu"), "nonzero"),
+    "Sigmoid": _unary("sigmoid", cr.sigmoid, _torch("sigmoid")),
+    "Tanh": _unary("tanh", cr.tanh, _torch("tanh")),
+    "Softplus": _unary("softplus", cr.softplus, _torch("nn.functional.softplus")),
     "Cast": st.builds(
         lambda c: Case(c.label, c.inputs, c.cr_fn, c.torch_fn, eps=1e-2),
         _unary("cast", _cast, _cast),
@@ -355,8 +396,8 @@ SPECS: dict[str, Any] = {
     "Stack": _stack(),
     "Sum": _reduction("sum", "real"),
     "Mean": _reduction("mean", "real"),
-    "Amax": _reduction("amax", "distinct"),
-    "Amin": _reduction("amin", "distinct"),
+    "Amax": st.one_of(_reduction("amax", "distinct"), _reduction("amin", "distinct")),
+    "ScatterAdd": _scatter_add(),
     "MaxDim": _max_dim(),
     "LogSumExp": _reduction("logsumexp", "real"),
     "Softmax": _along_dim("softmax"),

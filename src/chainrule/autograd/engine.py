@@ -14,8 +14,15 @@ its inputs. The engine
 3. sums each input gradient back to that input's shape where the forward pass broadcast
    it: the one place where broadcasting is undone;
 4. hands each leaf (a tensor made by the user, with no node) the sum of its gradients,
-   adding it to ``.grad``;
+   adding it to ``.grad``; a leaf with post-accumulate hooks gets its ``.grad`` as soon
+   as the last node that uses it has run, and its hooks fire then, during the pass;
 5. frees each node's saved arrays and inputs after use unless ``retain_graph`` is set.
+
+Two modes share this one loop. By default gradients are arrays and each node's
+``backward`` runs on arrays with graph recording off: the fast path. With
+``create_graph=True`` gradients are Tensors and each node's ``backward_graph`` runs with
+recording on, so the gradients computed are themselves a graph that can be differentiated
+again (Hessian-vector products, gradient penalties, any order).
 
 ``topological_order`` gives the same order explicitly, for tools that draw the graph.
 """
@@ -23,22 +30,25 @@ its inputs. The engine
 from __future__ import annotations
 
 import heapq
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from chainrule.autograd.function import _FREED_MESSAGE, Function, clock
+from chainrule.autograd.function import FREED_MESSAGE, Function
+from chainrule.autograd.grad_mode import clock
 from chainrule.autograd.grad_mode import state as _grad_state
 from chainrule.backend import xp
 from chainrule.errors import AnomalyError, GraphError, ShapeError
-from chainrule.tensor import Tensor
+from chainrule.tensor import Tensor, post_accumulate_hook_count
 
 
 def unbroadcast(grad: Any, shape: tuple[int, ...], op: str = "") -> Any:
     """Sum ``grad`` down to ``shape``, undoing NumPy broadcasting.
 
     Broadcasting copies an input along new leading axes and along axes of size 1; its
-    VJP adds up those copies.
+    VJP adds up those copies. Works on arrays and on Tensors (whose ``sum`` takes NumPy's
+    ``axis``/``keepdims`` too), so both modes of the engine share it.
     """
     if grad.shape == shape:
         return grad
@@ -82,83 +92,104 @@ def topological_order(roots: Sequence[Function]) -> list[Function]:
     return order
 
 
+class _Pass:
+    """The state of one backward pass: gradient buffers, leaves reached, captures."""
+
+    def __init__(
+        self,
+        retain_graph: bool,
+        create_graph: bool,
+        inputs: Sequence[Tensor] | None,
+        accumulate: bool,
+        seeds: Sequence[Any],
+    ) -> None:
+        self.retain_graph = retain_graph
+        self.create_graph = create_graph
+        self.accumulate = accumulate
+        # Where to catch the gradients asked for: non-leaf inputs by (node, index), leaves
+        # by id.
+        self.capture_node: dict[tuple[int, int], int] = {}
+        self.capture_leaf: set[int] = set()
+        for t in inputs or ():
+            if t._node is not None:
+                self.capture_node[(id(t._node), t._out_index)] = id(t)
+            else:
+                self.capture_leaf.add(id(t))
+        self.captured: dict[int, Any] = {}
+        # Gradient buffers: node -> gradient of its single output, or a list for several.
+        self.buffers: dict[Function, Any] = {}
+        self.leaves: dict[int, list[Any]] = {}  # id(leaf) -> [leaf, summed gradient]
+        # Leaves whose .grad must be final during the pass (post-accumulate hooks): id ->
+        # how many edges from nodes of this graph still have to deliver to it.
+        self.pending: dict[int, int] = {}
+        # Arrays that belong elsewhere already (the caller's seeds, earlier leaves' grads):
+        # a leaf must not adopt them as its own .grad.
+        self.taken: set[int] = {id(g) for g in seeds}
+
+
 def run_backward(
     outputs: Sequence[Tensor],
     grad_outputs: Sequence[Any],
     retain_graph: bool = False,
     inputs: Sequence[Tensor] | None = None,
     accumulate: bool = True,
+    create_graph: bool = False,
 ) -> dict[int, Any]:
-    """Backpropagate from ``outputs`` seeded with ``grad_outputs`` (arrays).
+    """Backpropagate from ``outputs`` seeded with ``grad_outputs``.
 
     Args:
         outputs: tensors with a node (``grad_fn``) or leaves requiring grad.
-        grad_outputs: the gradient of the final quantity with respect to each output.
+        grad_outputs: the gradient of the final quantity with respect to each output:
+            arrays, or Tensors with ``create_graph``.
         retain_graph: keep saved arrays so the graph can be walked again.
         inputs: tensors whose gradients to capture and return (for ``autograd.grad``).
         accumulate: add leaf gradients into ``.grad`` (``Tensor.backward``) or not
             (``autograd.grad``).
+        create_graph: run each node's ``backward_graph`` with recording on, so the
+            gradients are Tensors with a graph of their own.
 
     Returns:
-        ``{id(tensor): gradient array}`` for each tensor of ``inputs`` that was reached.
+        ``{id(tensor): gradient}`` for each tensor of ``inputs`` that was reached: arrays,
+        or Tensors with ``create_graph``.
     """
-    # Where to catch the gradients asked for: non-leaf inputs by (node, index), leaves by id.
-    capture_node: dict[tuple[int, int], int] = {}
-    capture_leaf: set[int] = set()
-    for t in inputs or ():
-        if t._node is not None:
-            capture_node[(id(t._node), t._out_index)] = id(t)
-        else:
-            capture_leaf.add(id(t))
-    captured: dict[int, Any] = {}
-
-    # Gradient buffers: node -> gradient of its single output, or a list for several.
-    buffers: dict[Function, Any] = {}
-    leaves: dict[int, list[Any]] = {}  # id(leaf) -> [leaf, summed gradient]
+    run = _Pass(retain_graph, create_graph, inputs, accumulate, grad_outputs)
     roots: list[Function] = []
     for out, g in zip(outputs, grad_outputs):
         if out._node is None:
-            _add_leaf(leaves, out, g)
+            _add_leaf(run.leaves, out, g)
         else:
-            _add_to_buffer(buffers, out._node, out._out_index, g)
+            _add_to_buffer(run.buffers, out._node, out._out_index, g)
             roots.append(out._node)
+    if accumulate and post_accumulate_hook_count() and roots:
+        run.pending = _count_leaf_edges(roots)
 
-    # Backward formulas run on arrays, not tensors: no graph is recorded while they run.
+    # Backward formulas on arrays record nothing; with create_graph they record the graph
+    # of the gradients.
     prev_enabled = _grad_state.enabled
-    _grad_state.enabled = False
+    _grad_state.enabled = create_graph
     try:
-        _run_nodes(roots, buffers, leaves, capture_node, captured, retain_graph)
+        _run_nodes(roots, run)
+        for key in list(run.leaves):
+            leaf, g = run.leaves.pop(key)
+            _finish_leaf(run, leaf, g)
+            del g  # drop the reference before the next leaf counts its own (accumulate_grad)
     finally:
         _grad_state.enabled = prev_enabled
-
-    taken = {id(g) for g in grad_outputs}  # the caller's seeds are never adopted
-    for leaf, g in leaves.values():
-        if leaf._hooks:
-            for hook in leaf._hooks:
-                result = hook(Tensor._wrap(g, False, None, 0))
-                if result is not None:
-                    g = result.data if isinstance(result, Tensor) else xp.asarray(result)
-        if id(leaf) in capture_leaf:
-            captured[id(leaf)] = g
-        if accumulate:
-            _accumulate_grad(leaf, g, taken)
-    return captured
+    return run.captured
 
 
-def _run_nodes(
-    roots: list[Function],
-    buffers: dict[Function, Any],
-    leaves: dict[int, list[Any]],
-    capture_node: dict[tuple[int, int], int],
-    captured: dict[int, Any],
-    retain_graph: bool,
-) -> None:
-    """Run every node that receives a gradient, newest first, filling ``leaves``.
+def _run_nodes(roots: list[Function], run: _Pass) -> None:
+    """Run every node that receives a gradient, newest first, filling ``run.leaves``.
 
     A function of its own so that its locals, which refer to gradient arrays, are gone
-    when the leaves adopt their gradients (see ``_accumulate_grad``).
+    when the leaves adopt their gradients (see ``accumulate_grad``).
     """
     anomaly = _grad_state.anomaly
+    graph = run.create_graph
+    retain_graph = run.retain_graph
+    buffers, leaves, pending = run.buffers, run.leaves, run.pending
+    # The common case calls backward with the one gradient, skipping the general path.
+    simple = not graph and not run.capture_node
     ndarray = xp.ndarray
     # Nodes run newest first: a node is created after all of its inputs, so by the time it
     # runs, every node that consumed its output has already sent its gradient.
@@ -173,26 +204,13 @@ def _run_nodes(
             node = heappop(heap)[1]
         g = buffers.pop(node)
         if node.saved_tensors is None:
-            raise GraphError(_FREED_MESSAGE.format(op=node.name()))
+            raise GraphError(FREED_MESSAGE.format(op=node.name()))
         if clock.last_inplace > node._seq:  # something changed in place since the forward
             node._check_saved_unchanged()
-        if node._n_out == 1 and node._hooks is None and not capture_node:
+        if simple and node._n_out == 1 and node._hooks is None:
             grads_in = node.backward(node, g)  # the common case, without the tuples below
         else:
-            if node._n_out == 1:
-                grads_out: tuple[Any, ...] = (g,)
-            else:
-                grads_out = tuple(
-                    xp.zeros(shape, dtype) if gi is None else gi
-                    for gi, (shape, dtype) in zip(g, node._out_meta)
-                )
-            if node._hooks is not None:
-                grads_out = _run_node_hooks(node, grads_out)
-            for i, gi in enumerate(grads_out):
-                key = (id(node), i)
-                if key in capture_node:
-                    captured[capture_node[key]] = gi
-            grads_in = node.backward(node, *grads_out)
+            grads_in = _call_backward(node, g, run)
         if type(grads_in) is not tuple:
             grads_in = (grads_in,)
         inputs_of_node = node._inputs
@@ -210,7 +228,9 @@ def _run_nodes(
         for a, gi in zip(inputs_of_node, grads_in):
             if gi is None or not isinstance(a, Tensor) or not a.requires_grad:
                 continue
-            if type(gi) is not ndarray:
+            if graph:
+                gi = _as_graph_gradient(node, gi)
+            elif type(gi) is not ndarray:
                 gi = xp.asarray(gi)
             if gi.shape != a.data.shape:
                 gi = unbroadcast(gi, a.data.shape, node.name())
@@ -235,6 +255,48 @@ def _run_nodes(
                         heappush(heap, (-follow._seq, follow))
                         follow = None
                     heappush(heap, (-parent._seq, parent))
+        if pending:
+            # Drop this loop's references first, so a leaf finished now can adopt its
+            # gradient array without a copy (accumulate_grad counts references).
+            grads_in = gi = g = None
+            _release_finished_leaves(run, inputs_of_node)
+
+
+def _call_backward(node: Function, g: Any, run: _Pass) -> Any:
+    """The general call of a node's backward: several outputs, hooks, captures, graphs."""
+    if node._n_out == 1:
+        grads_out: tuple[Any, ...] = (g,)
+    else:
+        grads_out = tuple(
+            _zeros(shape, dtype, run.create_graph) if gi is None else gi
+            for gi, (shape, dtype) in zip(g, node._out_meta)
+        )
+    if node._hooks is not None:
+        grads_out = _run_node_hooks(node, grads_out, run.create_graph)
+    for i, gi in enumerate(grads_out):
+        key = (id(node), i)
+        if key in run.capture_node:
+            run.captured[run.capture_node[key]] = gi
+    if run.create_graph:
+        return type(node).backward_graph(node, *grads_out)
+    return node.backward(node, *grads_out)
+
+
+def _zeros(shape: tuple[int, ...], dtype: Any, graph: bool) -> Any:
+    z = xp.zeros(shape, dtype)
+    return Tensor(z) if graph else z
+
+
+def _as_graph_gradient(node: Function, g: Any) -> Tensor:
+    """A gradient returned by ``backward_graph``, as a Tensor (arrays become constants)."""
+    if isinstance(g, Tensor):
+        return g
+    if isinstance(g, (xp.ndarray, int, float)):
+        return Tensor(xp.asarray(g))
+    raise GraphError(
+        f"{node.name()}: backward_graph returned a {type(g).__name__}; it must return "
+        f"Tensors (or None) built with chainrule ops"
+    )
 
 
 def _add_to_buffer(buffers: dict[Function, Any], node: Function, index: int, g: Any) -> None:
@@ -258,8 +320,62 @@ def _add_leaf(leaves: dict[int, list[Any]], leaf: Any, g: Any) -> None:
         entry[1] = entry[1] + g
 
 
-def _accumulate_grad(leaf: Any, g: Any, taken: set[int] | None = None) -> None:
+# -------------------------------------------------------------------------------- leaves
+def _count_leaf_edges(roots: list[Function]) -> dict[int, int]:
+    """For each leaf requiring grad, how many edges of the graph below ``roots`` reach it.
+
+    Run only when some leaf has post-accumulate hooks: a leaf's gradient is final once
+    every node that uses it has run, and this count is how the engine knows.
+    """
+    counts: dict[int, int] = {}
+    for node in topological_order(roots):
+        if node.saved_tensors is None:
+            continue
+        for a in node._inputs:
+            if isinstance(a, Tensor) and a.requires_grad and a._node is None:
+                counts[id(a)] = counts.get(id(a), 0) + 1
+    return counts
+
+
+def _release_finished_leaves(run: _Pass, inputs_of_node: tuple[Any, ...]) -> None:
+    """After a node ran: leaves it used whose last consumer it was get their .grad now."""
+    for a in inputs_of_node:
+        if not (isinstance(a, Tensor) and a._node is None and id(a) in run.pending):
+            continue
+        left = run.pending[id(a)] - 1
+        if left:
+            run.pending[id(a)] = left
+            continue
+        del run.pending[id(a)]
+        entry = run.leaves.pop(id(a), None)
+        if entry is not None:
+            _finish_leaf(run, entry[0], entry[1])
+
+
+def _finish_leaf(run: _Pass, leaf: Tensor, g: Any) -> None:
+    """A leaf's gradient is final: its hooks, capture, ``.grad`` and post-accumulate hooks."""
+    if leaf._hooks:
+        for hook in leaf._hooks:
+            result = hook(_as_tensor(g))
+            if result is not None:
+                g = check_hook_result(hook, result, g, leaf, run.create_graph)
+    if id(leaf) in run.capture_leaf:
+        run.captured[id(leaf)] = g
+    if run.accumulate:
+        accumulate_grad(leaf, g, run.taken)
+        for hook in leaf._post_accumulate_hooks or ():
+            hook(leaf)
+
+
+def _as_tensor(g: Any) -> Tensor:
+    return g if isinstance(g, Tensor) else Tensor(g)
+
+
+def accumulate_grad(leaf: Any, g: Any, taken: set[int] | None = None) -> None:
     """Add ``g`` into ``leaf.grad``, making sure ``.grad`` owns its memory.
+
+    ``g`` is an array, or a Tensor with a graph (``create_graph``: then the sum is
+    recorded too).
 
     A backward formula may pass its upstream gradient through unchanged (Add, a reshape),
     so one array can reach several leaves; ``.grad`` must not alias another tensor's. A
@@ -267,14 +383,18 @@ def _accumulate_grad(leaf: Any, g: Any, taken: set[int] | None = None) -> None:
     does the same, by reference count), anything else is copied. ``taken`` holds the ids
     of arrays that belong elsewhere already (the seeds, earlier leaves' gradients), so
     sharing within one backward pass is caught without relying on reference counts.
+    The gradient always gets the leaf's dtype, whatever its number of dimensions.
     """
+    if isinstance(g, Tensor):
+        _accumulate_graph_grad(leaf, g, set() if taken is None else taken)
+        return
     if type(g) is not xp.ndarray:
-        g = xp.asarray(g)
+        g = xp.asarray(g, dtype=leaf.data.dtype)
     elif g.dtype != leaf.data.dtype:
         g = g.astype(leaf.data.dtype)
     if leaf.grad is None:
-        # The references a fresh array has here: the caller's loop variable and the
-        # `leaves` entry, this function's `g`, and getrefcount's own argument.
+        # The references a fresh array has here: the `g` of the engine's loop over leaves,
+        # _finish_leaf's `g`, this function's `g`, and getrefcount's own argument.
         if (
             g.base is not None
             or not g.flags.writeable
@@ -284,32 +404,95 @@ def _accumulate_grad(leaf: Any, g: Any, taken: set[int] | None = None) -> None:
             g = g.copy()
         if taken is not None:
             taken.add(id(g))
-        leaf.grad = Tensor._wrap(g, False, None, 0)
+        leaf.grad = Tensor(g)
     else:
-        leaf.grad = Tensor._wrap(leaf.grad.data + g, False, None, 0)
+        leaf.grad = Tensor(leaf.grad.data + g)
 
 
-def _run_node_hooks(node: Function, grads: tuple[Any, ...]) -> tuple[Any, ...]:
+def _accumulate_graph_grad(leaf: Tensor, g: Tensor, taken: set[int]) -> None:
+    """``create_graph`` form: ``.grad`` becomes a Tensor with a graph (recorded sums)."""
+    if g.dtype != leaf.dtype:
+        g = g.to(leaf.dtype)
+    if leaf.grad is None:
+        if id(g) in taken:  # the same Tensor reached another leaf, or is a seed
+            g = g.clone()
+        taken.add(id(g))
+        leaf.grad = g
+    else:
+        leaf.grad = leaf.grad + g
+
+
+def check_hook_result(hook: Any, result: Any, g: Any, where: Any, graph: bool) -> Any:
+    """What a gradient hook returned, checked: a Tensor or array of the gradient's shape.
+
+    PyTorch raises as well: a hook that changes the shape would otherwise give a leaf a
+    ``.grad`` of the wrong shape, or be broadcast-summed silently into the inputs.
+    """
+    name = getattr(hook, "__qualname__", None) or repr(hook)
+    if isinstance(result, Tensor):
+        value = result if graph else result.data
+    elif isinstance(result, xp.ndarray):
+        value = Tensor(result) if graph else result
+    else:
+        raise TypeError(
+            f"gradient hook {name} returned a {type(result).__name__}; a hook must return "
+            f"None (keep the gradient) or a Tensor of the gradient's shape {tuple(g.shape)}"
+        )
+    if tuple(value.shape) != tuple(g.shape):
+        what = "leaf" if isinstance(where, Tensor) else where.name()
+        raise ShapeError(
+            f"gradient hook {name} on a {what} changed the size of the gradient from "
+            f"{tuple(g.shape)} to {tuple(value.shape)}; a hook must return a gradient of "
+            f"the same shape"
+        )
+    if not graph and value.dtype != g.dtype and g.dtype.kind == "f":
+        value = value.astype(g.dtype)
+    return value
+
+
+def _run_node_hooks(node: Function, grads: tuple[Any, ...], graph: bool) -> tuple[Any, ...]:
     result = list(grads)
     assert node._hooks is not None
     for index, hooks in node._hooks.items():
         for hook in hooks:
-            out = hook(Tensor._wrap(result[index], False, None, 0))
+            out = hook(_as_tensor(result[index]))
             if out is not None:
-                result[index] = out.data if isinstance(out, Tensor) else xp.asarray(out)
+                result[index] = check_hook_result(hook, out, result[index], node, graph)
     return tuple(result)
 
 
+# ------------------------------------------------------------------------------- anomaly
 def _check_finite(node: Function, g: Any) -> None:
-    if xp.issubdtype(g.dtype, xp.floating) and not bool(xp.isfinite(g).all()):
+    values = g.data if isinstance(g, Tensor) else g
+    if xp.issubdtype(values.dtype, xp.floating) and not bool(xp.isfinite(values).all()):
         where = ""
         if node._trace:
-            frame = node._trace[-1]
-            for f in reversed(node._trace):
-                if "/chainrule/" not in f.filename.replace("\\", "/"):
-                    frame = f
-                    break
+            frame = user_frame(node._trace)
             where = f"\nThe forward op was created at {frame.filename}:{frame.lineno}: {frame.line}"
         raise AnomalyError(
             f"{node.name()} produced a gradient containing NaN or Inf during backward.{where}"
         )
+
+
+def user_frame(trace: Any) -> Any:
+    """The innermost frame of ``trace`` outside the installed chainrule package.
+
+    Frames are compared with the package's own directory, not by a substring of their
+    path: the user's code may well live in a folder named ``chainrule`` (a clone).
+    """
+    for frame in reversed(trace):
+        if not _in_package(frame.filename):
+            return frame
+    return trace[-1]
+
+
+def _in_package(filename: str) -> bool:
+    try:
+        path = os.path.realpath(filename)
+    except (OSError, ValueError):
+        return False
+    return path == _PACKAGE_DIR or path.startswith(_PACKAGE_DIR + os.sep)
+
+
+# The installed package's directory: chainrule/ (this file is chainrule/autograd/engine.py).
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))

@@ -31,45 +31,41 @@ by itself.
 The ``ctx`` is the node of the graph: ``Function.apply`` makes one instance per call,
 the output tensors point to it (``y.grad_fn``), and the engine walks these nodes
 backwards.
+
+Gradients of gradients. ``backward`` runs on arrays, which is what keeps first-order
+training fast, but an array has no graph, so its result cannot be differentiated again.
+Beside it, a Function that can be differentiated twice defines ``backward_graph``: the
+same VJP written with chainrule ops on Tensors::
+
+        @staticmethod
+        def backward_graph(ctx, g):
+            (y,) = ctx.saved_tensors
+            return g * ctx.output(y)     # y as the Tensor this node produced
+
+With ``create_graph=True`` the engine calls it instead of ``backward``, with recording on:
+the gradients it returns are Tensors with a graph, differentiable to any order. Inside it,
+``ctx.inputs`` holds the arguments of ``apply`` (tensors as Tensors), ``ctx.output(array)``
+turns a saved output array back into the output Tensor, and saved arrays that are neither
+serve as constants (masks, indices). A registry test checks, for every chainrule
+Function, that both forms give the same first-order gradients and that ``backward_graph``
+passes ``gradgradcheck``. A Function without it works to first order and says so when
+asked for a second.
 """
 
 from __future__ import annotations
 
-import itertools
 import traceback
 from typing import Any, ClassVar
 
+from chainrule.autograd.grad_mode import clock
 from chainrule.autograd.grad_mode import state as _grad_state
 from chainrule.backend import xp
 from chainrule.errors import DTypeError, GraphError, ShapeError
+from chainrule.tensor import Tensor, make_output
 
 # Every Function subclass defined inside chainrule, by name: the registry that lets one
 # test gradient-check every primitive.
 PRIMITIVES: dict[str, type[Function]] = {}
-
-
-class _Clock:
-    """One counter for the order of events in the graph.
-
-    Each node takes the next tick when it is created (``_seq``), so a node's inputs always
-    carry earlier ticks than the node: creation order is a topological order, which the
-    engine uses to run nodes newest first. Each in-place change stamps the tensor with the
-    next tick (``Tensor._version[0]``), so a saved array whose tensor carries a later stamp
-    than the node was changed after the forward pass. While no in-place change has happened
-    since a node was made (the usual case) backward checks nothing.
-    """
-
-    def __init__(self) -> None:
-        self._ticks = itertools.count(1)
-        self.last_inplace = 0
-
-    def stamp_inplace(self) -> int:
-        self.last_inplace = next(self._ticks)
-        return self.last_inplace
-
-
-clock = _Clock()
-_next_tick = clock._ticks.__next__
 
 
 class Function:
@@ -134,6 +130,26 @@ class Function:
         """Map upstream gradients to one gradient per forward input (the VJP)."""
         raise NotImplementedError("a Function must define a static backward(ctx, *grads)")
 
+    @staticmethod
+    def backward_graph(ctx: Any, *grad_outputs: Any) -> Any:
+        """The VJP in chainrule ops on Tensors, recorded so it can be differentiated again.
+
+        Called instead of ``backward`` when ``create_graph=True``. Functions that are
+        differentiable only once keep this default, which says so.
+        """
+        raise GraphError(
+            f"{ctx.name()}: its backward runs on arrays only, so its gradient cannot be "
+            f"differentiated again (create_graph=True). Give {type(ctx).__name__} a "
+            f"`backward_graph(ctx, *grads)` written with chainrule ops on Tensors (see "
+            f"chainrule.autograd.function), or compute this derivative without "
+            f"create_graph."
+        )
+
+    @classmethod
+    def has_backward_graph(cls) -> bool:
+        """True when this Function can be differentiated more than once."""
+        return cls.backward_graph is not Function.backward_graph
+
     # ----------------------------------------------------------------------------- ctx API
     def save_for_backward(self, *arrays: Any) -> None:
         """Keep arrays for backward. Changing them in place afterwards is detected."""
@@ -159,6 +175,15 @@ class Function:
                     f"forward pass, so its gradient would be wrong. Use an out-of-place op "
                     f"(y = y + 1 instead of y += 1), or .clone() the tensor before changing it."
                 )
+
+    def output(self, array: Any, index: int = 0) -> Tensor:
+        """The output array ``array`` of this node (saved in forward) as the Tensor it
+        produced: differentiating through it reaches this node's inputs. For use in
+        ``backward_graph``.
+        """
+        if self._n_out == 1:
+            return make_output(array, self, 0, self._out_version)
+        return make_output(array, self, index, [0])
 
     @property
     def inputs(self) -> tuple[Any, ...]:
@@ -280,6 +305,7 @@ class Function:
 
 _new = object.__new__
 _ndarray = xp.ndarray
+_next_tick = clock.next_tick
 
 
 def _wrap_outputs(
@@ -287,12 +313,12 @@ def _wrap_outputs(
 ) -> tuple[Any, ...]:
     """The outputs of a multi-output op; integer outputs (indices) never require grad."""
     outs = tuple(
-        Tensor._wrap(r, record and r.dtype.kind == "f", ctx if record else None, i)
+        make_output(r, ctx, i, [0]) if record and r.dtype.kind == "f" else Tensor(r)
         for i, r in enumerate(raw)
     )
     if record:
         ctx._inputs = args
-        ctx._seq = _next_tick()
+        ctx._seq = clock.next_tick()
         ctx._out_version = [0]  # outputs are fresh arrays; their stamps are checked below
         ctx._out_id = -1
         ctx._n_out = len(raw)
@@ -302,7 +328,7 @@ def _wrap_outputs(
     return outs
 
 
-_FREED_MESSAGE = (
+FREED_MESSAGE = (
     "{op} is part of a graph whose saved values were already freed by a backward pass. "
     "Pass retain_graph=True to the first backward() if you need to run backward through "
     "the same graph again, or recompute the forward pass."
@@ -321,6 +347,3 @@ def _forward_error(cls: type[Function], args: tuple[Any, ...], exc: Exception) -
     if isinstance(exc, TypeError):
         return DTypeError(message)
     return type(exc)(message)
-
-
-from chainrule.tensor import Tensor  # noqa: E402  (Tensor's methods call back into ops)

@@ -1,12 +1,16 @@
 """Switching graph recording on and off: ``no_grad``, ``enable_grad``, ``set_grad_enabled``.
 
-The flag is a plain module-level attribute, read once per op; a thread-local would cost
-more than the rest of an op's bookkeeping. chainrule runs its graph on one thread.
+The flags live in a thread-local object, as in PyTorch: ``no_grad`` in one thread does not
+stop another thread from recording its graph, and the engine switching recording off for
+the duration of a backward pass affects only the thread that runs it. Each op reads the
+flag once; a thread-local attribute costs a few tens of nanoseconds more than a plain one.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
+import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -14,12 +18,39 @@ from typing import Any, TypeVar
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _GradState:
+class _GradState(threading.local):
+    # Class attributes are every thread's defaults: a new thread starts with grad mode on
+    # and anomaly mode off, whatever the thread that made it had set.
     enabled: bool = True
     anomaly: bool = False  # set by autograd.detect_anomaly
 
 
 state = _GradState()
+
+
+class _Clock:
+    """One counter for the order of events in the graph, shared by all threads.
+
+    Each node takes the next tick when it is created (``Function._seq``), so a node's
+    inputs always carry earlier ticks than the node: creation order is a topological
+    order, which the engine uses to run nodes newest first. Each in-place change stamps
+    the tensor with the next tick (``Tensor._version[0]``), so a saved array whose tensor
+    carries a later stamp than the node was changed after the forward pass. While no
+    in-place change has happened since a node was made (the usual case) backward checks
+    nothing. ``itertools.count`` hands out each tick once, also across threads.
+    """
+
+    def __init__(self) -> None:
+        self._ticks = itertools.count(1)
+        self.next_tick = self._ticks.__next__
+        self.last_inplace = 0
+
+    def stamp_inplace(self) -> int:
+        self.last_inplace = self.next_tick()
+        return self.last_inplace
+
+
+clock = _Clock()
 
 
 def is_grad_enabled() -> bool:

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from chainrule.autograd.engine import run_backward
-from chainrule.autograd.grad_mode import no_grad
+from chainrule.autograd.functional import grad
+from chainrule.autograd.grad_mode import enable_grad, no_grad
 from chainrule.backend import float64, xp
 from chainrule.errors import GradcheckError
 from chainrule.random import Generator
@@ -99,6 +100,126 @@ def gradcheck(
             raise
         return False
     return True
+
+
+def gradgradcheck(
+    func: Callable[..., Any],
+    inputs: Tensor | Sequence[Any],
+    grad_outputs: Sequence[Any] | None = None,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    raise_exception: bool = True,
+    fast_mode: bool = False,
+    seed: int = 0,
+) -> bool:
+    """Check second derivatives: ``gradcheck`` of the gradient computed with
+    ``create_graph=True``.
+
+    The function checked maps (inputs, v) to vᵀ ∂func/∂inputs, the first-order VJP with
+    its upstream gradient v (random, float64, from ``seed``, unless ``grad_outputs`` is
+    given); gradcheck then compares its backward (the second-order VJPs, with respect to
+    the inputs and to v) with finite differences, as PyTorch's ``gradgradcheck`` does.
+    First, the recorded VJP (each op's ``backward_graph``) must equal the fast one (its
+    ``backward``): the finite differences alone could not see a wrong value there.
+
+    Example:
+        >>> import chainrule as cr
+        >>> x = cr.randn(3, dtype=cr.float64, requires_grad=True)
+        >>> cr.autograd.gradgradcheck(lambda t: (t.tanh() * t).sum(), (x,))
+        True
+    """
+    args = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    prepared, chosen = _prepare(args)
+    outs = _outputs_of(func(*prepared))
+    if grad_outputs is None:
+        gen = Generator(seed + 1)
+        vs = [Tensor(gen.standard_normal(o.data.shape, float64)) for o in outs]
+    else:
+        vs = [
+            Tensor(xp.asarray(v.data if isinstance(v, Tensor) else v, dtype=float64))
+            for v in grad_outputs
+        ]
+    vs = [v.requires_grad_(True) for v in vs]
+    n = len(prepared)
+
+    def first_order(*xs_and_vs: Any) -> Any:
+        xs, v_in = xs_and_vs[:n], xs_and_vs[n:]
+        with enable_grad():
+            live = [(o, v) for o, v in zip(_outputs_of(func(*xs)), v_in) if o.requires_grad]
+            wrt = [xs[i] for i in chosen]
+            if not live:
+                return tuple(Tensor(xp.zeros(x.data.shape, float64)) for x in wrt)
+            grads = grad(
+                [o for o, _ in live],
+                wrt,
+                [v for _, v in live],
+                create_graph=True,
+                allow_unused=True,
+            )
+        return tuple(
+            Tensor(xp.zeros(x.data.shape, float64)) if g is None else g for g, x in zip(grads, wrt)
+        )
+
+    try:
+        _check_graph_matches_fast(func, prepared, chosen, vs, atol, rtol)
+    except GradcheckError:
+        if raise_exception:
+            raise
+        return False
+    return gradcheck(
+        first_order,
+        [*prepared, *vs],
+        eps=eps,
+        atol=atol,
+        rtol=rtol,
+        raise_exception=raise_exception,
+        fast_mode=fast_mode,
+        seed=seed,
+    )
+
+
+def _check_graph_matches_fast(
+    func: Callable[..., Any],
+    prepared: list[Any],
+    chosen: list[int],
+    vs: list[Tensor],
+    atol: float,
+    rtol: float,
+) -> None:
+    """The recorded gradient (``backward_graph``) must equal the fast one (``backward``):
+    finite differences of the recorded gradient cannot see a wrong value that it agrees
+    with itself on."""
+    wrt = [prepared[i] for i in chosen]
+    with enable_grad():
+        live = [(o, v) for o, v in zip(_outputs_of(func(*prepared)), vs) if o.requires_grad]
+        if not live:
+            return
+        outs, seeds = [o for o, _ in live], [v.detach() for _, v in live]
+        fast = grad(outs, wrt, seeds, retain_graph=True, allow_unused=True)
+        graph = grad(outs, wrt, seeds, create_graph=True, allow_unused=True)
+    for k, (a, b) in enumerate(zip(fast, graph)):
+        if (a is None) != (b is None):
+            raise GradcheckError(
+                f"gradgradcheck: input {chosen[k]} gets a gradient from one of backward and "
+                f"backward_graph but not from the other"
+            )
+        if a is None or b is None:
+            continue
+        fast_values, graph_values = a.data, b.data
+        if not bool(
+            (xp.abs(fast_values - graph_values) <= atol + rtol * xp.abs(fast_values)).all()
+        ):
+            raise GradcheckError(
+                f"gradgradcheck: backward_graph and backward disagree on the gradient of input "
+                f"{chosen[k]} (shape {a.shape}): backward gives\n{fast_values}\n"
+                f"backward_graph gives\n{graph_values}"
+            )
+
+
+def _outputs_of(out: Any) -> list[Tensor]:
+    outs = out if isinstance(out, (tuple, list)) else (out,)
+    return [o for o in outs if isinstance(o, Tensor)]
 
 
 def _analytic_rows(

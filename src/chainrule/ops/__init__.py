@@ -9,11 +9,13 @@ them all.
 from __future__ import annotations
 
 import builtins
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 from chainrule.backend import xp
 from chainrule.errors import ShapeError
+from chainrule.inplace import index_arrays
 from chainrule.ops.elementwise import (
     Abs,
     Add,
@@ -24,7 +26,6 @@ from chainrule.ops.elementwise import (
     Exp,
     Log,
     Maximum,
-    Minimum,
     Mul,
     Neg,
     Pow,
@@ -37,10 +38,18 @@ from chainrule.ops.elementwise import (
     Where,
 )
 from chainrule.ops.linalg import MatMul
-from chainrule.ops.movement import Cat, Expand, Gather, Permute, Reshape, Slice, Stack
+from chainrule.ops.movement import (
+    Cat,
+    Expand,
+    Gather,
+    Permute,
+    Reshape,
+    Slice,
+    Stack,
+    is_basic_index,
+)
 from chainrule.ops.reduce import (
     Amax,
-    Amin,
     LogSoftmax,
     LogSumExp,
     MaxDim,
@@ -48,7 +57,7 @@ from chainrule.ops.reduce import (
     Softmax,
     Sum,
 )
-from chainrule.tensor import MaxResult, Tensor, _index
+from chainrule.tensor import MaxResult, Tensor, bind_ops
 
 Dim = int | Sequence[int] | None
 
@@ -132,12 +141,12 @@ def abs(x: Tensor) -> Tensor:
 
 def maximum(a: Any, b: Any) -> Tensor:
     """Elementwise max (the lecture's Max module); ties split the gradient equally."""
-    return Maximum.apply(a, b)
+    return Maximum.apply(a, b, True)
 
 
 def minimum(a: Any, b: Any) -> Tensor:
     """Elementwise min; ties split the gradient equally."""
-    return Minimum.apply(a, b)
+    return Maximum.apply(a, b, False)
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
@@ -210,11 +219,11 @@ def std(x: Tensor, dim: Dim = None, unbiased: bool = True, keepdim: bool = False
 
 def amax(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
     """Maximum over ``dim`` (one or several); tied maxima share the gradient equally."""
-    return Amax.apply(x, _axes(x, dim, "amax"), keepdim)
+    return Amax.apply(x, _axes(x, dim, "amax"), keepdim, True)
 
 
 def amin(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
-    return Amin.apply(x, _axes(x, dim, "amin"), keepdim)
+    return Amax.apply(x, _axes(x, dim, "amin"), keepdim, False)
 
 
 def max(x: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
@@ -328,20 +337,12 @@ def expand(x: Tensor, *sizes: Any) -> Tensor:
     return Expand.apply(x, shape)
 
 
-def _is_basic(index: Any) -> bool:
-    items = index if isinstance(index, tuple) else (index,)
-    return all(
-        i is None or i is Ellipsis or (isinstance(i, (int, slice)) and not isinstance(i, bool))
-        for i in items
-    )
-
-
 def getitem(x: Tensor, index: Any) -> Tensor:
     """``x[index]``: ints, slices, None, Ellipsis, integer arrays, lists, boolean masks."""
-    index = _index(index)
+    index = index_arrays(index)
     if isinstance(index, list):
         index = xp.asarray(index)
-    if _is_basic(index):
+    if is_basic_index(index):
         return Slice.apply(x, index)
     return Gather.apply(x, index)
 
@@ -394,3 +395,8 @@ def cast(x: Tensor, dtype: Any) -> Tensor:
 
 def clone(x: Tensor) -> Tensor:
     return Clone.apply(x)
+
+
+# Tensor's methods (x + y, x.exp(), x.sum()) call into this module: hand it over now that
+# every function above exists. Tensor itself imports nothing from here.
+bind_ops(sys.modules[__name__])

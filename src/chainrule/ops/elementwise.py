@@ -10,6 +10,7 @@ from typing import Any
 from chainrule import backend
 from chainrule.autograd.function import Function
 from chainrule.backend import xp
+from chainrule.ops import kernels
 
 _INTEGRAL = "biu"
 
@@ -76,6 +77,12 @@ def _python_scalar(x: Any) -> Any:
     return x.item() if isinstance(x, xp.generic) else x
 
 
+def _floating(x: Any) -> Any:
+    """Integer or bool data as the default float dtype, as PyTorch gives exp(int) float32
+    (NumPy would give float64)."""
+    return x.astype(backend.default_float) if x.dtype.kind in _INTEGRAL else x
+
+
 def _is_integral(x: Any) -> bool:
     dtype = getattr(x, "dtype", None)
     return dtype.kind in _INTEGRAL if dtype is not None else type(x) in (int, bool)
@@ -93,6 +100,8 @@ class Add(Function):
     def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
         return g, g
 
+    backward_graph = backward  # passing g on is the same for an array and a Tensor
+
 
 class Sub(Function):
     """y = a − b.   VJP: da = g, db = −g."""
@@ -105,6 +114,8 @@ class Sub(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
         return g, (-g if ctx.needs_input_grad[1] else None)
+
+    backward_graph = backward  # operators only: the same code for arrays and Tensors
 
 
 class Mul(Function):
@@ -119,6 +130,12 @@ class Mul(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
         a, b = ctx.saved_tensors
+        da, db = ctx.needs_input_grad
+        return (g * b if da else None), (g * a if db else None)
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, Any]:
+        a, b = ctx.inputs
         da, db = ctx.needs_input_grad
         return (g * b if da else None), (g * a if db else None)
 
@@ -144,6 +161,14 @@ class Div(Function):
             -ga * a / b if ctx.needs_input_grad[1] else None
         )
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, Any]:
+        a, b = ctx.inputs
+        ga = g / b
+        return (ga if ctx.needs_input_grad[0] else None), (
+            -ga * a / b if ctx.needs_input_grad[1] else None
+        )
+
 
 class Neg(Function):
     """y = −x.   VJP: dx = −g."""
@@ -156,9 +181,16 @@ class Neg(Function):
     def backward(ctx: Any, g: Any) -> Any:
         return -g
 
+    backward_graph = backward
+
 
 class Pow(Function):
-    """y = aᵇ.   VJP: da = g · b · aᵇ⁻¹, db = g · aᵇ · log a (taken as 0 where a = 0)."""
+    """y = aᵇ.   VJP: da = g · b · aᵇ⁻¹ (0 where b = 0), db = g · aᵇ · log a (0 where a = 0).
+
+    Where b = 0, y = 1 whatever a, so da = 0, also at a = 0 where b · aᵇ⁻¹ = 0 · ∞ would
+    give NaN (``relu(v) ** 0``, as PyTorch). Where a = 0, d/db aᵇ = 0 for b > 0 (the limit),
+    not NaN from log 0.
+    """
 
     @staticmethod
     def forward(ctx: Any, a: Any, b: Any) -> Any:
@@ -172,11 +204,24 @@ class Pow(Function):
         a, b, y = ctx.saved_tensors
         da = db = None
         if ctx.needs_input_grad[0]:
-            da = g * b * a ** (b - 1)
+            with xp.errstate(divide="ignore", invalid="ignore"):
+                da = g * xp.where(b == 0, 0, b * a ** (b - 1))
         if ctx.needs_input_grad[1]:
-            # d/db aᵇ at a = 0 is 0 for b > 0 (the limit), not NaN from log 0.
-            log_a = xp.log(xp.where(a == 0, 1, a))
-            db = g * y * log_a
+            db = g * y * xp.log(xp.where(a == 0, 1, a))
+        return da, db
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, Any]:
+        a, b = ctx.inputs
+        a_values, b_values, y = ctx.saved_tensors
+        da = db = None
+        if ctx.needs_input_grad[0]:
+            # The b = 0 entries are masked out; giving them exponent 1 there keeps a**(b−1)
+            # finite, so no NaN flows into the second derivative either.
+            b_safe = Where.apply(b_values == 0, 1, b)
+            da = Where.apply(b_values == 0, 0, g * b_safe * a ** (b_safe - 1))
+        if ctx.needs_input_grad[1]:
+            db = g * ctx.output(y) * Log.apply(Where.apply(a_values == 0, 1, a))
         return da, db
 
 
@@ -185,6 +230,7 @@ class Exp(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
+        x = _floating(x)
         y = xp.exp(x)
         ctx.save_for_backward(y)
         return y
@@ -194,12 +240,18 @@ class Exp(Function):
         (y,) = ctx.saved_tensors
         return g * y
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return g * ctx.output(y)
+
 
 class Log(Function):
     """y = log x.   VJP: dx = g / x."""
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
+        x = _floating(x)
         ctx.save_for_backward(x)
         return xp.log(x)
 
@@ -208,12 +260,17 @@ class Log(Function):
         (x,) = ctx.saved_tensors
         return g / x
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> Any:
+        return g / ctx.inputs[0]
+
 
 class Sqrt(Function):
     """y = √x.   VJP: dx = g / (2y)."""
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
+        x = _floating(x)
         y = xp.sqrt(x)
         ctx.save_for_backward(y)
         return y
@@ -222,6 +279,11 @@ class Sqrt(Function):
     def backward(ctx: Any, g: Any) -> Any:
         (y,) = ctx.saved_tensors
         return g / (2 * y)
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return g / (2 * ctx.output(y))
 
 
 class Abs(Function):
@@ -237,9 +299,11 @@ class Abs(Function):
         (x,) = ctx.saved_tensors
         return g * xp.sign(x)
 
+    backward_graph = backward  # sign(x) is a constant (its derivative is 0 almost everywhere)
+
 
 class Maximum(Function):
-    """y = max(a, b) elementwise: the lecture's Max module.
+    """y = max(a, b) elementwise: the lecture's Max module (min(a, b) with ``largest=False``).
 
     VJP: the gradient goes to the larger input: da = g · [a > b], db = g · [b > a].
     Tie rule: where a = b the gradient is split equally, g/2 to each (as PyTorch does);
@@ -247,36 +311,29 @@ class Maximum(Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, a: Any, b: Any) -> Any:
+    def forward(ctx: Any, a: Any, b: Any, largest: bool) -> Any:
         a, b = _promote(a, b)
         ctx.save_for_backward(a, b)
-        return xp.maximum(a, b)
+        ctx.largest = largest
+        return xp.maximum(a, b) if largest else xp.minimum(a, b)
 
     @staticmethod
-    def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
-        a, b = ctx.saved_tensors
-        share = (a > b) + 0.5 * (a == b)
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any, None]:
+        share = _winner_share(ctx, g.dtype)
         da = g * share if ctx.needs_input_grad[0] else None
         db = g * (1 - share) if ctx.needs_input_grad[1] else None
-        return da, db
+        return da, db, None
+
+    backward_graph = backward  # the share is a constant mask: the same code for Tensors
 
 
-class Minimum(Function):
-    """y = min(a, b) elementwise.   VJP: to the smaller input; ties split equally."""
-
-    @staticmethod
-    def forward(ctx: Any, a: Any, b: Any) -> Any:
-        a, b = _promote(a, b)
-        ctx.save_for_backward(a, b)
-        return xp.minimum(a, b)
-
-    @staticmethod
-    def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
-        a, b = ctx.saved_tensors
-        share = (a < b) + 0.5 * (a == b)
-        da = g * share if ctx.needs_input_grad[0] else None
-        db = g * (1 - share) if ctx.needs_input_grad[1] else None
-        return da, db
+def _winner_share(ctx: Any, dtype: Any) -> Any:
+    """[a wins] + ½[a = b], in the gradient's dtype (a float64 mask would widen it)."""
+    a, b = ctx.saved_tensors
+    wins = (a > b) if ctx.largest else (a < b)
+    share = xp.asarray(wins, dtype=dtype)
+    share[xp.asarray(a == b)] = 0.5
+    return share
 
 
 class Where(Function):
@@ -294,6 +351,13 @@ class Where(Function):
         zero = xp.zeros((), dtype=g.dtype)
         da = xp.where(cond, g, zero) if ctx.needs_input_grad[1] else None
         db = xp.where(cond, zero, g) if ctx.needs_input_grad[2] else None
+        return None, da, db
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, Any, Any]:
+        (cond,) = ctx.saved_tensors
+        da = Where.apply(cond, g, 0.0) if ctx.needs_input_grad[1] else None
+        db = Where.apply(cond, 0.0, g) if ctx.needs_input_grad[2] else None
         return None, da, db
 
 
@@ -316,6 +380,8 @@ class Clamp(Function):
             inside &= x <= ctx.hi
         return g * inside, None, None
 
+    backward_graph = backward  # the mask is a constant
+
 
 class ReLU(Function):
     """y = max(x, 0).   VJP: dx = g · [x > 0]."""
@@ -331,17 +397,20 @@ class ReLU(Function):
         (y,) = ctx.saved_tensors
         return g * (y > 0)
 
+    backward_graph = backward  # the mask is a constant
+
 
 class Sigmoid(Function):
     """y = 1 / (1 + e⁻ˣ).   VJP: dx = g · y · (1 − y).
 
-    Computed in this form (see ``_sigmoid``), which keeps full relative precision in both
+    Computed in this form (see ``kernels.sigmoid``), which keeps full relative precision in both
     tails; e⁻ˣ overflowing to inf for very negative x gives the right limit, 0.
     """
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
-        y = _sigmoid(x)
+        x = _floating(x)
+        y = kernels.sigmoid(x)
         ctx.save_for_backward(y)
         return y
 
@@ -350,14 +419,11 @@ class Sigmoid(Function):
         (y,) = ctx.saved_tensors
         return g * y * (1 - y)
 
-
-def _sigmoid(x: Any) -> Any:
-    # Not ½(1 + tanh(x/2)): its 1 + tanh cancels catastrophically for x < 0, so sigmoid(-20)
-    # came out as 0 in float32 instead of 2.06e-9 (and its gradient with it).
-    with xp.errstate(over="ignore"):
-        e = xp.exp(-x)
-    e += 1
-    return xp.reciprocal(e)
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        y = ctx.output(y)
+        return g * y * (1 - y)
 
 
 class Tanh(Function):
@@ -365,6 +431,7 @@ class Tanh(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
+        x = _floating(x)
         y = xp.tanh(x)
         ctx.save_for_backward(y)
         return y
@@ -372,6 +439,12 @@ class Tanh(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         (y,) = ctx.saved_tensors
+        return g * (1 - y * y)
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        y = ctx.output(y)
         return g * (1 - y * y)
 
 
@@ -384,13 +457,18 @@ class Softplus(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
+        x = _floating(x)
         ctx.save_for_backward(x)
-        return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+        return kernels.softplus(x)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         (x,) = ctx.saved_tensors
-        return g * _sigmoid(x)
+        return g * kernels.sigmoid(x)
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> Any:
+        return g * Sigmoid.apply(ctx.inputs[0])
 
 
 class Cast(Function):
@@ -405,6 +483,8 @@ class Cast(Function):
     def backward(ctx: Any, g: Any) -> tuple[Any, None]:
         return g.astype(ctx.in_dtype), None
 
+    backward_graph = backward  # Tensor.astype is the differentiable cast
+
 
 class Clone(Function):
     """y = a copy of x (own memory).   VJP: dx = g."""
@@ -416,3 +496,5 @@ class Clone(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         return g
+
+    backward_graph = backward

@@ -6,6 +6,7 @@ from typing import Any
 
 from chainrule.autograd.function import Function
 from chainrule.backend import xp
+from chainrule.tensor import Tensor
 
 
 class MatMul(Function):
@@ -45,4 +46,28 @@ class MatMul(Function):
             db = xp.matmul(xp.swapaxes(a2, -1, -2), g)
             if b.ndim == 1:
                 db = db[..., 0]
+        return da, db
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, Any]:
+        a, b = (x if isinstance(x, Tensor) else Tensor(xp.asarray(x)) for x in ctx.inputs)
+        need_a, need_b = ctx.needs_input_grad
+        if a.ndim == 1 and b.ndim == 1:
+            return (g * b if need_a else None), (g * a if need_b else None)
+        # The same formula on Tensors: 1-D operands get their implied row/column axis.
+        a2 = a.unsqueeze(0) if a.ndim == 1 else a
+        b2 = b.unsqueeze(-1) if b.ndim == 1 else b
+        if a.ndim == 1:
+            g = g.unsqueeze(-2)
+        if b.ndim == 1:
+            g = g.unsqueeze(-1)
+        da = db = None
+        if need_a:
+            da = MatMul.apply(g, b2.transpose(-1, -2))
+            if a.ndim == 1:
+                da = da.squeeze(-2)
+        if need_b:
+            db = MatMul.apply(a2.transpose(-1, -2), g)
+            if b.ndim == 1:
+                db = db.squeeze(-1)
         return da, db

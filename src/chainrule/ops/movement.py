@@ -4,6 +4,7 @@ gradient back to where each element came from.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from chainrule.autograd.function import Function
@@ -24,6 +25,8 @@ class Reshape(Function):
     def backward(ctx: Any, g: Any) -> tuple[Any, None]:
         return g.reshape(ctx.shape), None
 
+    backward_graph = backward  # Tensor.reshape is the differentiable reshape
+
 
 class Permute(Function):
     """y = x with its axes reordered (a view).   VJP: dx = g with the inverse order."""
@@ -37,7 +40,19 @@ class Permute(Function):
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None]:
-        return g.transpose(tuple(xp.argsort(ctx.axes))), None
+        return g.transpose(_inverse(ctx.axes)), None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None]:
+        return Permute.apply(g, _inverse(ctx.axes)), None
+
+
+def _inverse(axes: tuple[int, ...]) -> tuple[int, ...]:
+    """The permutation that undoes ``axes``."""
+    inverse = [0] * len(axes)
+    for i, a in enumerate(axes):
+        inverse[a] = i
+    return tuple(inverse)
 
 
 class Expand(Function):
@@ -55,6 +70,8 @@ class Expand(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None]:
         return g, None
+
+    backward_graph = backward
 
 
 class Slice(Function):
@@ -76,6 +93,10 @@ class Slice(Function):
         dx[ctx.index] = g
         return dx, None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None]:
+        return ScatterAdd.apply(g, ctx.shape, ctx.index), None
+
 
 class Gather(Function):
     """y = x[index] with integer arrays or boolean masks in the index (a copy).
@@ -95,6 +116,64 @@ class Gather(Function):
         xp.add.at(dx, ctx.index, g)
         return dx, None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None]:
+        return ScatterAdd.apply(g, ctx.shape, ctx.index), None
+
+
+class ScatterAdd(Function):
+    """y = zeros(shape) with g added at ``index`` (repeated positions accumulate): the VJP
+    of indexing, as a primitive so that it can be differentiated in turn.
+
+    VJP: dg = G[index] (indexing again: scatter and gather are each other's transpose).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, g: Any, shape: tuple[int, ...], index: Any) -> Any:
+        ctx.index = index
+        y = xp.zeros(shape, dtype=g.dtype)
+        if is_basic_index(index):
+            y[index] = g  # a basic index never repeats a position
+        else:
+            xp.add.at(y, index, g)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Any) -> tuple[Any, None, None]:
+        return grad[ctx.index], None, None
+
+    @staticmethod
+    def backward_graph(ctx: Any, grad: Any) -> tuple[Any, None, None]:
+        return _select(grad, ctx.index), None, None
+
+
+def is_basic_index(index: Any) -> bool:
+    """True for NumPy's basic indexing (ints, slices, None, Ellipsis): a view, no repeats."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(
+        i is None or i is Ellipsis or (isinstance(i, (int, slice)) and not isinstance(i, bool))
+        for i in items
+    )
+
+
+def _select(x: Any, index: Any) -> Any:
+    """x[index] on a Tensor, through the primitive that fits the index."""
+    return (Slice if is_basic_index(index) else Gather).apply(x, index)
+
+
+def along_axis(idx: Any, axis: int) -> tuple[Any, ...]:
+    """The full index that picks ``idx`` (indices along ``axis``, size 1 there) from each
+    line along ``axis``: NumPy's take_along_axis as plain advanced indexing."""
+    index = []
+    for d, size in enumerate(idx.shape):
+        if d == axis:
+            index.append(idx)
+        else:
+            shape = [1] * idx.ndim
+            shape[d] = size
+            index.append(xp.arange(size).reshape(shape))
+    return tuple(index)
+
 
 class Cat(Function):
     """y = the inputs joined along ``axis``.   VJP: each input gets its slice of g."""
@@ -102,12 +181,19 @@ class Cat(Function):
     @staticmethod
     def forward(ctx: Any, axis: int, *xs: Any) -> Any:
         ctx.axis = axis
-        ctx.bounds = xp.cumsum([x.shape[axis] for x in xs])[:-1]
+        ctx.bounds = list(itertools.accumulate(x.shape[axis] for x in xs))[:-1]
         return xp.concatenate(xs, axis=axis)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, ...]:
         return (None, *xp.split(g, ctx.bounds, axis=ctx.axis))
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, ...]:
+        starts = [0, *(int(b) for b in ctx.bounds)]
+        stops = [*(int(b) for b in ctx.bounds), g.shape[ctx.axis]]
+        lead = (slice(None),) * ctx.axis
+        return (None, *(Slice.apply(g, (*lead, slice(a, b))) for a, b in zip(starts, stops)))
 
 
 class Stack(Function):
@@ -122,3 +208,8 @@ class Stack(Function):
     def backward(ctx: Any, g: Any) -> tuple[Any, ...]:
         n = g.shape[ctx.axis]
         return (None, *(xp.take(g, i, axis=ctx.axis) for i in range(n)))
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, ...]:
+        lead = (slice(None),) * ctx.axis
+        return (None, *(Slice.apply(g, (*lead, i)) for i in range(g.shape[ctx.axis])))

@@ -10,6 +10,8 @@ from typing import Any
 
 from chainrule.autograd.function import Function
 from chainrule.backend import xp
+from chainrule.ops import kernels
+from chainrule.ops.movement import ScatterAdd, along_axis
 
 
 def _unreduce(g: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
@@ -33,6 +35,10 @@ class Sum(Function):
     def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
         return xp.broadcast_to(_unreduce(g, ctx.axes, ctx.keepdim), ctx.shape), None, None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        return _spread(g, ctx), None, None
+
 
 class Mean(Function):
     """y = (1/n) Σ x over ``axes`` (n elements each).   VJP: dx = g / n, broadcast back."""
@@ -48,51 +54,49 @@ class Mean(Function):
     def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
         return xp.broadcast_to(_unreduce(g / ctx.n, ctx.axes, ctx.keepdim), ctx.shape), None, None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        return _spread(g / ctx.n, ctx), None, None
+
+
+def _spread(g: Any, ctx: Any) -> Any:
+    """``backward_graph`` of the sums: the Tensor g with the reduced axes put back as
+    size-1 axes, broadcast over them (``Reshape`` then ``Expand``, both differentiable)."""
+    kept = tuple(1 if ctx.axes is None or i in ctx.axes else s for i, s in enumerate(ctx.shape))
+    return g.reshape(kept).expand(ctx.shape)
+
 
 class Amax(Function):
-    """y = max x over ``axes``.
+    """y = max x over ``axes`` (min with ``largest=False``).
 
     VJP: g goes to the elements equal to the maximum; where several tie, it is shared
-    equally among them (as PyTorch's amax and max() do).
+    equally among them (as PyTorch's amax and max() do): dx = g · [x = y] / #{x = y}.
     """
 
     @staticmethod
-    def forward(ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
-        y = xp.asarray(x.max(axis=axes, keepdims=True))
+    def forward(
+        ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool, largest: bool
+    ) -> Any:
+        y = xp.asarray((x.max if largest else x.min)(axis=axes, keepdims=True))
         ctx.save_for_backward(x, y)
         ctx.axes, ctx.keepdim = axes, keepdim
         return y if keepdim else xp.asarray(y.reshape(_drop(x.shape, axes)))
 
     @staticmethod
-    def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
-        x, y = ctx.saved_tensors
-        mask = x == y
-        return (
-            _unreduce(g, ctx.axes, ctx.keepdim) * mask / mask.sum(axis=ctx.axes, keepdims=True),
-            None,
-            None,
-        )
-
-
-class Amin(Function):
-    """y = min x over ``axes``.   VJP: as ``Amax``, to the minimal elements, ties shared."""
+    def backward(ctx: Any, g: Any) -> tuple[Any, None, None, None]:
+        return _unreduce(g, ctx.axes, ctx.keepdim) * _tie_share(ctx, g.dtype), None, None, None
 
     @staticmethod
-    def forward(ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
-        y = xp.asarray(x.min(axis=axes, keepdims=True))
-        ctx.save_for_backward(x, y)
-        ctx.axes, ctx.keepdim = axes, keepdim
-        return y if keepdim else xp.asarray(y.reshape(_drop(x.shape, axes)))
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None, None, None]:
+        kept = ctx.saved_tensors[1].shape
+        return g.reshape(kept) * _tie_share(ctx, g.dtype), None, None, None
 
-    @staticmethod
-    def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
-        x, y = ctx.saved_tensors
-        mask = x == y
-        return (
-            _unreduce(g, ctx.axes, ctx.keepdim) * mask / mask.sum(axis=ctx.axes, keepdims=True),
-            None,
-            None,
-        )
+
+def _tie_share(ctx: Any, dtype: Any) -> Any:
+    """[x = y] / #{x = y} over the reduced axes, in the gradient's dtype (a constant)."""
+    x, y = ctx.saved_tensors
+    mask = xp.asarray(x == y, dtype=dtype)
+    return mask / mask.sum(axis=ctx.axes, keepdims=True)
 
 
 class MaxDim(Function):
@@ -121,26 +125,18 @@ class MaxDim(Function):
         xp.put_along_axis(dx, idx, g, axis=ctx.axis)
         return dx, None, None, None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any, g_indices: Any) -> tuple[Any, None, None, None]:
+        (idx,) = ctx.saved_tensors
+        if not ctx.keepdim:
+            g = g.unsqueeze(ctx.axis)
+        return ScatterAdd.apply(g, ctx.shape, along_axis(idx, ctx.axis)), None, None, None
+
 
 def _drop(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, ...]:
     if axes is None:
         return ()
     return tuple(s for i, s in enumerate(shape) if i not in axes)
-
-
-def _shifted_exp(x: Any, axis: int | tuple[int, ...] | None) -> tuple[Any, Any, Any, Any]:
-    """z = x − m, eᶻ and s = Σ eᶻ (reduced axes kept, size 1), with m = max x.
-
-    Taking the maximum out first keeps eᶻ ≤ 1, so nothing overflows. The callers build their
-    results from z and s rather than from m + log s: at x ≈ 1000 in float32, m + log s is
-    rounded to a spacing of 6e-5, and subtracting it from x again would lose that much.
-    """
-    m = x.max(axis=axis, keepdims=True)
-    # An all -inf (or inf) slice would give inf - inf = nan; leave such slices unshifted.
-    m = xp.where(xp.isfinite(m), m, 0)
-    z = x - m
-    e = xp.exp(z)
-    return z, e, e.sum(axis=axis, keepdims=True), m
 
 
 class LogSumExp(Function):
@@ -153,7 +149,7 @@ class LogSumExp(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
-        _, e, total, m = _shifted_exp(x, axes)
+        _, e, total, m = kernels.shifted_exp(x, axes)
         with xp.errstate(divide="ignore"):  # an all -inf slice: log 0 = -inf is the answer
             y = xp.log(total) + m
         ctx.save_for_backward(e, total)
@@ -164,6 +160,14 @@ class LogSumExp(Function):
     def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
         e, total = ctx.saved_tensors
         return _unreduce(g, ctx.axes, ctx.keepdim) * (e / total), None, None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        # softmax(x) = exp(x − logsumexp(x)), recomputed as a differentiable Tensor.
+        (x,) = ctx.inputs[:1]
+        lse = LogSumExp.apply(x, ctx.axes, True)
+        kept = lse.shape
+        return g.reshape(kept) * (x - lse).exp(), None, None
 
 
 class Softmax(Function):
@@ -186,6 +190,13 @@ class Softmax(Function):
         gy = g * y
         return gy - y * gy.sum(axis=ctx.axis, keepdims=True), None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None]:
+        (y,) = ctx.saved_tensors
+        y = ctx.output(y)
+        gy = g * y
+        return gy - y * gy.sum(axis=ctx.axis, keepdims=True), None
+
 
 class LogSoftmax(Function):
     """yᵢ = xᵢ − log Σⱼ eˣʲ along ``axis``: the lecture's numerically stable LogSoftMax,
@@ -196,7 +207,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any, axis: int) -> Any:
-        y, _, total, _ = _shifted_exp(x, axis)
+        y, _, total, _ = kernels.shifted_exp(x, axis)
         y -= xp.log(total)  # (x − m) − log Σ eˣ⁻ᵐ: exact at ±1000, even in float32
         ctx.save_for_backward(y)
         ctx.axis = axis
@@ -206,3 +217,8 @@ class LogSoftmax(Function):
     def backward(ctx: Any, g: Any) -> tuple[Any, None]:
         (y,) = ctx.saved_tensors
         return g - xp.exp(y) * g.sum(axis=ctx.axis, keepdims=True), None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None]:
+        (y,) = ctx.saved_tensors
+        return g - ctx.output(y).exp() * g.sum(axis=ctx.axis, keepdims=True), None

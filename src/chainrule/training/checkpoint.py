@@ -15,7 +15,7 @@ from typing import Any
 
 from chainrule import random as cr_random
 from chainrule.optim import optimizer_state_from_flat, optimizer_state_to_flat
-from chainrule.serialization import load, load_metadata, save
+from chainrule.serialization import CorruptFileError, load, load_metadata, save
 from chainrule.tensor import Tensor
 
 FORMAT = "chainrule-checkpoint/1"
@@ -67,6 +67,26 @@ class Checkpoint:
             raise ValueError(
                 f"{path} is not a chainrule training checkpoint (format "
                 f"{self.metadata.get('format')!r}, expected {FORMAT!r})"
+            )
+        self._check_metadata()
+
+    def _check_metadata(self) -> None:
+        # Parsed once here so that a damaged entry (a file without checksums, edited by
+        # hand or another tool) is an error naming the file and the entry, not a raw
+        # JSONDecodeError or KeyError later.
+        for key in ("config", "epoch", "scheduler", "rng.default", "rng.loader", "history"):
+            try:
+                json.loads(self.metadata[key])
+            except (KeyError, ValueError, RecursionError) as exc:
+                problem = "missing" if isinstance(exc, KeyError) else f"not valid JSON ({exc})"
+                raise CorruptFileError(
+                    f"{self.path}: the checkpoint's {key!r} entry is {problem}; the file is "
+                    f"damaged, restore a copy or start a new run"
+                ) from exc
+        if not self.metadata["epoch"].isdigit():
+            raise CorruptFileError(
+                f"{self.path}: the checkpoint's 'epoch' entry is "
+                f"{self.metadata['epoch']!r}, not a count; the file is damaged"
             )
 
     @property

@@ -13,6 +13,11 @@ from chainrule.data.datasets.image import ImageArrayDataset
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 """Where Debian's ``dataset-fashion-mnist`` package installs the files."""
 
+# The magic numbers of the family's files: unsigned bytes (0x08) in 3 or 1 dimensions. A
+# file with another type code (say 0x09, signed bytes) would load as different numbers.
+IMAGES_MAGIC = 0x00000803
+LABELS_MAGIC = 0x00000801
+
 
 class _MNISTFamily(ImageArrayDataset):
     """Shared loading for the datasets laid out like MNIST (four IDX files)."""
@@ -31,8 +36,8 @@ class _MNISTFamily(ImageArrayDataset):
         self.root = Path(root).expanduser()
         self.train = bool(train)
         prefix = "train" if train else "t10k"
-        images = read_idx(self._find(f"{prefix}-images-idx3-ubyte"))
-        labels = read_idx(self._find(f"{prefix}-labels-idx1-ubyte"))
+        images = read_idx(self._find(f"{prefix}-images-idx3-ubyte"), magic=IMAGES_MAGIC)
+        labels = read_idx(self._find(f"{prefix}-labels-idx1-ubyte"), magic=LABELS_MAGIC)
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
             raise IDXFormatError(
                 f"{type(self).__name__}: the files in {self.root} hold images of shape "

@@ -1,0 +1,57 @@
+"""The array kernels behind the numerically delicate primitives, one of each.
+
+Every op or fused layer that needs a sigmoid, a softplus or a log-softmax calls these, so
+each formula exists once and its precision is fixed in one place (a second copy of the
+sigmoid written as ½(1 + tanh(x/2)) once made SiLU's gradient exactly 0 at x = −20 in
+float32). They take and return arrays of the backend and record nothing; the primitives
+in ``elementwise`` and ``reduce`` wrap them with their gradients.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chainrule.backend import xp
+
+
+def sigmoid(x: Any) -> Any:
+    """σ(x) = 1 / (1 + e⁻ˣ), with full relative precision in both tails.
+
+    Not ½(1 + tanh(x/2)): its 1 + tanh cancels catastrophically for x < 0, so sigmoid(−20)
+    came out as 0 in float32 instead of 2.06e-9. For very negative x, e⁻ˣ overflows to
+    inf and 1/inf gives the right limit, 0.
+    """
+    with xp.errstate(over="ignore"):
+        e = xp.exp(-x)
+    e += 1
+    return xp.reciprocal(e)
+
+
+def softplus(x: Any) -> Any:
+    """log(1 + eˣ) as max(x, 0) + log1p(e^−|x|): finite and exact for any x (at x = 1e4 it
+    gives 1e4, where the naive form overflows past x ≈ 88 in float32)."""
+    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def shifted_exp(x: Any, axis: int | tuple[int, ...] | None) -> tuple[Any, Any, Any, Any]:
+    """z = x − m, eᶻ and s = Σ eᶻ (reduced axes kept, size 1), with m = max x.
+
+    Taking the maximum out first keeps eᶻ ≤ 1, so nothing overflows. Callers build their
+    results from z and s rather than from m + log s: at x ≈ 1000 in float32, m + log s is
+    rounded to a spacing of 6e-5, and subtracting it from x again would lose that much.
+    """
+    m = x.max(axis=axis, keepdims=True)
+    # An all -inf (or inf) slice would give inf - inf = nan; leave such slices unshifted.
+    m = xp.where(xp.isfinite(m), m, 0)
+    z = x - m
+    e = xp.exp(z)
+    return z, e, e.sum(axis=axis, keepdims=True), m
+
+
+def log_softmax(x: Any, axis: int) -> tuple[Any, Any]:
+    """(log p, p) with p = softmax(x) along ``axis``: the lecture's stable LogSoftMax,
+    x − m − log Σ eˣ⁻ᵐ, exact at ±1000 even in float32."""
+    z, e, total, _ = shifted_exp(x, axis)
+    z -= xp.log(total)
+    e /= total
+    return z, e
