@@ -124,7 +124,9 @@ def test_same_padding_keeps_the_size_and_matches_torch(kernel: Any, dilation: An
     x = np.random.default_rng(3).standard_normal((1, 2, 7, 6))
     y = conv(cr.tensor(x))
     assert y.shape == (1, 3, 7, 6)
-    np.testing.assert_allclose(y.detach().numpy(), ref(torch.tensor(x)).detach().numpy(), rtol=1e-10)
+    np.testing.assert_allclose(
+        y.detach().numpy(), ref(torch.tensor(x)).detach().numpy(), rtol=1e-10
+    )
 
 
 def test_default_init_is_pytorchs_by_fan_in() -> None:
