@@ -8,10 +8,10 @@ Ho = ⌊(H + p_top + p_bottom − d(kh − 1) − 1)/s⌋ + 1 (likewise Wo).
     y[n, o, i, j] = b[o] + Σ_{c ∈ group(o), a, b} w[o, c, a, b] · xp[n, c, s·i + d·a, s·j + d·b]
 
 where xp is x padded with zeros. im2col gathers, for every output pixel, the patch it
-reads: cols (N, G, (C/G)·kh·kw, Ho·Wo), a strided view made contiguous in one copy. Then
-y = W cols is one (batched) matrix product per group, and the VJP is
+reads: cols (G, (C/G)·kh·kw, N·Ho·Wo), a strided view made contiguous in one copy. Then
+y = W cols is one matrix product per group, and the VJP is
 
-    dW = Σ_n g cols_nᵀ   (the weight gradient: one product, summed over the batch)
+    dW = g colsᵀ         (the weight gradient: one product over all examples and pixels)
     dx = col2im(Wᵀ g)    (the transposed convolution: scatter-add every patch back)
     db = Σ_{n,i,j} g.
 
@@ -73,14 +73,19 @@ def windows(x: Any, kh: int, kw: int, geo: ConvGeometry, pad_value: float = 0.0)
 
 
 def im2col(x: Any, kh: int, kw: int, geo: ConvGeometry) -> Any:
-    """cols (N, G, (C/G)·kh·kw, Ho·Wo): each output pixel's patch as a column, one copy."""
+    """cols (G, (C/G)·kh·kw, N·Ho·Wo): each output pixel's patch as a column, in one copy.
+
+    The examples go into the columns, so that each group's product is one large BLAS
+    call: measured on a 2-core Xeon at the CNN's conv2 shapes, one (64 × 288)·(288 ×
+    25088) product runs 1.1x (one thread) to 5x (two busy threads) faster than 128
+    products of (64 × 288)·(288 × 196), and the weight gradient gains the same.
+    """
     n, c = x.shape[:2]
     view = windows(x, kh, kw, geo)
     ho, wo = view.shape[2:4]
-    # (N, C, kh, kw, Ho, Wo) in memory: rows ordered like the weight's (C/G, kh, kw), so
-    # each group's block is contiguous and the product needs no further copy.
-    cols = xp.ascontiguousarray(view.transpose(0, 1, 4, 5, 2, 3))
-    return cols.reshape(n, geo.groups, (c // geo.groups) * kh * kw, ho * wo)
+    # (C, kh, kw, N, Ho, Wo) in memory: rows ordered like the weight's (C/G, kh, kw).
+    cols = xp.ascontiguousarray(view.transpose(1, 4, 5, 0, 2, 3))
+    return cols.reshape(geo.groups, (c // geo.groups) * kh * kw, n * ho * wo)
 
 
 def col2im(
@@ -92,54 +97,62 @@ def col2im(
     n, c, h, w = x_shape
     (pt, pb), (pl, pr) = geo.padding
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
-    patches = dcols.reshape(n, c, kh, kw, ho, wo)
-    dxpad = xp.zeros((n, c, h + pt + pb, w + pl + pr), dtype=dcols.dtype)
+    patches = dcols.reshape(c, kh, kw, n, ho, wo)
+    dxpad = xp.zeros((c, n, h + pt + pb, w + pl + pr), dtype=dcols.dtype)
     for a in range(kh):
         rows = slice(a * dh, a * dh + sh * (ho - 1) + 1, sh)
         for b in range(kw):
-            dxpad[:, :, rows, b * dw : b * dw + sw * (wo - 1) + 1 : sw] += patches[:, :, a, b]
-    return dxpad[:, :, pt : pt + h, pl : pl + w]
+            dxpad[:, :, rows, b * dw : b * dw + sw * (wo - 1) + 1 : sw] += patches[:, a, b]
+    return xp.ascontiguousarray(dxpad[:, :, pt : pt + h, pl : pl + w].transpose(1, 0, 2, 3))
+
+
+def _to_nchw(y: Any, n: int, ho: int, wo: int) -> Any:
+    """(G, O/G, N·Ho·Wo) → (N, O, Ho, Wo), C-ordered."""
+    o = y.shape[0] * y.shape[1]
+    return xp.ascontiguousarray(y.reshape(o, n, ho, wo).transpose(1, 0, 2, 3))
+
+
+def _from_nchw(g: Any, groups: int) -> Any:
+    """(N, O, Ho, Wo) → (G, O/G, N·Ho·Wo), the layout of the products."""
+    o = g.shape[1]
+    return xp.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(groups, o // groups, -1)
+
+
+def conv2d_cols_array(cols: Any, weight: Any, geo: ConvGeometry, n: int, ho: int, wo: int) -> Any:
+    """W cols per group, as (N, O, Ho, Wo)."""
+    o = weight.shape[0]
+    return _to_nchw(weight.reshape(geo.groups, o // geo.groups, -1) @ cols, n, ho, wo)
 
 
 def conv2d_array(x: Any, weight: Any, geo: ConvGeometry) -> tuple[Any, Any]:
     """(y without bias, cols): the forward product on arrays."""
-    n = x.shape[0]
-    o, _, kh, kw = weight.shape
+    kh, kw = weight.shape[2:]
     cols = im2col(x, kh, kw, geo)
-    g = geo.groups
-    # (G, O/G, K) @ (N, G, K, L) broadcasts to one BLAS product per (example, group).
-    y = weight.reshape(g, o // g, -1) @ cols
     ho, wo = geo.output_size(x.shape[2], x.shape[3], kh, kw)
-    return y.reshape(n, o, ho, wo), cols
+    return conv2d_cols_array(cols, weight, geo, x.shape[0], ho, wo), cols
 
 
 def conv2d_input_grad_array(
     g: Any, weight: Any, x_shape: tuple[int, ...], geo: ConvGeometry
 ) -> Any:
     """dx = col2im(Wᵀ g): the transposed convolution of g with the weight."""
-    n, o, ho, wo = g.shape
-    _, cg, kh, kw = weight.shape
+    ho, wo = g.shape[2:]
+    o, cg, kh, kw = weight.shape
     groups = geo.groups
     w_t = weight.reshape(groups, o // groups, cg * kh * kw).transpose(0, 2, 1)
-    dcols = w_t @ g.reshape(n, groups, o // groups, ho * wo)  # (N, G, K, L)
+    dcols = w_t @ _from_nchw(g, groups)  # (G, K, N·Ho·Wo)
     return col2im(dcols, x_shape, kh, kw, geo, ho, wo)
 
 
 def conv2d_weight_grad_array(cols: Any, g: Any, w_shape: tuple[int, ...], geo: ConvGeometry) -> Any:
-    """dW = Σ_n g_n cols_nᵀ, per group."""
-    n, o, ho, wo = g.shape
-    groups = geo.groups
-    g_rows = g.reshape(n, groups, o // groups, ho * wo)
-    # A batched product and a sum over the batch: measured 1.3x faster than one tensordot
-    # over (N, L), which copies both operands into (K, N·L) layouts first.
-    dw = (g_rows @ cols.transpose(0, 1, 3, 2)).sum(axis=0)
-    return dw.reshape(w_shape)
+    """dW = g colsᵀ per group: one product over every example and pixel at once."""
+    return (_from_nchw(g, geo.groups) @ cols.transpose(0, 2, 1)).reshape(w_shape)
 
 
 class Conv2dFunction(Function):
     """y = conv2d(x, W) + b (see the module docstring for the sum).
 
-    VJP: dx = conv_transpose2d(g, W), dW = Σ_n g_n colsₙᵀ, db = Σ_{n,i,j} g.
+    VJP: dx = conv_transpose2d(g, W), dW = g colsᵀ, db = Σ_{n,i,j} g.
     """
 
     @staticmethod
@@ -188,10 +201,8 @@ class ConvTranspose2dFunction(Function):
         need_g, need_w = ctx.needs_input_grad[:2]
         kh, kw = weight.shape[2:]
         cols = im2col(h, kh, kw, geo)
-        dg = None
-        if need_g:
-            o = weight.shape[0]
-            dg = (_arr(weight).reshape(geo.groups, o // geo.groups, -1) @ cols).reshape(g.shape)
+        n, _, ho, wo = g.shape
+        dg = conv2d_cols_array(cols, _arr(weight), geo, n, ho, wo) if need_g else None
         dw = conv2d_weight_grad_array(cols, _arr(g), weight.shape, geo) if need_w else None
         return dg, dw, None, None
 
@@ -205,7 +216,7 @@ class ConvTranspose2dFunction(Function):
 
 
 class Conv2dWeightGradFunction(Function):
-    """dW = conv_weight(x, g) = Σ_n g_n cols(x)_nᵀ: the weight gradient of
+    """dW = conv_weight(x, g) = g cols(x)ᵀ: the weight gradient of
     ``Conv2dFunction`` as an op. Linear in x and in g.
 
     VJP (h the gradient into dW): d x = conv_transpose2d(g, h), d g = conv2d(x, h).
@@ -223,10 +234,8 @@ class Conv2dWeightGradFunction(Function):
         x, g, geo, _ = ctx.inputs
         need_x, need_g = ctx.needs_input_grad[:2]
         dx = conv2d_input_grad_array(_arr(g), h, tuple(x.shape), geo) if need_x else None
-        dg = None
-        if need_g:
-            o = h.shape[0]
-            dg = (h.reshape(geo.groups, o // geo.groups, -1) @ cols).reshape(g.shape)
+        n, _, ho, wo = g.shape
+        dg = conv2d_cols_array(cols, h, geo, n, ho, wo) if need_g else None
         return dx, dg, None, None
 
     @staticmethod
