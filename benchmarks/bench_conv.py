@@ -188,13 +188,14 @@ def report(results: harness.Results) -> None:
 
 def peak_rss(library: str, steps: int = 100) -> float:
     """Peak RSS (MiB) of a fresh process that runs ``steps`` training steps of the CNN."""
+    here = os.path.dirname(os.path.abspath(__file__))
     code = (
-        "import sys, resource; sys.path.insert(0, %r)\n"
+        f"import sys, resource; sys.path.insert(0, {here!r})\n"
         "import bench_conv\n"
-        "step = bench_conv.WORKERS[%r]()['step']()\n"
-        "for _ in range(%d): step()\n"
+        f"step = bench_conv.WORKERS[{library!r}]()['step']()\n"
+        f"for _ in range({steps}): step()\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
-    ) % (os.path.dirname(os.path.abspath(__file__)), library, steps)
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.split()[-1]) / 1024
 

@@ -164,9 +164,8 @@ class Conv2d(_ConvNd):
 
     def forward(self, input: Tensor) -> Tensor:
         self._check_input(input, 4, "(N, C, H, W)")
-        return conv2d(
-            input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups
-        )
+        stride, dilation = pair(self.stride, "stride"), pair(self.dilation, "dilation")
+        return conv2d(input, self.weight, self.bias, stride, self.padding, dilation, self.groups)
 
 
 class Conv1d(_ConvNd):
