@@ -113,6 +113,7 @@ def test_conv1d_matches_torch(dtype: Any, kwargs: dict[str, Any], length: int) -
         np.testing.assert_allclose(a.grad.numpy(), t.grad.numpy(), **TOL[dtype])
 
 
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
 @pytest.mark.parametrize(("kernel", "dilation"), [(3, 1), (4, 1), ((2, 5), (3, 1))])
 def test_same_padding_keeps_the_size_and_matches_torch(kernel: Any, dilation: Any) -> None:
     cr.manual_seed(0)
