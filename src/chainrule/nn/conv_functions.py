@@ -146,7 +146,11 @@ def conv2d_input_grad_array(
 
 def conv2d_weight_grad_array(cols: Any, g: Any, w_shape: tuple[int, ...], geo: ConvGeometry) -> Any:
     """dW = g colsᵀ per group: one product over every example and pixel at once."""
-    return (_from_nchw(g, geo.groups) @ cols.transpose(0, 2, 1)).reshape(w_shape)
+    # Computed as (cols gᵀ)ᵀ: the same numbers, but OpenBLAS runs this orientation of a
+    # product with a long inner dimension ~12x faster (measured at conv2's shapes,
+    # (288 × 25088)·(25088 × 64): 35 ms against 430 ms for (64 × 25088)·(25088 × 288)).
+    dw_t = cols @ _from_nchw(g, geo.groups).transpose(0, 2, 1)  # (G, K, O/G)
+    return xp.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(w_shape)
 
 
 class Conv2dFunction(Function):
