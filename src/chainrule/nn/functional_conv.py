@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from chainrule.errors import ShapeError
+from chainrule.backend import xp
+from chainrule.errors import DTypeError, ShapeError
 from chainrule.nn.conv_functions import Conv2dFunction, ConvGeometry
 from chainrule.nn.norm_functions import BatchNormFunction, channel_shape
 from chainrule.nn.pool_functions import (
@@ -125,8 +126,6 @@ def conv2d(
     if bias is not None and bias.shape != (out_channels,):
         raise ShapeError(f"conv2d: bias must have shape ({out_channels},), got {bias.shape}")
     if input.dtype != weight.dtype:
-        from chainrule.errors import DTypeError
-
         raise DTypeError(
             f"conv2d: input is {input.dtype} but weight is {weight.dtype}; convert one "
             f"(x.float(), model.double())"
@@ -258,8 +257,6 @@ def _inside_counts(
     shape: tuple[int, ...], kernel: tuple[int, int], geo: ConvGeometry, dtype: Any
 ) -> Any:
     """How many pixels of each window lie inside the (unpadded) input: (1, 1, Ho, Wo)."""
-    from chainrule.backend import xp
-
     ho, wo = geo.output_size(shape[2], shape[3], *kernel)
     counts = []
     for size, k, s, (before, _), n_out in zip(
