@@ -2,6 +2,12 @@
 
     python benchmarks/bench_core.py            # prints medians and ratios, writes JSON
 
+On a shared, loaded machine, multi-threaded BLAS makes the medians wander (one run on a
+2-core VM at load 6 had NumPy's MLP step at batch 128 ten times its batch-32 time); one
+thread per library gives steady figures there:
+
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/bench_core.py
+
 Workloads, each written three times with the same math (chainrule, PyTorch eager on the
 CPU, and raw NumPy with the backward pass written by hand):
 
@@ -10,8 +16,19 @@ CPU, and raw NumPy with the backward pass written by hand):
 - ``mlp_B``: one SGD step of an MLP 784-512-256-10 (ReLU, log-softmax + NLL from core ops,
   update by hand), float32, batch B in 32, 128, 1024.
 
+Second order (chainrule and PyTorch only; NumPy has no autograd to differentiate twice),
+on the same MLP and loss at batch 128, H the Hessian of the loss w.r.t. all six weights:
+
+- ``fwdbwd_128``: one forward + backward (gradients only, no update): the unit.
+- ``hvp_128``: one Hessian-vector product H v by double backward: g = grad(loss, params,
+  create_graph=True), then grad(⟨g, v⟩, params); forward included.
+- ``hvp_functional_128`` / ``vhp_functional_128``: ``autograd.functional.hvp`` / ``vhp``
+  on the loss as a function of the weights. PyTorch's hvp takes a double-vjp detour
+  (its docs: "significantly slower than vhp"); chainrule's hvp is its vhp (H = Hᵀ).
+
 Targets: chainrule's per-op time at most half of PyTorch's; the MLP step at most 1.15×
-raw NumPy at batch 32 and 128 and no slower than PyTorch at 1024.
+raw NumPy at batch 32 and 128 and no slower than PyTorch at 1024. An HVP costs about 4×
+a forward + backward in HIPS autograd; PyTorch's figure is printed beside chainrule's.
 """
 
 from __future__ import annotations
@@ -30,6 +47,18 @@ SIZES = (784, 512, 256, 10)
 BATCHES = (32, 128, 1024)
 CHAIN_LEN = 200  # 50 repetitions of the four ops
 LR = 0.01
+HVP_BATCH = 128
+HVP_TASKS = [
+    f"{name}_{HVP_BATCH}" for name in ("fwdbwd", "hvp", "hvp_functional", "vhp_functional")
+]
+
+
+def _directions() -> list[Any]:
+    """The fixed vectors v of the Hessian-vector products, one per weight."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    return [rng.standard_normal(p.shape).astype(np.float32) for p in _data(HVP_BATCH)[2]]
 
 
 def _data(batch: int) -> tuple[Any, Any, list[Any]]:
@@ -86,7 +115,54 @@ def chainrule_tasks() -> dict[str, harness.Task]:
 
     tasks: dict[str, harness.Task] = {"chain200": chain}
     tasks.update({f"mlp_{b}": mlp(b) for b in BATCHES})
+    tasks.update(zip(HVP_TASKS, chainrule_second_order()))
     return tasks
+
+
+def chainrule_second_order() -> list[harness.Task]:
+    """fwd+bwd, HVP by double backward, functional hvp and vhp (the order of HVP_TASKS)."""
+    import chainrule as cr
+
+    xn, yn, pn = _data(HVP_BATCH)
+    x, rows, y = cr.tensor(xn), cr.arange(HVP_BATCH), cr.tensor(yn)
+    params = [cr.tensor(p, requires_grad=True) for p in pn]
+    vs = [cr.tensor(v) for v in _directions()]
+
+    def loss_of(w1: Any, b1: Any, w2: Any, b2: Any, w3: Any, b3: Any) -> Any:
+        logits = ((x @ w1 + b1).relu() @ w2 + b2).relu() @ w3 + b3
+        return -logits.log_softmax(dim=1)[rows, y].mean()
+
+    def fwdbwd() -> Callable[[], None]:
+        def step() -> None:
+            loss_of(*params).backward()
+            for p in params:
+                p.grad = None
+
+        return step
+
+    def double_backward() -> Callable[[], None]:
+        def step() -> None:
+            grads = cr.autograd.grad(loss_of(*params), params, create_graph=True)
+            inner = sum((g * v).sum() for g, v in zip(grads, vs))
+            cr.autograd.grad(inner, params)
+
+        return step
+
+    def functional(tool: Callable[..., Any]) -> harness.Task:
+        def build() -> Callable[[], None]:
+            def step() -> None:
+                tool(loss_of, tuple(params), tuple(vs))
+
+            return step
+
+        return build
+
+    return [
+        fwdbwd,
+        double_backward,
+        functional(cr.autograd.hvp),
+        functional(cr.autograd.vhp),
+    ]
 
 
 # ------------------------------------------------------------------------------- torch
@@ -128,7 +204,54 @@ def torch_tasks() -> dict[str, harness.Task]:
 
     tasks: dict[str, harness.Task] = {"chain200": chain}
     tasks.update({f"mlp_{b}": mlp(b) for b in BATCHES})
+    tasks.update(zip(HVP_TASKS, torch_second_order()))
     return tasks
+
+
+def torch_second_order() -> list[harness.Task]:
+    """The same four workloads as ``chainrule_second_order``, in PyTorch."""
+    import torch
+
+    xn, yn, pn = _data(HVP_BATCH)
+    x, rows, y = torch.tensor(xn), torch.arange(HVP_BATCH), torch.tensor(yn)
+    params = [torch.tensor(p, requires_grad=True) for p in pn]
+    vs = [torch.tensor(v) for v in _directions()]
+
+    def loss_of(w1: Any, b1: Any, w2: Any, b2: Any, w3: Any, b3: Any) -> Any:
+        logits = ((x @ w1 + b1).relu() @ w2 + b2).relu() @ w3 + b3
+        return -logits.log_softmax(dim=1)[rows, y].mean()
+
+    def fwdbwd() -> Callable[[], None]:
+        def step() -> None:
+            loss_of(*params).backward()
+            for p in params:
+                p.grad = None
+
+        return step
+
+    def double_backward() -> Callable[[], None]:
+        def step() -> None:
+            grads = torch.autograd.grad(loss_of(*params), params, create_graph=True)
+            inner = sum((g * v).sum() for g, v in zip(grads, vs))
+            torch.autograd.grad(inner, params)
+
+        return step
+
+    def functional(tool: Callable[..., Any]) -> harness.Task:
+        def build() -> Callable[[], None]:
+            def step() -> None:
+                tool(loss_of, tuple(params), tuple(vs))
+
+            return step
+
+        return build
+
+    return [
+        fwdbwd,
+        double_backward,
+        functional(torch.autograd.functional.hvp),
+        functional(torch.autograd.functional.vhp),
+    ]
 
 
 # ------------------------------------------------------------------------------- numpy
@@ -211,11 +334,26 @@ def report(results: harness.Results) -> None:
             f"chainrule/torch = {r['chainrule'] / r['torch']:.2f}, "
             f"torch/numpy = {r['torch'] / r['numpy']:.2f}"
         )
+    print()
+    second = {t: results[t] for t in HVP_TASKS}
+    print(f"second order, MLP 784-512-256-10 at batch {HVP_BATCH} (ms):")
+    print(harness.table(second, "torch", unit=1e3, unit_name="ms"))
+    print()
+    unit = second[HVP_TASKS[0]]
+    for task in HVP_TASKS[1:]:
+        r = second[task]
+        print(
+            f"{task:22s}: chainrule HVP/fwd+bwd = {r['chainrule'] / unit['chainrule']:.2f}, "
+            f"torch HVP/fwd+bwd = {r['torch'] / unit['torch']:.2f}, "
+            f"chainrule/torch = {r['chainrule'] / r['torch']:.2f}"
+        )
+    print("(HIPS autograd's figure: an HVP costs about 4x a forward + backward)")
 
 
 def main() -> None:
-    tasks = ["chain200", *(f"mlp_{b}" for b in BATCHES)]
-    harness.run(__file__, __doc__, WORKERS, tasks, report)
+    tasks = ["chain200", *(f"mlp_{b}" for b in BATCHES), *HVP_TASKS]
+    contenders = {task: ["chainrule", "torch"] for task in HVP_TASKS}
+    harness.run(__file__, __doc__, WORKERS, tasks, report, contenders)
 
 
 if __name__ == "__main__":

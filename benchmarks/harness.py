@@ -73,15 +73,24 @@ def compare(
     rounds: int,
     repeat: int,
     settle: float = 0.3,
+    contenders: dict[str, list[str]] | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Median seconds per task and library, over ``rounds`` alternating rounds."""
+    """Median seconds per task and library, over ``rounds`` alternating rounds.
+
+    ``contenders`` names the libraries that run a task when not all of them offer it
+    (e.g. no hand-written NumPy version); a task it does not name runs in every library.
+    """
     workers = {lib: Worker(script, lib) for lib in libraries}
-    samples: dict[str, dict[str, list[float]]] = {t: {lib: [] for lib in libraries} for t in tasks}
+    entrants = {t: (contenders or {}).get(t, libraries) for t in tasks}
+    samples: dict[str, dict[str, list[float]]] = {
+        t: {lib: [] for lib in entrants[t]} for t in tasks
+    }
     try:
         for task in tasks:
+            libs = entrants[task]
             for r in range(rounds):
                 # Rotate who goes first, so no library always runs right after another.
-                order = libraries[r % len(libraries) :] + libraries[: r % len(libraries)]
+                order = libs[r % len(libs) :] + libs[: r % len(libs)]
                 for lib in order:
                     # PyTorch's OpenMP threads spin for a while after their work: let them
                     # settle so they do not slow the next library down.
@@ -140,12 +149,14 @@ def run(
     workers: dict[str, Callable[[], dict[str, Task]]],
     tasks: list[str],
     report: Callable[[Results], None],
+    contenders: dict[str, list[str]] | None = None,
 ) -> None:
     """The command line every comparison script shares.
 
     As a worker (``--worker LIB``, started by the driver) it serves that library's tasks;
-    otherwise it drives one worker per library through alternating rounds, prints the
-    machine and hands the medians to ``report``, and writes them to ``--json`` if asked.
+    otherwise it drives one worker per library through alternating rounds (only the
+    ``contenders`` of a task that names them), prints the machine and hands the medians to
+    ``report``, and writes them to ``--json`` if asked.
     """
     import argparse
 
@@ -160,7 +171,7 @@ def run(
     if args.worker:
         serve(workers[args.worker]())
         return
-    results = compare(script, list(workers), tasks, args.rounds, args.repeat)
+    results = compare(script, list(workers), tasks, args.rounds, args.repeat, contenders=contenders)
     print(f"machine: {describe_machine()}")
     print(
         f"medians over {args.rounds} alternating rounds x {args.repeat} runs, one process "

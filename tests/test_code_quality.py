@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import pathlib
 import re
 import shutil
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -48,3 +50,91 @@ def test_array_library_is_reached_only_through_the_backend() -> None:
             if re.search(r"^\s*(import numpy|from numpy)", f.read_text(), re.MULTILINE):
                 offenders.append(str(f.relative_to(ROOT)))
     assert not offenders, f"import numpy outside chainrule.backend: {offenders}"
+
+
+def _modules() -> dict[str, pathlib.Path]:
+    mods = {}
+    for f in sorted(SRC.rglob("*.py")):
+        parts = list(f.relative_to(SRC.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        mods[".".join(parts)] = f
+    return mods
+
+
+def _module_level_imports(tree: Any) -> list[tuple[int, str, list[str]]]:
+    """(line, module, imported names) of every import at module level (not in functions)."""
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.append((node.lineno, node.module, [a.name for a in node.names]))
+        elif isinstance(node, ast.Import):
+            found.extend((node.lineno, a.name, []) for a in node.names)
+    return found
+
+
+def test_no_source_file_over_600_lines() -> None:
+    long = {
+        str(f.relative_to(ROOT)): n
+        for f in SRC.rglob("*.py")
+        if (n := len(f.read_text().splitlines())) > 600
+    }
+    assert not long, f"split these by concept: {long}"
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    offenders = []
+    for name, path in _modules().items():
+        for line, module, names in _module_level_imports(ast.parse(path.read_text())):
+            if module.startswith("chainrule"):
+                private = [n for n in names if n.startswith("_") and not n.startswith("__")]
+                if private:
+                    offenders.append(f"{name}:{line} imports {private} from {module}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_module_imports_form_no_cycle_and_sit_at_the_top() -> None:
+    """Modules of chainrule import each other one way only, at the top of the file: no
+    cycle held together by imports placed at the bottom."""
+    mods = _modules()
+    graph: dict[str, set[str]] = {name: set() for name in mods}
+    late = []
+    for name, path in mods.items():
+        tree = ast.parse(path.read_text())
+        first_code = next(
+            (
+                n.lineno
+                for n in tree.body
+                if not isinstance(n, (ast.Import, ast.ImportFrom))
+                and not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))
+            ),
+            None,
+        )
+        for line, module, names in _module_level_imports(tree):
+            if not module.startswith("chainrule"):
+                continue
+            if first_code is not None and line > first_code:
+                late.append(f"{name}:{line} imports {module} below code")
+            targets = [f"{module}.{n}" for n in names if f"{module}.{n}" in mods] or [module]
+            graph[name].update(t for t in targets if t in mods and t != name)
+    assert not late, "\n".join(late)
+
+    # Depth-first search for a back edge, reporting the cycle it closes.
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return [*stack[stack.index(nxt) :], nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            raise AssertionError("import cycle: " + " -> ".join(cycle))

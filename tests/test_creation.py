@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import chainrule as cr
 
@@ -71,3 +72,51 @@ def test_same_seed_same_numbers_in_another_process() -> None:
     ).stdout
     cr.manual_seed(7)
     assert here.strip() == cr.randn(3).numpy().tobytes().hex()
+
+
+# Issue 7, items 12 and 13: bad input to ``cr.tensor`` should be a DTypeError (a TypeError,
+# as PyTorch raises) that names the input and says what to do. The check belongs in
+# ``_as_array`` in tensor.py.
+
+
+@pytest.mark.parametrize("data", ["abc", ["a", "b"], b"abc", np.array(["x", "y"])])
+def test_tensor_rejects_strings(data: object) -> None:
+    # Today: a tensor of dtype <U3, which fails later, far from the cause.
+    with pytest.raises(cr.DTypeError) as info:
+        cr.tensor(data)
+    message = str(info.value)
+    assert "str" in message or "bytes" in message  # names what was given
+    assert "number" in message  # and what a tensor holds instead
+
+
+@pytest.mark.parametrize("data", [2**70, [1, 2**70], -(2**65)])
+def test_tensor_names_an_integer_too_large_for_int64(data: object) -> None:
+    # Today: "cannot make a tensor from int data of mixed types", which it is not.
+    with pytest.raises(cr.DTypeError) as info:
+        cr.tensor(data)
+    message = str(info.value)
+    big = data if isinstance(data, int) else data[1]  # type: ignore[index]
+    assert str(big) in message and "int64" in message
+    assert "float" in message  # what to do: e.g. give it as a float
+    assert "mixed types" not in message
+
+
+def test_tensor_still_takes_big_floats_and_uint64() -> None:
+    assert cr.tensor(float(2**70)).dtype == cr.float32
+    assert cr.tensor(2**63 - 1).dtype == cr.int64
+    with pytest.raises(cr.DTypeError):
+        cr.tensor([1, None])
+
+
+@pytest.mark.parametrize("grad_mode", [False, True])
+def test_in_place_change_of_an_expanded_view_says_to_clone(grad_mode: bool) -> None:
+    # Today: NumPy's "output array is read-only". PyTorch: "more than one element of the
+    # written-to tensor refers to a single memory location. Please clone() ...".
+    x = cr.zeros(3)
+    view = x.expand(2, 3)
+    with pytest.raises(RuntimeError) as info, cr.set_grad_enabled(grad_mode):
+        view += 1
+    message = str(info.value)
+    assert "expand" in message and "clone()" in message
+    assert "read-only" not in message
+    np.testing.assert_array_equal(x.numpy(), [0.0, 0.0, 0.0])  # nothing was written

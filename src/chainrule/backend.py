@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy
 
+from chainrule.errors import DTypeError
+
 xp = numpy
 """The array namespace (NumPy's API) used by the whole library."""
 
@@ -48,3 +50,56 @@ def is_floating(dtype: Any) -> bool:
 def to_host(array: Any) -> numpy.ndarray:
     """A NumPy array with the same values, for printing, files and plots."""
     return numpy.asarray(array)
+
+
+def as_array(data: Any, dtype: Any = None) -> Any:
+    """User data (a number, nested lists, an array) as an array of the backend, with
+    chainrule's dtype rules; anything that is not numbers is a clear ``DTypeError``."""
+    if isinstance(data, xp.ndarray):
+        arr = data
+    else:
+        try:
+            arr = xp.asarray(data)
+        except OverflowError:
+            raise DTypeError(
+                f"cannot make a tensor from {data!r}: the integer does not fit in int64 "
+                f"(the largest integer dtype); pass it as a float (float({data!r})) if an "
+                f"approximate value will do"
+            ) from None
+        except ValueError as exc:  # ragged nested lists
+            raise DTypeError(
+                f"cannot make a tensor from this {type(data).__name__}: {exc}; nested lists "
+                f"must have the same length at each level"
+            ) from None
+        # Python floats (and lists of them) get the default float dtype, not float64.
+        if arr.dtype == float64 and dtype is None and not isinstance(data, xp.generic):
+            arr = arr.astype(default_float)
+    if arr.dtype.kind == "O":
+        big = next(
+            (v for v in arr.ravel().tolist() if isinstance(v, int) and not -(2**63) <= v < 2**63),
+            None,
+        )
+        if big is not None:
+            raise DTypeError(
+                f"cannot make a tensor from the integer {big}: it does not fit in int64 (the "
+                f"largest integer dtype); give it as a float (float(x)) if an approximate "
+                f"value will do"
+            )
+    if arr.dtype.kind not in "biuf":
+        what = {
+            "U": "strings (str)",
+            "S": "bytes",
+            "O": "Python objects of mixed types",
+            "c": "complex numbers",
+            "M": "dates",
+            "m": "time spans",
+        }
+        kind = what.get(arr.dtype.kind, f"dtype {arr.dtype}")
+        raise DTypeError(
+            f"cannot make a tensor from {type(data).__name__} data holding {kind}: tensors "
+            f"hold bool, integer or floating-point numbers; convert the data first "
+            f"(e.g. float(s) for a numeric string)"
+        )
+    if dtype is not None:
+        arr = arr.astype(dtype, copy=False)
+    return arr

@@ -1,13 +1,15 @@
-"""The ``chainrule`` command: ``chainrule train`` and ``chainrule evaluate DIR``."""
+"""The ``chainrule`` command: ``chainrule train``, ``evaluate DIR`` and ``graph [DIR]``."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from chainrule.training.config import (
     ACTIVATIONS,
@@ -19,6 +21,10 @@ from chainrule.training.config import (
 )
 
 DEFAULTS = TrainConfig()
+# The TrainConfig fields that are command-line options.
+CONFIG_OPTIONS = tuple(
+    f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("extra", "eval_batch_size")
+)
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -28,6 +34,21 @@ def _sizes(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected sizes like 256,128; got {text!r}") from None
 
 
+def _number(text: str) -> float:
+    """A float option's value: finite, since NaN or inf would train to garbage silently.
+
+    argparse names the option in its message ("argument --lr: ..."); the range of each
+    option is checked by ``TrainConfig.validate``, reported the same way.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def _bool(parser: argparse._ActionsContainer, name: str, default: bool, help_text: str) -> None:
     # _ActionsContainer: the common base of ArgumentParser and argument groups.
     parser.add_argument(
@@ -35,7 +56,14 @@ def _bool(parser: argparse._ActionsContainer, name: str, default: bool, help_tex
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
+    """The command line. ``defaults=False`` leaves out the training options' defaults,
+    so that parsing tells which ones the user actually gave (for ``--resume``)."""
+
+    def given_or_default(value: Any) -> Any:
+        # SUPPRESS: argparse then sets the option only when it is on the command line.
+        return value if defaults else argparse.SUPPRESS
+
     parser = argparse.ArgumentParser(
         prog="chainrule",
         description="Train and evaluate MLPs the lecture's way, with every gradient checkable.",
@@ -52,155 +80,272 @@ def build_parser() -> argparse.ArgumentParser:
     d = t.add_argument_group("data")
     d.add_argument(
         "--dataset",
-        default=DEFAULTS.dataset,
+        default=given_or_default(DEFAULTS.dataset),
         help="digits (bundled with scikit-learn), fashion-mnist "
         "(apt-get install dataset-fashion-mnist) or mnist",
     )
-    d.add_argument("--data-root", default=None, help="where the dataset's files are")
-    d.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size)
+    d.add_argument(
+        "--data-root", default=given_or_default(None), help="where the dataset's files are"
+    )
+    d.add_argument("--batch-size", type=int, default=given_or_default(DEFAULTS.batch_size))
     _bool(
         d,
         "stratified",
-        DEFAULTS.stratified,
+        given_or_default(DEFAULTS.stratified),
         "stratified minibatches: every batch keeps each class's share",
     )
     _bool(
         d,
         "oversample",
-        DEFAULTS.oversample,
+        given_or_default(DEFAULTS.oversample),
         "oversample rare classes so every class is in every batch",
     )
     _bool(
         d,
         "normalize",
-        DEFAULTS.normalize,
+        given_or_default(DEFAULTS.normalize),
         "per-channel (x - m)/max(sigma, eps) with the training set's statistics",
     )
     d.add_argument(
-        "--norm-eps", type=float, default=DEFAULTS.norm_eps, help="the floor eps on sigma"
+        "--norm-eps",
+        type=_number,
+        default=given_or_default(DEFAULTS.norm_eps),
+        help="the floor eps on sigma",
     )
 
     m = t.add_argument_group("model")
     m.add_argument(
         "--model",
         choices=MODELS,
-        default=DEFAULTS.model,
+        default=given_or_default(DEFAULTS.model),
         help="mlp (--hidden sizes) or cnn (2x [conv 3x3, BatchNorm, ReLU, maxpool 2], "
         "linear 128, linear)",
     )
     m.add_argument(
-        "--hidden", type=_sizes, default=DEFAULTS.hidden, help="hidden layer sizes, e.g. 256,128"
+        "--hidden",
+        type=_sizes,
+        default=given_or_default(DEFAULTS.hidden),
+        help="hidden layer sizes, e.g. 256,128",
     )
-    m.add_argument("--activation", choices=ACTIVATIONS, default=DEFAULTS.activation)
+    m.add_argument(
+        "--activation", choices=ACTIVATIONS, default=given_or_default(DEFAULTS.activation)
+    )
     m.add_argument(
         "--dropout",
-        type=float,
-        default=DEFAULTS.dropout,
+        type=_number,
+        default=given_or_default(DEFAULTS.dropout),
         help="dropout probability after each hidden layer",
     )
     m.add_argument(
         "--init",
         choices=INITS,
-        default=DEFAULTS.init,
+        default=given_or_default(DEFAULTS.init),
         help="weight initialisation (kaiming: N(0, 2/fan_in))",
     )
 
     o = t.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
-    o.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer)
-    o.add_argument("--lr", type=float, default=DEFAULTS.lr, help="learning rate")
-    o.add_argument("--momentum", type=float, default=DEFAULTS.momentum, help="SGD momentum")
-    _bool(o, "nesterov", DEFAULTS.nesterov, "Nesterov momentum (SGD)")
+    o.add_argument("--epochs", type=int, default=given_or_default(DEFAULTS.epochs))
+    o.add_argument("--optimizer", choices=OPTIMIZERS, default=given_or_default(DEFAULTS.optimizer))
+    o.add_argument(
+        "--lr", type=_number, default=given_or_default(DEFAULTS.lr), help="learning rate"
+    )
+    o.add_argument(
+        "--momentum", type=_number, default=given_or_default(DEFAULTS.momentum), help="SGD momentum"
+    )
+    _bool(o, "nesterov", given_or_default(DEFAULTS.nesterov), "Nesterov momentum (SGD)")
     o.add_argument(
         "--weight-decay",
-        type=float,
-        default=DEFAULTS.weight_decay,
+        type=_number,
+        default=given_or_default(DEFAULTS.weight_decay),
         help="L2: adds weight_decay*w to the gradient (decoupled for adamw)",
     )
     o.add_argument(
         "--l1",
-        type=float,
-        default=DEFAULTS.l1,
+        type=_number,
+        default=given_or_default(DEFAULTS.l1),
         help="L1 by soft-thresholding: useless weights become exactly 0",
     )
     o.add_argument(
         "--schedule",
         choices=SCHEDULES,
-        default=DEFAULTS.schedule,
+        default=given_or_default(DEFAULTS.schedule),
         help="learning-rate schedule, stepped once per epoch",
     )
     o.add_argument(
         "--warmup-epochs",
         type=int,
-        default=DEFAULTS.warmup_epochs,
+        default=given_or_default(DEFAULTS.warmup_epochs),
         help="linear warm-up epochs before the schedule",
     )
     o.add_argument(
         "--step-size",
         type=int,
-        default=DEFAULTS.step_size,
+        default=given_or_default(DEFAULTS.step_size),
         help="epochs between decays (step schedule)",
     )
     o.add_argument(
         "--gamma",
-        type=float,
-        default=DEFAULTS.gamma,
+        type=_number,
+        default=given_or_default(DEFAULTS.gamma),
         help="decay factor (step, multistep, exponential, plateau)",
     )
     o.add_argument(
         "--milestones",
         type=_sizes,
-        default=DEFAULTS.milestones,
+        default=given_or_default(DEFAULTS.milestones),
         help="epochs at which to decay (multistep), e.g. 10,15",
     )
 
     r = t.add_argument_group("run")
-    r.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    r.add_argument("--seed", type=int, default=given_or_default(DEFAULTS.seed))
     r.add_argument("--out", default=None, help="output directory (default: runs/DATASET-TIMESTAMP)")
     r.add_argument(
         "--resume",
         metavar="DIR",
         default=None,
-        help="continue the interrupted run in DIR (its own options are used)",
+        help="continue the run in DIR with its own options; with --epochs N, train it to "
+        "N epochs in all (not with the cosine schedule, whose rates depend on the total)",
     )
     _bool(r, "progress", True, "show a progress bar")
+    t.set_defaults(parser=t)
+    _bool(r, "report", False, "write plots and a self-contained report/report.html (matplotlib)")
+    r.add_argument(
+        "--nproc",
+        type=int,
+        default=None,
+        help="train on N processes: launches mpirun -np N for you (pip install "
+        "'chainrule[mpi]'); --batch-size is then the global batch",
+    )
 
     e = sub.add_parser("evaluate", help="accuracy and confusion matrix of a trained run")
     e.add_argument("run_dir", metavar="DIR", help="a chainrule train --out directory")
+
+    g = sub.add_parser("graph", help="draw a model's forward and gradient graphs")
+    g.add_argument(
+        "run_dir",
+        metavar="DIR",
+        nargs="?",
+        default=None,
+        help="a chainrule train --out directory (default: the default options)",
+    )
+    g.add_argument("--depth", type=int, default=None, help="collapse modules at this level")
+    g.add_argument(
+        "--format",
+        choices=("svg", "png", "pdf", "dot"),
+        default=None,
+        help="default: from --out's suffix, else svg",
+    )
+    g.add_argument("--out", default=None, help="output file (default: graph.FORMAT)")
     return parser
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
-    names = {f.name for f in dataclasses.fields(TrainConfig)} - {"extra", "eval_batch_size"}
-    return TrainConfig(**{n: getattr(args, n) for n in names})
+    return TrainConfig(**{n: getattr(args, n) for n in CONFIG_OPTIONS})
 
 
-def _train(args: argparse.Namespace) -> int:
-    from chainrule.training import train
+def _train(args: argparse.Namespace, argv: list[str]) -> int:
+    from chainrule import distributed as dist
 
+    if args.nproc is not None and not dist.launched_by_mpi():
+        return _launch_mpirun(args, argv)
     progress = args.progress and sys.stderr.isatty()
+    speak = dist.rank() == 0  # under MPI only rank 0 prints
     if args.resume:
-        print(f"resuming the run in {args.resume}")
-        train(out=args.resume, resume=True, progress=progress)
-        return 0
-    cfg = _config(args).validate()
-    out = args.out or f"runs/{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
-    print(
-        f"training on {cfg.dataset}: "
-        f"{'cnn' if cfg.model == 'cnn' else f'mlp {list(cfg.hidden)}'}, {cfg.activation}, "
-        f"dropout {cfg.dropout}, {cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule, "
-        f"{cfg.epochs} epochs -> {out}/"
-    )
+        return _resume(args, argv, progress, speak)
     try:
-        train(cfg, out=out, progress=progress)
-    except KeyboardInterrupt:
+        cfg = _config(args).validate()
+    except ValueError as exc:
+        args.parser.error(str(exc))  # usage and the message naming the option; exit 2
+    out = args.out or f"runs/{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if dist.world_size() > 1:
+        from chainrule.distributed.collectives import all_gather_json
+
+        out = all_gather_json(out)[0]  # rank 0's clock names the run for every rank
+    if speak:
         print(
-            f"\ninterrupted; the last completed epoch is saved. Continue with:\n"
-            f"  chainrule train --resume {out}",
-            file=sys.stderr,
+            f"training on {cfg.dataset}: "
+            f"{'cnn' if cfg.model == 'cnn' else f'mlp {list(cfg.hidden)}'}, {cfg.activation}, "
+            f"dropout {cfg.dropout}, {cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule, "
+            f"{cfg.epochs} epochs -> {out}/"
         )
+    return _run_training(
+        out, lambda train: train(cfg, out=out, progress=progress, report=args.report), False
+    )
+
+
+def _resume(args: argparse.Namespace, argv: list[str], progress: bool, speak: bool) -> int:
+    """``--resume DIR [--epochs N]``: the run's own options, so any other is refused."""
+    given = set(vars(build_parser(defaults=False).parse_args(argv))) & set(CONFIG_OPTIONS)
+    others = sorted(given - {"epochs"})
+    if others:
+        names = ", ".join(f"--{n.replace('_', '-')}" for n in others)
+        args.parser.error(
+            f"--resume continues the run with the options it was started with; {names} "
+            f"cannot change them (only --epochs can); start a new run to train differently"
+        )
+    epochs = args.epochs if "epochs" in given else None
+    target = f" to {epochs} epochs" if epochs is not None else ""
+    if speak:
+        print(f"resuming the run in {args.resume}{target}")
+    return _run_training(
+        args.resume,
+        lambda train: train(
+            out=args.resume, resume=True, progress=progress, epochs=epochs, report=args.report
+        ),
+        True,
+        f" --epochs {epochs}" if epochs is not None else "",
+    )
+
+
+def _run_training(
+    out: str, start: Callable[[Callable[..., Any]], Any], resumed: bool, more: str = ""
+) -> int:
+    """Run ``start(train)``; on Ctrl-C say what was saved and how to go on, exit 130.
+
+    ``more``: options to repeat after ``--resume DIR`` in the hint (``--epochs N``).
+    """
+    try:
+        from chainrule.training import train
+
+        start(train)
+    except KeyboardInterrupt:
+        checkpoint = Path(out) / "checkpoint.safetensors"
+        if checkpoint.exists():
+            message = (
+                f"interrupted; the last completed epoch is saved in {out}. Continue with:\n"
+                f"  chainrule train --resume {out}{more}"
+            )
+        elif resumed:  # cannot happen after a successful start, but say it plainly
+            message = f"interrupted; {out} holds no checkpoint"
+        else:
+            message = (
+                "interrupted before the first epoch ended: nothing was saved and the run "
+                "directory was removed. Start over with the same command."
+            )
+        print(f"\n{message}", file=sys.stderr)
         return 130
     return 0
+
+
+def _launch_mpirun(args: argparse.Namespace, argv: list[str]) -> int:
+    """Run this same command on ``--nproc`` processes under mpirun; its exit status."""
+    import subprocess
+
+    from chainrule.distributed.launch import mpirun_command
+
+    rest = []
+    skip = False
+    for a in argv:  # the command line without --nproc
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            rest.append(a)
+    if args.out is None and args.resume is None:
+        rest += ["--out", f"runs/{args.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"]
+    command = mpirun_command(args.nproc, [sys.executable, "-m", "chainrule", *rest])
+    return subprocess.run(command).returncode
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -225,13 +370,25 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _graph(args: argparse.Namespace) -> int:
+    from chainrule.viz.model_graph import draw_model
+
+    fmt = args.format or (Path(args.out).suffix.lstrip(".") if args.out else "") or "svg"
+    path = draw_model(args.run_dir, depth=args.depth).render(args.out or f"graph.{fmt}", fmt)
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
         if args.command == "train":
-            return _train(args)
+            return _train(args, argv)
+        if args.command == "graph":
+            return _graph(args)
         return _evaluate(args)
-    except (ValueError, FileNotFoundError, FileExistsError, ImportError) as exc:
+    except (ValueError, OSError, ImportError, RuntimeError) as exc:
         print(f"chainrule {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -27,3 +27,8 @@ class GradcheckError(RuntimeError):
 
 class AnomalyError(RuntimeError):
     """A backward produced NaN or Inf while ``autograd.detect_anomaly`` was on."""
+
+
+class GraphGrowthWarning(UserWarning):
+    """A graph kept alive across backward passes, e.g. ``total = total + loss`` in a loop:
+    every iteration's graph stays in memory. Accumulate ``loss.item()`` instead."""

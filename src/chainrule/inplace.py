@@ -44,20 +44,25 @@ class InPlaceMethods:
                 if self._node is None and self.requires_grad
                 else "a tensor that takes part in the graph"
             )
+            hint = (
+                " To sum losses over iterations for logging, add numbers: total += loss.item()."
+                if op == "+=" and self.data.size == 1
+                else ""
+            )
             raise GraphError(
                 f"in-place {op} on {what} (shape {self.shape}) would make gradients wrong; "
                 f"use the out-of-place form (x = x + y), or wrap parameter updates in "
-                f"`with cr.no_grad():`"
+                f"`with cr.no_grad():`.{hint}"
             )
 
     def _writable(self, op: str) -> Any:
         """The array to write into, or a clear error for a read-only view (``expand``)."""
         if not self.data.flags.writeable:
             raise GraphError(
-                f"in-place {op} on a tensor of shape {self.shape} whose memory is read-only: "
-                f"it is a broadcast view (made by expand() or expand_as()), in which many "
-                f"elements share one memory location; call .clone() first to get a tensor "
-                f"of its own"
+                f"in-place {op} on a tensor of shape {self.shape} that cannot be written: "
+                f"it is a broadcast view (made by expand() or expand_as()), in which several "
+                f"elements share one memory location, so one write would change them all; "
+                f"call .clone() first and change the copy"
             )
         return self.data
 

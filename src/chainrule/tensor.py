@@ -13,20 +13,21 @@ reverse. The functions behind the methods are looked up in ``_impl``, a table th
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable, Iterator, Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 from chainrule import backend
+from chainrule.autograd.hooks import HookMethods
 from chainrule.backend import xp
-from chainrule.errors import DTypeError, GraphError
+from chainrule.errors import DTypeError, GraphError, GraphGrowthWarning
 from chainrule.inplace import InPlaceMethods, array_of
 
 Scalar = int | float | bool
 TensorLike = Any  # a Tensor, an array, a Python number or a nested list of numbers
 
 
-class Tensor(InPlaceMethods):
+class Tensor(InPlaceMethods, HookMethods):
     """A multi-dimensional array that records the operations applied to it.
 
     Args:
@@ -55,15 +56,13 @@ class Tensor(InPlaceMethods):
 
     grad: Tensor | None = None
     _out_index: int = 0
-    _hooks: list[Callable[[Tensor], Any]] | None = None
-    _post_accumulate_hooks: list[Callable[[Tensor], Any]] | None = None
     name: str | None = None
 
     # NumPy must hand `array * tensor` to Tensor.__rmul__ instead of looping over it.
     __array_ufunc__ = None
 
     def __init__(self, data: TensorLike, requires_grad: bool = False, dtype: Any = None) -> None:
-        self.data = _as_array(data, dtype)
+        self.data = backend.as_array(data.data if isinstance(data, Tensor) else data, dtype)
         self._node = None
         self._version = [0]
         self.requires_grad = False
@@ -218,72 +217,6 @@ class Tensor(InPlaceMethods):
             [self], None if gradient is None else [gradient], retain_graph, create_graph, inputs
         )
 
-    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> Any:
-        """Call ``hook(grad)`` when this tensor's gradient is computed.
-
-        The hook may return a tensor to use instead of the gradient. Returns a handle
-        whose ``remove()`` unregisters the hook.
-        """
-        if not self.requires_grad:
-            raise GraphError("cannot register a hook on a tensor that does not require grad")
-        if self._node is None:
-            if self._hooks is None:
-                self._hooks = []
-            hooks = self._hooks
-            hooks.append(hook)
-        else:
-            self._node.register_hook(self._out_index, hook)
-            assert self._node._hooks is not None
-            hooks = self._node._hooks[self._out_index]
-        return _HookHandle(hooks, hook)
-
-    def register_post_accumulate_grad_hook(self, hook: Callable[[Tensor], None]) -> Any:
-        """Call ``hook(self)`` as soon as this leaf's ``.grad`` is final during backward.
-
-        PyTorch's hook of the same name: it runs while the backward pass is still
-        computing the gradients of earlier layers, which is when data-parallel training
-        starts sending this gradient to the other processes, and where a per-parameter
-        clipping or logging step can act. The hook sees the accumulated ``.grad``; its
-        return value is ignored. Returns a handle whose ``remove()`` unregisters it.
-
-        Example:
-            >>> import chainrule as cr
-            >>> w = cr.ones(3, requires_grad=True)
-            >>> handle = w.register_post_accumulate_grad_hook(lambda p: print(p.grad))
-            >>> (w * 2).sum().backward()
-            tensor([2., 2., 2.])
-        """
-        if self._node is not None:
-            raise GraphError(
-                "register_post_accumulate_grad_hook works on leaf tensors only (those with "
-                "no grad_fn, such as parameters); use register_hook on computed tensors"
-            )
-        if not self.requires_grad:
-            raise GraphError(
-                "cannot register a post-accumulate hook on a tensor that does not require grad"
-            )
-        if self._post_accumulate_hooks is None:
-            self._post_accumulate_hooks = []
-        self._post_accumulate_hooks.append(hook)
-        _POST_ACCUMULATE_HOOKS[0] += 1
-        return _HookHandle(self._post_accumulate_hooks, hook, _POST_ACCUMULATE_HOOKS)
-
-    def retain_grad(self) -> None:
-        """Keep the gradient of this non-leaf tensor in ``.grad`` after backward."""
-        if self._node is None:
-            return
-        # The hook lives on the node that made this tensor; a strong reference back to the
-        # tensor would make a cycle (tensor -> node -> hook -> tensor) that keeps the whole
-        # graph alive until the cyclic garbage collector happens to run.
-        ref = weakref.ref(self)
-
-        def keep(g: Tensor) -> None:
-            t = ref()
-            if t is not None:
-                t.grad = g if t.grad is None else Tensor(t.grad.data + g.data)
-
-        self.register_hook(keep)
-
     # ------------------------------------------------------------------------- printing
     def __repr__(self) -> str:
         body = xp.array2string(backend.to_host(self.data), separator=", ", prefix="tensor(")
@@ -303,10 +236,21 @@ class Tensor(InPlaceMethods):
             yield self[i]
 
     # -------------------------------------------------------------- operators (ops/*.py)
+    # Addition is how losses get summed over iterations (`total = total + loss` after
+    # `loss.backward()`), which keeps every iteration's graph alive. The sign of it is an
+    # operand whose node a backward pass has already freed: spotting it costs one check.
     def __add__(self, other: TensorLike) -> Tensor:
+        node = self._node
+        if (node is not None and node.saved_tensors is None) or (
+            type(other) is Tensor and other._node is not None and other._node.saved_tensors is None
+        ):
+            _warn_graph_growth()
         return _ops.Add.apply(self, other)
 
     def __radd__(self, other: TensorLike) -> Tensor:
+        node = self._node
+        if node is not None and node.saved_tensors is None:
+            _warn_graph_growth()
         return _ops.Add.apply(other, self)
 
     def __sub__(self, other: TensorLike) -> Tensor:
@@ -551,31 +495,6 @@ class Tensor(InPlaceMethods):
         return _ops.cast(self, other.dtype)
 
 
-class _HookHandle:
-    """Returned by the ``register_*hook`` methods; ``remove()`` unregisters the hook."""
-
-    def __init__(self, hooks: list[Any], hook: Any, counter: list[int] | None = None) -> None:
-        self._hooks = hooks
-        self._hook = hook
-        self._counter = counter
-
-    def remove(self) -> None:
-        if self._hook in self._hooks:
-            self._hooks.remove(self._hook)
-            if self._counter is not None:
-                self._counter[0] -= 1
-
-
-# How many post-accumulate hooks exist, over all tensors: the engine counts each leaf's
-# consumers (a pass over the graph) only while some exist, so they cost nothing otherwise.
-_POST_ACCUMULATE_HOOKS = [0]
-
-
-def post_accumulate_hook_count() -> int:
-    """How many post-accumulate-grad hooks are registered on any tensor."""
-    return _POST_ACCUMULATE_HOOKS[0]
-
-
 def make_output(data: Any, node: Any, index: int, version: list[int]) -> Tensor:
     """The tensor that output ``index`` of ``node`` is: for ``Function`` and the engine.
 
@@ -598,52 +517,15 @@ class MaxResult(NamedTuple):
     indices: Tensor
 
 
-def _as_array(data: TensorLike, dtype: Any = None) -> Any:
-    """Convert user data to a backend array with chainrule's dtype rules."""
-    if isinstance(data, Tensor):
-        arr = data.data
-    elif isinstance(data, xp.ndarray):
-        arr = data
-    else:
-        try:
-            arr = xp.asarray(data)
-        except OverflowError:
-            raise DTypeError(
-                f"cannot make a tensor from {data!r}: the integer does not fit in int64 "
-                f"(the largest integer dtype); pass it as a float (float({data!r})) if an "
-                f"approximate value will do"
-            ) from None
-        except ValueError as exc:  # ragged nested lists
-            raise DTypeError(
-                f"cannot make a tensor from this {type(data).__name__}: {exc}; nested lists "
-                f"must have the same length at each level"
-            ) from None
-        # Python floats (and lists of them) get the default float dtype, not float64.
-        if arr.dtype == backend.float64 and dtype is None and not isinstance(data, xp.generic):
-            arr = arr.astype(backend.default_float)
-    if arr.dtype.kind == "O" and isinstance(data, int):
-        raise DTypeError(
-            f"cannot make a tensor from {data!r}: the integer does not fit in int64 (the "
-            f"largest integer dtype); pass float({data!r}) if an approximate value will do"
-        )
-    if arr.dtype.kind not in "biuf":
-        what = {
-            "U": "strings",
-            "S": "bytes",
-            "O": "Python objects or integers too large for int64",
-            "c": "complex numbers",
-            "M": "dates",
-            "m": "time spans",
-        }
-        kind = what.get(arr.dtype.kind, f"dtype {arr.dtype}")
-        raise DTypeError(
-            f"cannot make a tensor from {type(data).__name__} data holding {kind}: tensors "
-            f"hold bool, integer or floating-point numbers; convert the data first "
-            f"(e.g. float(s) for a numeric string)"
-        )
-    if dtype is not None:
-        arr = arr.astype(dtype, copy=False)
-    return arr
+def _warn_graph_growth() -> None:
+    warnings.warn(
+        "this addition extends a graph that a backward pass has already freed: a tensor "
+        "summed across iterations (total = total + loss) keeps every iteration's graph "
+        "alive, so memory grows each step, and it can never be backpropagated. Accumulate "
+        "a number instead (total += loss.item()), or loss.detach() if you need a tensor.",
+        GraphGrowthWarning,
+        stacklevel=3,  # the user's line: past __add__ and this function
+    )
 
 
 # The modules behind the methods, filled in when they are imported (the dependency runs

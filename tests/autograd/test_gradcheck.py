@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -80,3 +82,56 @@ def test_without_anomaly_mode_nan_passes_silently() -> None:
     x = cr.tensor([0.0, 1.0], requires_grad=True)
     x.sqrt().sum().backward()
     assert np.isinf(x.grad.numpy()[0])
+
+
+def test_detect_anomaly_names_the_users_line_in_a_folder_named_chainrule(tmp_path: Any) -> None:
+    """A clone lands in a folder named ``chainrule``: the user's files there are not the
+    package's, and the error must still point at them."""
+    folder = tmp_path / "chainrule" / "scripts"
+    folder.mkdir(parents=True)
+    script = folder / "train_step.py"
+    script.write_text(
+        "import chainrule as cr\n"
+        "x = cr.tensor([0.0, 1.0], requires_grad=True)\n"
+        "with cr.autograd.detect_anomaly():\n"
+        "    y = x.sqrt()  # the user's line\n"
+        "    y.sum().backward()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert result.returncode != 0
+    assert f"{script}:4" in result.stderr, result.stderr
+    assert "the user's line" in result.stderr
+
+
+def test_gradcheck_of_a_function_that_takes_a_gradient_inside() -> None:
+    """A gradient penalty calls autograd.grad inside: gradcheck runs it in grad mode."""
+    w = cr.tensor(np.array([[0.3, -0.2], [0.5, 0.1]]), requires_grad=True)
+
+    def penalty(weight: cr.Tensor) -> cr.Tensor:
+        x = cr.tensor(np.array([[1.0, 2.0]]), requires_grad=True)
+        (gx,) = cr.autograd.grad((x @ weight).tanh().sum(), x, create_graph=True)
+        return (gx * gx).sum()
+
+    assert cr.autograd.gradcheck(penalty, [w])
+
+
+def test_gradcheck_on_a_non_contiguous_input() -> None:
+    base = np.arange(12.0).reshape(3, 4) / 10
+    x = cr.tensor(base.T)  # a transposed view: not C-ordered
+    assert not x.data.flags.c_contiguous
+    assert cr.autograd.gradcheck(lambda t: (t * t).sum(), [x])
+    assert not cr.autograd.gradcheck(
+        lambda t: _WrongSquare.apply(t).sum(), [x], raise_exception=False
+    )
+
+
+class _WrongSquare(cr.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        return x * x
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        return g  # should be 2 x g

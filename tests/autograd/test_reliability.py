@@ -67,7 +67,9 @@ def test_integer_tensors_give_the_default_float(method: str) -> None:
 def test_hook_changing_the_shape_is_refused_on_a_leaf() -> None:
     w = cr.ones(3, requires_grad=True)
     w.register_hook(lambda g: g.sum())
-    with pytest.raises(cr.ShapeError, match=r"changed the size of the gradient from \(3,\) to \(\)"):
+    with pytest.raises(
+        cr.ShapeError, match=r"changed the size of the gradient from \(3,\) to \(\)"
+    ):
         (w * 2).sum().backward()
 
 
@@ -133,7 +135,7 @@ def test_two_threads_train_two_models_to_the_sequential_weights() -> None:
     def run(seed: int) -> None:
         try:
             results[seed] = _train(seed, 30)
-        except BaseException as exc:  # noqa: BLE001  (reported below)
+        except BaseException as exc:
             results[seed] = exc
 
     threads = [threading.Thread(target=run, args=(seed,)) for seed in (1, 2)]
@@ -192,9 +194,9 @@ def test_string_tensor_is_refused() -> None:
 
 
 def test_integer_too_large_for_int64_is_a_clear_error() -> None:
-    with pytest.raises(cr.DTypeError, match="does not fit in int64"):
+    with pytest.raises(cr.DTypeError, match=r"does not fit in int64.*float"):
         cr.tensor(2**70)
-    with pytest.raises(cr.DTypeError, match="too large for int64"):
+    with pytest.raises(cr.DTypeError, match=r"integer 1180591620717411303424: .*int64"):
         cr.tensor([1, 2**70])
 
 

@@ -127,3 +127,29 @@ def test_misuse_gives_clear_errors() -> None:
         Normalize(channel_axis=None).load_state_dict(norm.state_dict())
     with pytest.raises(KeyError, match="std"):
         Normalize().load_state_dict({"mean": np.zeros(2)})
+
+
+def test_fit_rejects_nan_and_inf_naming_the_channels() -> None:
+    # Issue 7, item 12: one NaN made its whole channel's mean NaN, silently.
+    x = np.random.default_rng(0).random((20, 3, 4, 4))
+    x[0, 1, 0, 0] = np.nan
+    x[3, 1, 2, 2] = np.inf
+    x[5, 2, 0, 0] = np.nan
+    norm = Normalize()
+    with pytest.raises(ValueError) as info:
+        norm.fit(x)
+    message = str(info.value)
+    assert "2 NaN and 1 Inf" in message
+    assert "channel 1: 1 NaN, 1 Inf; channel 2: 1 NaN, 0 Inf" in message
+    assert "channel 0" not in message and "nan_to_num" in message
+    assert not norm.fitted  # nothing half-measured is kept
+    with pytest.raises(ValueError, match=r"channel \(1, 0\): 1 NaN"):
+        Normalize(channel_axis=(1, 2)).fit(x)
+    with pytest.raises(ValueError, match="channel_axis=None"):
+        Normalize(channel_axis=None).fit(cr.tensor(x))
+
+
+def test_fit_on_finite_data_with_a_huge_value_still_works() -> None:
+    x = np.array([[0.0, 1e300], [2.0, -1e300]])
+    norm = Normalize().fit(x)
+    np.testing.assert_allclose(norm.mean.numpy(), [[1.0, 0.0]])

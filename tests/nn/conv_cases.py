@@ -81,3 +81,70 @@ def conv_cases(rng: np.random.Generator) -> list[Case]:
             [randn(5, 3)],
         ),
     ]
+
+
+def second_order_specs() -> list[tuple[str, Callable[..., Any]]]:
+    """(name, builder) pairs for ``test_nn_second_order.py``'s table: each builder takes
+    (rng, n, c, d) (rows, channels, a spatial size) and returns (function, inputs).
+    """
+
+    def conv_plain(r: np.random.Generator, n: int, c: int, d: int) -> tuple[Any, list[Any]]:
+        x = _leaf(r.standard_normal((n, c, d + 2, d + 2)))
+        w = _leaf(r.standard_normal((3, c, 3, 3)))
+        return (lambda x, w, b: F.conv2d(x, w, b, padding=1)), [x, w, _leaf(r.standard_normal(3))]
+
+    def transpose(r: np.random.Generator, n: int, c: int, d: int) -> tuple[Any, list[Any]]:
+        shape = (n, c, d + 2, d + 2)
+        geo = ConvGeometry((1, 1), ((1, 1), (1, 1)), (1, 1), 1)
+        g, w = (
+            _leaf(r.standard_normal((n, 2, d + 2, d + 2))),
+            _leaf(r.standard_normal((2, c, 3, 3))),
+        )
+        return (lambda g, w: ConvTranspose2dFunction.apply(g, w, geo, shape)), [g, w]
+
+    def weight_grad(r: np.random.Generator, n: int, c: int, d: int) -> tuple[Any, list[Any]]:
+        geo = ConvGeometry((2, 2), ((0, 0), (0, 0)), (1, 1), 1)
+        x = _leaf(r.standard_normal((n, c, 2 * d + 1, 2 * d + 1)))
+        g = _leaf(r.standard_normal((n, 2, d, d)))
+        return (lambda x, g: Conv2dWeightGradFunction.apply(x, g, geo, (2, c, 3, 3))), [x, g]
+
+    def max_pool(r: np.random.Generator, n: int, c: int, d: int) -> tuple[Any, list[Any]]:
+        size = n * c * (2 * d + 1) ** 2
+        x = _leaf(r.permutation(size).reshape(n, c, 2 * d + 1, 2 * d + 1) * 0.1)
+        return (lambda x: F.max_pool2d(x, 3, 2, 1)), [x]
+
+    def unpool(r: np.random.Generator, n: int, c: int, d: int) -> tuple[Any, list[Any]]:
+        shape = (n, c, d + 1, d + 1)
+        index = r.integers(0, int(np.prod(shape)), size=(n, c, d, d))
+        return (lambda g: MaxUnpoolFunction.apply(g, index, shape)), [
+            _leaf(r.standard_normal((n, c, d, d)))
+        ]
+
+    def avg_pool(r: np.random.Generator, n: int, c: int, d: int) -> tuple[Any, list[Any]]:
+        x = _leaf(r.standard_normal((n, c, d + 2, d + 3)))
+        return (lambda x: F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)), [x]
+
+    def adaptive(r: np.random.Generator, n: int, c: int, d: int) -> tuple[Any, list[Any]]:
+        x = _leaf(r.standard_normal((n, c, d + 4, d + 2)))
+        return (lambda x: F.adaptive_avg_pool2d(x, (3, 2))), [x]
+
+    def batch_norm(r: np.random.Generator, n: int, c: int, d: int) -> tuple[Any, list[Any]]:
+        x = _leaf(r.standard_normal((n + 1, c, d, d + 1)))
+        w, b = _leaf(r.uniform(0.5, 1.5, c)), _leaf(r.standard_normal(c))
+        return (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True)), [x, w, b]
+
+    def batch_norm_1d(r: np.random.Generator, n: int, c: int, d: int) -> tuple[Any, list[Any]]:
+        x = _leaf(r.standard_normal((n + 2, c)))
+        return (lambda x: F.batch_norm(x, None, None, training=True)), [x]
+
+    return [
+        ("Conv2dFunction", conv_plain),
+        ("ConvTranspose2dFunction", transpose),
+        ("Conv2dWeightGradFunction", weight_grad),
+        ("MaxPool2dFunction", max_pool),
+        ("MaxUnpoolFunction", unpool),
+        ("AvgPool2dFunction", avg_pool),
+        ("AdaptiveAvgPool2dFunction", adaptive),
+        ("BatchNormFunction", batch_norm),
+        ("BatchNormFunction", batch_norm_1d),
+    ]

@@ -14,6 +14,7 @@ from conv_cases import conv_cases
 
 import chainrule as cr
 import chainrule.nn.functional as F
+from chainrule.nn.fused import NormalCDFFunction
 from chainrule.random import Generator
 
 Case = tuple[str, Callable[..., Any], list[Any]]
@@ -52,15 +53,12 @@ def cases() -> list[Case]:
         ("LinearFunction", F.linear, [randn(rng, 3, 4), randn(rng, 5, 4), randn(rng, 5)]),
         ("LinearFunction", F.linear, [randn(rng, 2, 3, 4), randn(rng, 2, 4), None]),
         ("LinearFunction", F.linear, [randn(rng, 4), randn(rng, 3, 4), randn(rng, 3)]),
-        ("DuplicateFunction", lambda x: F.duplicate(x, 3), [randn(rng, 2, 3)]),
-        ("AddNFunction", F.add, [randn(rng, 3, 4), randn(rng, 4), randn(rng, 3, 1)]),
-        ("MaxNFunction", F.maximum, distinct(rng, 3, (2, 3))),
-        ("MaxNFunction", F.maximum, distinct(rng, 2, (4,))),
         ("DropoutFunction", lambda x: F.dropout(x, 0.4, True, Generator(3)), [randn(rng, 4, 5)]),
         ("LeakyReLUFunction", lambda x: F.leaky_relu(x, 0.1), [away_from(rng, (3, 4))]),
         ("ELUFunction", lambda x: F.elu(x, 1.3), [away_from(rng, (3, 4))]),
         ("SiLUFunction", F.silu, [randn(rng, 3, 4)]),
         ("GELUFunction", F.gelu, [randn(rng, 3, 4)]),
+        ("NormalCDFFunction", NormalCDFFunction.apply, [randn(rng, 3, 4)]),
         ("GELUFunction", lambda x: F.gelu(x, "tanh"), [randn(rng, 3, 4)]),
         ("CrossEntropyFunction", lambda x: F.cross_entropy(x, labels), [randn(rng, 5, 4)]),
         (

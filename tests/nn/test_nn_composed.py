@@ -72,24 +72,6 @@ CASES: list[tuple[str, Callable[..., Any], Callable[..., Any], list[Any]]] = [
         [RNG.standard_normal((2, 4, 3)), RNG.standard_normal((2, 3)), RNG.standard_normal(2)],
     ),
     (
-        "add",
-        F.add,
-        lambda a, b, c: a + b + c,
-        [RNG.standard_normal((3, 4)), RNG.standard_normal(4), RNG.standard_normal((3, 1))],
-    ),
-    (
-        "maximum",
-        F.maximum,
-        lambda a, b, c: cr.maximum(cr.maximum(a, b), c),
-        [RNG.standard_normal((3, 4)) for _ in range(3)],
-    ),
-    (
-        "duplicate",
-        lambda x: sum(2.0**i * y for i, y in enumerate(F.duplicate(x, 3))),
-        lambda x: x + 2.0 * x + 4.0 * x,
-        [RNG.standard_normal((3, 2))],
-    ),
-    (
         "dropout",
         lambda x: F.dropout(x, 0.5, True, Generator(1)),
         lambda x: x * cr.tensor((Generator(1).random((4, 5), np.float64) >= 0.5) * 2.0),

@@ -80,3 +80,22 @@ def test_error_does_not_break_later_calls() -> None:
     with pytest.raises(cr.ShapeError):
         model(cr.randn(1, 4))
     assert model(cr.randn(1, 3)).shape == (1, 2)
+
+
+@pytest.mark.parametrize("size", [2.5, "3", None, True])
+def test_linear_rejects_sizes_that_are_not_ints(size: object) -> None:
+    # Issue 7, item 12: Linear(2.5, 3) silently made a layer with 2 input features.
+    with pytest.raises(TypeError, match="in_features must be an int"):
+        nn.Linear(size, 3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="out_features must be an int"):
+        nn.Linear(3, size)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="embedding_dim must be an int"):
+        nn.Embedding(3, size)  # type: ignore[arg-type]
+
+
+def test_linear_sizes_accept_numpy_ints_and_reject_negatives() -> None:
+    layer = nn.Linear(np.int64(3), np.int32(2))
+    assert (layer.in_features, layer.out_features) == (3, 2)
+    assert type(layer.in_features) is int
+    with pytest.raises(ValueError, match="in_features must be >= 0, got -1"):
+        nn.Linear(-1, 3)

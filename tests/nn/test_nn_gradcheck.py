@@ -51,20 +51,3 @@ def test_linear_gradcheck_over_shapes(lead: list[int], n_in: int, n_out: int, bi
     w = cr.tensor(rng.standard_normal((n_out, n_in)), requires_grad=True)
     b = cr.tensor(rng.standard_normal(n_out), requires_grad=True) if bias else None
     assert gradcheck(F.linear, [x, w, b])
-
-
-def test_max_ties_share_the_gradient_equally() -> None:
-    a = cr.tensor(np.array([1.0, 5.0, 2.0]), requires_grad=True)
-    b = cr.tensor(np.array([1.0, 3.0, 2.0]), requires_grad=True)
-    c = cr.tensor(np.array([1.0, 0.0, 4.0]), requires_grad=True)
-    F.maximum(a, b, c).backward(cr.tensor(np.array([3.0, 1.0, 1.0])))
-    np.testing.assert_allclose(a.grad.numpy(), [1.0, 1.0, 0.0])
-    np.testing.assert_allclose(b.grad.numpy(), [1.0, 0.0, 0.0])
-    np.testing.assert_allclose(c.grad.numpy(), [1.0, 0.0, 1.0])
-
-
-def test_duplicate_unused_output_contributes_zero() -> None:
-    x = cr.tensor(np.array([1.0, 2.0]), requires_grad=True)
-    first, _second = F.duplicate(x, 2)
-    (first * 3).sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])

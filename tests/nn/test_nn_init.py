@@ -107,3 +107,33 @@ def test_kaiming_keeps_variance_and_small_normal_collapses_it() -> None:
     assert 0.5 < kaiming_ratio < 2.0, kaiming_ratio
     # N(0, 0.01²): each layer multiplies the mean square by 256 · 1e-4 / 2 ≈ 0.0128.
     assert small_ratio < 1e-20, small_ratio
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        nn.init.kaiming_normal_,
+        nn.init.kaiming_uniform_,
+        nn.init.xavier_normal_,
+        nn.init.xavier_uniform_,
+    ],
+)
+@pytest.mark.parametrize("shape", [(3, 0), (0, 4), (0, 0)])
+def test_zero_element_weights_warn_and_are_left_alone(fn, shape) -> None:  # type: ignore[no-untyped-def]
+    # Issue 7, item 12: these divided by a fan of 0 (ZeroDivisionError); PyTorch warns.
+    w = cr.empty(*shape)
+    with pytest.warns(UserWarning, match="zero-element tensors is a no-op"):
+        assert fn(w) is w
+    assert w.shape == shape
+
+
+def test_linear_with_no_inputs_works_like_pytorch() -> None:
+    torch = pytest.importorskip("torch")
+    with pytest.warns(UserWarning, match="no-op"):
+        layer = nn.Linear(0, 3)
+    with pytest.warns(UserWarning, match="no-op"):
+        reference = torch.nn.Linear(0, 3)
+    assert layer.weight.shape == tuple(reference.weight.shape) == (3, 0)
+    # Bias bound 1/sqrt(0) is taken as 0, as in PyTorch: the bias starts at zero.
+    np.testing.assert_array_equal(layer.bias.detach().numpy(), reference.bias.detach().numpy())
+    np.testing.assert_array_equal(layer(cr.randn(2, 0)).detach().numpy(), np.zeros((2, 3)))

@@ -195,7 +195,7 @@ def test_scheduler_errors() -> None:
         ls.StepLR(object(), step_size=2)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="start_factor"):
         ls.LinearLR(opt, start_factor=0.0)
-    with pytest.raises(ValueError, match="factor must be < 1"):
+    with pytest.raises(ValueError, match="factor must be > 0 and < 1"):
         ls.ReduceLROnPlateau(opt, factor=1.5)
     with pytest.raises(ValueError, match="mode must be"):
         ls.ReduceLROnPlateau(opt, mode="up")

@@ -9,7 +9,7 @@ import pytest
 
 import chainrule as cr
 from chainrule import optim
-from chainrule.optim.optimizer import soft_threshold_
+from chainrule.optim.kernels import soft_threshold_
 
 RELEVANT = [2, 7, 13]
 

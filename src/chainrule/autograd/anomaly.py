@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from chainrule.autograd.grad_mode import state
+from chainrule.autograd.grad_mode import clock, state
 
 
 class detect_anomaly:
@@ -28,6 +28,7 @@ class detect_anomaly:
     def __enter__(self) -> None:
         self.prev = state.anomaly
         state.anomaly = self.enabled
+        clock.anomaly_blocks += 1
 
     def __exit__(
         self,
@@ -36,6 +37,7 @@ class detect_anomaly:
         tb: TracebackType | None,
     ) -> None:
         state.anomaly = self.prev
+        clock.anomaly_blocks -= 1
 
 
 def is_anomaly_enabled() -> bool:

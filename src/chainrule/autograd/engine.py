@@ -38,9 +38,10 @@ from typing import Any
 from chainrule.autograd.function import FREED_MESSAGE, Function
 from chainrule.autograd.grad_mode import clock
 from chainrule.autograd.grad_mode import state as _grad_state
+from chainrule.autograd.hooks import post_accumulate_hook_count
 from chainrule.backend import xp
 from chainrule.errors import AnomalyError, GraphError, ShapeError
-from chainrule.tensor import Tensor, post_accumulate_hook_count
+from chainrule.tensor import Tensor
 
 
 def unbroadcast(grad: Any, shape: tuple[int, ...], op: str = "") -> Any:

@@ -298,7 +298,7 @@ class Function:
         ctx._seq = _next_tick()
         ctx._out_version = out._version
         ctx._out_id = id(raw)
-        if _grad_state.anomaly:
+        if clock.anomaly_blocks and _grad_state.anomaly:
             ctx._trace = traceback.extract_stack()[:-1]
         return out
 
@@ -323,7 +323,7 @@ def _wrap_outputs(
         ctx._out_id = -1
         ctx._n_out = len(raw)
         ctx._out_meta = tuple((r.shape, r.dtype) for r in raw)
-        if _grad_state.anomaly:
+        if clock.anomaly_blocks and _grad_state.anomaly:
             ctx._trace = traceback.extract_stack()[:-2]
     return outs
 

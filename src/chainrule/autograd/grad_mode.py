@@ -44,6 +44,9 @@ class _Clock:
         self._ticks = itertools.count(1)
         self.next_tick = self._ticks.__next__
         self.last_inplace = 0
+        # How many detect_anomaly blocks are open, in any thread: each op reads this plain
+        # attribute first and the (slower) thread-local flag only when it is nonzero.
+        self.anomaly_blocks = 0
 
     def stamp_inplace(self) -> int:
         self.last_inplace = self.next_tick()

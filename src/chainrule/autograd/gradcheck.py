@@ -14,7 +14,7 @@ from typing import Any
 
 from chainrule.autograd.engine import run_backward
 from chainrule.autograd.functional import grad
-from chainrule.autograd.grad_mode import enable_grad, no_grad
+from chainrule.autograd.grad_mode import enable_grad
 from chainrule.backend import float64, xp
 from chainrule.errors import GradcheckError
 from chainrule.random import Generator
@@ -41,7 +41,8 @@ def _prepare(inputs: Sequence[Any]) -> tuple[list[Any], list[int]]:
         )
     prepared = list(inputs)
     for i in chosen:
-        prepared[i] = Tensor(inputs[i].data.astype(float64), requires_grad=True)
+        # A C-ordered copy: the finite differences write through a flat view of it.
+        prepared[i] = Tensor(xp.array(inputs[i].data, float64, order="C"), requires_grad=True)
     return prepared, chosen
 
 
@@ -84,8 +85,9 @@ def gradcheck(
     prepared, chosen = _prepare(args)
 
     def evaluate() -> Any:
-        with no_grad():
-            return _flat_output(func(*prepared))
+        # Grad mode as the caller has it (as PyTorch does): a function may itself call
+        # autograd.grad, as a gradient penalty does.
+        return _flat_output(func(*prepared))
 
     out = func(*prepared)
     outs = [o for o in (out if isinstance(out, (tuple, list)) else (out,)) if isinstance(o, Tensor)]

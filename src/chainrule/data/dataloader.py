@@ -14,7 +14,7 @@ from chainrule.data.sampler import (
     RandomSampler,
     Sampler,
     SequentialSampler,
-    _positive_int,
+    positive_int,
 )
 from chainrule.ops import stack
 from chainrule.random import Generator
@@ -46,15 +46,15 @@ def default_collate(samples: Sequence[Any]) -> Any:
     if isinstance(first, Tensor):
         if any(isinstance(s, Tensor) and s.requires_grad for s in samples):
             return stack(samples)
-        return Tensor._wrap(xp.stack([_array(s) for s in samples]), False, None, 0)
+        return Tensor(xp.stack([_array(s) for s in samples]))
     if isinstance(first, (xp.ndarray, numpy.ndarray, numpy.generic)):
-        return Tensor._wrap(xp.stack([xp.asarray(s) for s in samples]), False, None, 0)
+        return Tensor(xp.stack([xp.asarray(s) for s in samples]))
     if isinstance(first, bool):
-        return Tensor._wrap(xp.asarray(samples, dtype=backend.bool_), False, None, 0)
+        return Tensor(xp.asarray(samples, dtype=backend.bool_))
     if isinstance(first, int):
-        return Tensor._wrap(xp.asarray(samples, dtype=backend.int64), False, None, 0)
+        return Tensor(xp.asarray(samples, dtype=backend.int64))
     if isinstance(first, float):
-        return Tensor._wrap(xp.asarray(samples, dtype=backend.default_float), False, None, 0)
+        return Tensor(xp.asarray(samples, dtype=backend.default_float))
     if isinstance(first, Mapping):
         return {key: default_collate([s[key] for s in samples]) for key in first}
     if isinstance(first, (tuple, list)):
@@ -143,7 +143,7 @@ class DataLoader:
                     "DataLoader: batch_size=None (unbatched loading) is not supported; give "
                     "a positive batch_size"
                 )
-            batch_size = _positive_int(batch_size, "batch_size", "DataLoader")
+            batch_size = positive_int(batch_size, "batch_size", "DataLoader")
             if sampler is not None and shuffle:
                 raise ValueError(
                     "DataLoader: shuffle=True makes its own RandomSampler; pass either "

@@ -46,7 +46,7 @@ def _take(t: Tensor, index: Any) -> Tensor:
     if t.requires_grad:
         return t[index]
     # A scalar index on a 1-d array gives a NumPy scalar; keep it a 0-d array.
-    return Tensor._wrap(xp.asarray(t.data[index]), False, None, 0)
+    return Tensor(xp.asarray(t.data[index]))
 
 
 class TensorDataset(Dataset):

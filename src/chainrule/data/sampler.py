@@ -23,7 +23,7 @@ import numpy
 from chainrule.random import Generator, resolve
 
 
-def _positive_int(value: Any, what: str, owner: str) -> int:
+def positive_int(value: Any, what: str, owner: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value <= 0:
         raise ValueError(f"{owner}: {what} must be a positive integer, got {value!r}")
     return int(value)
@@ -115,7 +115,7 @@ class RandomSampler(_ArraySampler):
         self._num_samples = (
             None
             if num_samples is None
-            else _positive_int(num_samples, "num_samples", "RandomSampler")
+            else positive_int(num_samples, "num_samples", "RandomSampler")
         )
         self.generator = generator
 
@@ -154,7 +154,7 @@ class BatchSampler(Sampler[list[int]]):
 
     def __init__(self, sampler: Any, batch_size: int, drop_last: bool = False) -> None:
         self.sampler = sampler
-        self.batch_size = _positive_int(batch_size, "batch_size", "BatchSampler")
+        self.batch_size = positive_int(batch_size, "batch_size", "BatchSampler")
         self.drop_last = bool(drop_last)
 
     def __len__(self) -> int:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy
 
-from chainrule.data.sampler import Sampler, _positive_int
+from chainrule.data.sampler import Sampler, positive_int
 from chainrule.random import Generator, resolve
 
 
@@ -81,7 +81,7 @@ class StratifiedBatchSampler(Sampler[list[int]]):
         generator: Generator | None = None,
     ) -> None:
         name = "StratifiedBatchSampler"
-        self.batch_size = _positive_int(batch_size, "batch_size", name)
+        self.batch_size = positive_int(batch_size, "batch_size", name)
         labels = numpy.asarray(getattr(labels, "data", labels))
         if labels.ndim != 1:
             raise ValueError(

@@ -62,7 +62,14 @@ class Normalize:
         return self.mean is not None
 
     def fit(self, x: Any) -> Normalize:
-        """Measure per-channel mean and σ on ``x`` (a Tensor or array); returns self."""
+        """Measure per-channel mean and σ on ``x`` (a Tensor or array); returns self.
+
+        Raises:
+            ValueError: ``x`` holds NaN or ±Inf, naming the channels and the counts. A
+                non-finite value would make its whole channel's statistics NaN, and so
+                every input of that channel after normalisation: clean or impute the
+                data first (e.g. ``numpy.nan_to_num`` or the channel's ``nanmean``).
+        """
         data = x.data if isinstance(x, Tensor) else xp.asarray(x)
         if data.ndim == 0 or data.shape[0] == 0:
             raise ShapeError(
@@ -78,10 +85,14 @@ class Normalize:
             reduce = tuple(a for a in range(data.ndim) if a not in channels)
             keepdims = True
         # Statistics in float64 so a large training set does not lose digits.
-        mean = xp.mean(data, axis=reduce, dtype=backend.float64, keepdims=keepdims)
-        std = xp.std(data, axis=reduce, dtype=backend.float64, keepdims=keepdims)
-        self.mean = Tensor._wrap(xp.asarray(mean, dtype=dtype), False, None, 0)
-        self.std = Tensor._wrap(xp.asarray(std, dtype=dtype), False, None, 0)
+        # NaN/Inf in the data are reported below, not as NumPy's "invalid value" warning.
+        with xp.errstate(invalid="ignore", over="ignore"):
+            mean = xp.mean(data, axis=reduce, dtype=backend.float64, keepdims=keepdims)
+            std = xp.std(data, axis=reduce, dtype=backend.float64, keepdims=keepdims)
+        if not (bool(xp.isfinite(mean).all()) and bool(xp.isfinite(std).all())):
+            _check_finite(data, reduce)
+        self.mean = Tensor(xp.asarray(mean, dtype=dtype))
+        self.std = Tensor(xp.asarray(std, dtype=dtype))
         return self
 
     def __call__(self, x: Any) -> Any:
@@ -103,7 +114,7 @@ class Normalize:
         if isinstance(x, Tensor) and x.requires_grad:
             return (x - Tensor(mean)) / Tensor(denom)
         out = (data.astype(dtype, copy=False) - mean) / denom
-        return Tensor._wrap(out, False, None, 0) if isinstance(x, Tensor) else out
+        return Tensor(out) if isinstance(x, Tensor) else out
 
     def _stats_for(self, shape: tuple[int, ...]) -> tuple[Any, Any]:
         """The stored statistics shaped to broadcast against an input of ``shape``."""
@@ -152,12 +163,47 @@ class Normalize:
             )
         if "eps" in state:
             self.eps = _check_eps(float(state["eps"]))
-        self.mean = Tensor._wrap(mean, False, None, 0)
-        self.std = Tensor._wrap(std, False, None, 0)
+        self.mean = Tensor(mean)
+        self.std = Tensor(std)
 
     def __repr__(self) -> str:
         shape = None if self.mean is None else tuple(self.mean.shape)
         return f"Normalize(eps={self.eps}, channel_axis={self.channel_axis!r}, stats={shape})"
+
+
+def _check_finite(data: Any, reduce: tuple[int, ...] | None) -> None:
+    """Raise, saying which channels of ``data`` hold NaN or ±Inf and how many of each.
+
+    Called only when the statistics are not finite, so the common case costs nothing.
+    Finite data whose σ overflows (values near 1e300) pass: that is their scale.
+    """
+    # Fail rather than skip them (a nanmean): a NaN in the training inputs is almost
+    # always a bug in loading or preprocessing, the same value would turn the loss NaN
+    # at training time anyway, and statistics measured around it would hide the bug.
+    nan = xp.isnan(data).sum(axis=reduce)
+    inf = xp.isinf(data).sum(axis=reduce)
+    if reduce is None:
+        where = [("all channels (channel_axis=None)", int(nan), int(inf))]
+    else:
+        nan, inf = xp.asarray(nan).reshape(-1), xp.asarray(inf).reshape(-1)
+        channel_shape = tuple(d for a, d in enumerate(data.shape) if a not in reduce)
+        where = []
+        for flat in xp.flatnonzero((nan + inf) > 0).tolist():
+            index = xp.unravel_index(flat, channel_shape)
+            label = str(int(index[0])) if len(index) == 1 else str(tuple(int(i) for i in index))
+            where.append((f"channel {label}", int(nan[flat]), int(inf[flat])))
+    parts = [f"{label}: {n} NaN, {i} Inf" for label, n, i in where[:10]]
+    if len(where) > 10:
+        parts.append(f"and {len(where) - 10} more channels")
+    total_nan = sum(n for _, n, _ in where)
+    total_inf = sum(i for _, _, i in where)
+    if total_nan + total_inf == 0:
+        return
+    raise ValueError(
+        f"Normalize.fit: the data hold {total_nan} NaN and {total_inf} Inf values "
+        f"({'; '.join(parts)}), which would make the mean and σ of those channels NaN; "
+        f"remove or impute them (e.g. numpy.nan_to_num) before fitting"
+    )
 
 
 def _check_eps(eps: float) -> float:

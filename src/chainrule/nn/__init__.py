@@ -8,12 +8,14 @@ The PyTorch surface users know::
     loss = nn.CrossEntropyLoss()(model(x), y)
     loss.backward()
 
-Layers whose backward has a closed form (Linear, the losses, Dropout, Duplicate, Add,
-Max…) run as one fused ``Function`` each (``nn.fused``, ``nn.fused_loss``), with the
-formula in its docstring. ``nn.Graph`` wires modules into any DAG by name.
+Layers whose backward has a closed form (Linear, the losses, Dropout, GELU…) run as one
+fused ``Function`` each (``nn.fused``, ``nn.fused_loss``), with the formula in its
+docstring and a ``backward_graph`` for gradients of gradients; the wiring modules
+(Duplicate, Add, Max, ``nn.wiring``) are built on the core's ops and the engine's
+fan-out. ``nn.Graph`` wires modules into any DAG by name.
 """
 
-from chainrule.nn import functional, init
+from chainrule.nn import functional, init, utils
 from chainrule.nn.activation import (
     ELU,
     GELU,
@@ -28,7 +30,7 @@ from chainrule.nn.activation import (
 )
 from chainrule.nn.containers import ModuleDict, ModuleList, Sequential
 from chainrule.nn.conv import Conv1d, Conv2d
-from chainrule.nn.dropout import Add, Dropout, Duplicate, Max
+from chainrule.nn.dropout import Dropout
 from chainrule.nn.graph import Edge, Graph
 from chainrule.nn.linear import Embedding, Flatten, Identity, Linear
 from chainrule.nn.loss import (
@@ -45,6 +47,7 @@ from chainrule.nn.module import IncompatibleKeys, Module, RemovableHandle
 from chainrule.nn.normalization import BatchNorm1d, BatchNorm2d, Dropout2d
 from chainrule.nn.parameter import Parameter
 from chainrule.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from chainrule.nn.wiring import Add, Duplicate, Max
 
 __all__ = [
     "AdaptiveAvgPool2d",
@@ -92,4 +95,5 @@ __all__ = [
     "Tanh",
     "functional",
     "init",
+    "utils",
 ]

@@ -1,4 +1,4 @@
-"""``Dropout`` and the lecture's wiring modules: ``Duplicate``, ``Add``, ``Max``."""
+"""``Dropout``: inverted dropout (the wiring modules moved to ``nn.wiring``)."""
 
 from __future__ import annotations
 
@@ -38,41 +38,3 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
-
-
-class Duplicate(Module):
-    """Fan one input out to ``n`` outputs; their gradients add up in backward.
-
-    Shape:
-        input (…) → a tuple of ``n`` tensors (…).
-    """
-
-    def __init__(self, n: int = 2) -> None:
-        super().__init__()
-        if n < 1:
-            raise ValueError(f"Duplicate: n must be at least 1, got {n}")
-        self.n = int(n)
-
-    def forward(self, input: Tensor) -> tuple[Tensor, ...]:
-        return F.duplicate(input, self.n)
-
-    def extra_repr(self) -> str:
-        return f"n={self.n}"
-
-
-class Add(Module):
-    """The sum of two or more inputs (broadcast together), one node.
-    Gradient: each input receives g.
-    """
-
-    def forward(self, *inputs: Tensor) -> Tensor:
-        return F.add(*inputs)
-
-
-class Max(Module):
-    """The elementwise maximum of two or more inputs, one node. Gradient: to the largest
-    input; inputs tied for the maximum share it equally.
-    """
-
-    def forward(self, *inputs: Tensor) -> Tensor:
-        return F.maximum(*inputs)

@@ -16,14 +16,11 @@ from chainrule import ops
 from chainrule.backend import xp
 from chainrule.errors import ShapeError
 from chainrule.nn.fused import (
-    AddNFunction,
     DropoutFunction,
-    DuplicateFunction,
     ELUFunction,
     GELUFunction,
     LeakyReLUFunction,
     LinearFunction,
-    MaxNFunction,
     SiLUFunction,
 )
 from chainrule.nn.fused_loss import (
@@ -72,30 +69,45 @@ def dropout(
 
 
 def duplicate(input: Tensor, n: int = 2) -> tuple[Tensor, ...]:
-    """``n`` copies of ``input`` whose gradients add up (the lecture's Duplicate)."""
+    """``n`` copies of ``input`` whose gradients add up (the lecture's Duplicate).
+
+    The copies are ``input`` itself, n times: the engine already sums the gradients of a
+    tensor used in several places, which is exactly Duplicate's backward (an output nobody
+    uses adds nothing).
+    """
     if n < 1:
         raise ValueError(f"duplicate needs n >= 1, got {n}")
-    if n == 1:
-        return (input,)
-    return DuplicateFunction.apply(input, int(n))
+    return (input,) * int(n)
 
 
 def add(*inputs: Tensor) -> Tensor:
-    """x₁ + … + xₙ in one node (the lecture's Add); inputs broadcast together."""
+    """x₁ + … + xₙ (the lecture's Add), inputs broadcast together: a chain of the core's
+    ``add``, so each input receives g (summed back to its shape where it was broadcast)."""
     if not inputs:
         raise ValueError("add needs at least one input")
-    if len(inputs) == 1:
-        return inputs[0]
-    return AddNFunction.apply(*inputs)
+    total = inputs[0]
+    for x in inputs[1:]:
+        total = ops.add(total, x)
+    return total
 
 
 def maximum(*inputs: Tensor) -> Tensor:
-    """Elementwise max(x₁, …, xₙ) in one node (the lecture's Max); ties share the gradient."""
+    """Elementwise max(x₁, …, xₙ) (the lecture's Max), inputs broadcast together.
+
+    Gradient: to the largest input; inputs tied for the maximum share it equally. Two
+    inputs use the core's ``maximum`` (ties split ½, ½). More are stacked and reduced with
+    the core's ``amax``, whose tie rule is the same for any number of ties; a chain of
+    ``maximum`` would not be (three tied inputs would get ¼, ¼, ½).
+    """
     if not inputs:
         raise ValueError("maximum needs at least one input")
     if len(inputs) == 1:
         return inputs[0]
-    return MaxNFunction.apply(*inputs)
+    if len(inputs) == 2:
+        return ops.maximum(inputs[0], inputs[1])
+    shape = xp.broadcast_shapes(*(x.shape for x in inputs))
+    same = [x if x.shape == shape else ops.expand(x, shape) for x in inputs]
+    return ops.amax(ops.stack(same, 0), 0)
 
 
 def embedding(input: Any, weight: Tensor) -> Tensor:

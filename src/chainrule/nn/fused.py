@@ -6,6 +6,12 @@ output. The activations that the core already fuses (ReLU, Sigmoid, Tanh, Softma
 LogSoftmax, Softplus) are not repeated here: the modules call the core primitives.
 Names end in ``Function`` so they stay apart from the core primitives (``ReLU``) and from
 the modules (``nn.Linear``) in ``chainrule.autograd.function.PRIMITIVES``.
+
+Each Function has two backwards with one formula: ``backward`` on arrays (the fast first
+order) and ``backward_graph``, the same VJP written with chainrule ops on Tensors, which the
+engine calls under ``create_graph=True`` so the gradient can be differentiated again. The
+numerically delicate pieces (σ, softplus) come from ``chainrule.ops.kernels`` in ``backward``
+and from the primitives built on those kernels (``Tensor.sigmoid``) in ``backward_graph``.
 """
 
 from __future__ import annotations
@@ -13,8 +19,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from chainrule import ops
 from chainrule.autograd.function import Function
 from chainrule.backend import xp
+from chainrule.ops import kernels
+from chainrule.tensor import Tensor
 
 # Up to this many rows, LinearFunction computes (W Xᵀ)ᵀ instead of X Wᵀ (see forward).
 # Measured with OpenBLAS on a 2-core Xeon: ~1.6x faster at 32 rows, ~1.15x at 96, ~10%
@@ -54,72 +63,16 @@ class LinearFunction(Function):
         db = g.sum(axis=0) if need_b else None
         return dx, dw, db
 
-
-class DuplicateFunction(Function):
-    """(y₁, …, yₙ) = (x, …, x): the lecture's Duplicate module, one input fanned out.
-
-    VJP: dx = g₁ + … + gₙ (an output nobody used contributes zeros).
-    The outputs share the input's memory, as views would.
-    """
-
     @staticmethod
-    def forward(ctx: Any, x: Any, n: int) -> Any:
-        return tuple(x for _ in range(n))
-
-    @staticmethod
-    def backward(ctx: Any, *grads: Any) -> tuple[Any, None]:
-        total = grads[0] + grads[1] if len(grads) > 1 else grads[0].copy()
-        for g in grads[2:]:
-            total += g  # total is our own array: adding in place is safe
-        return total, None
-
-
-class AddNFunction(Function):
-    """y = x₁ + … + xₙ (inputs broadcast together): the lecture's Add module.
-
-    VJP: dxₖ = g for every k.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, *xs: Any) -> Any:
-        total = xs[0] + xs[1]
-        for x in xs[2:]:
-            total = total + x  # out of place: broadcasting may still grow the shape
-        return total
-
-    @staticmethod
-    def backward(ctx: Any, g: Any) -> tuple[Any, ...]:
-        return tuple(g if need else None for need in ctx.needs_input_grad)
-
-
-class MaxNFunction(Function):
-    """y = max(x₁, …, xₙ) elementwise (inputs broadcast together): the lecture's Max.
-
-    VJP: dxₖ = g · [xₖ = y] / #{j : xⱼ = y}: the gradient goes to the largest input, and
-    inputs tied for the maximum share it equally (with two inputs this is the core
-    ``maximum``'s rule).
-    """
-
-    @staticmethod
-    def forward(ctx: Any, *xs: Any) -> Any:
-        y = xp.maximum(xs[0], xs[1])
-        for x in xs[2:]:
-            y = xp.maximum(y, x)
-        ctx.save_for_backward(y, *xs)
-        return y
-
-    @staticmethod
-    def backward(ctx: Any, g: Any) -> tuple[Any, ...]:
-        y, *xs = ctx.saved_tensors
-        winners = [x == y for x in xs]
-        count = winners[0].astype(g.dtype)
-        for w in winners[1:]:
-            count = count + w
-        share = g / count
-        return tuple(
-            share * w if need else None
-            for w, need in zip(winners, ctx.needs_input_grad, strict=True)
-        )
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, Any, Any]:
+        x, weight, _ = ctx.inputs
+        need_x, need_w, need_b = ctx.needs_input_grad
+        dx = g @ weight if need_x else None
+        n_out, n_in = weight.shape
+        rows_g, rows_x = g.reshape(-1, n_out), x.reshape(-1, n_in)
+        dw = rows_g.T @ rows_x if need_w else None
+        db = rows_g.sum(0) if need_b else None
+        return dx, dw, db
 
 
 class DropoutFunction(Function):
@@ -142,6 +95,11 @@ class DropoutFunction(Function):
         (mask,) = ctx.saved_tensors
         return g * mask, None, None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Tensor, None, None]:
+        (mask,) = ctx.saved_tensors  # a constant: the same mask at every order
+        return g * mask, None, None
+
 
 class LeakyReLUFunction(Function):
     """y = x for x > 0, a·x otherwise.   VJP: dx = g · (1 if x > 0 else a)."""
@@ -158,112 +116,222 @@ class LeakyReLUFunction(Function):
         (positive,) = ctx.saved_tensors
         return xp.where(positive, g, g * ctx.slope), None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Tensor, None]:
+        (positive,) = ctx.saved_tensors
+        return ops.where(positive, g, g * ctx.slope), None
+
 
 class ELUFunction(Function):
-    """y = x for x > 0, α(eˣ − 1) otherwise.   VJP: dx = g for x > 0, g · (y + α) otherwise."""
+    """y = x for x > 0, α(eˣ − 1) otherwise.
+
+    VJP: dx = g for x > 0, g · α eˣ otherwise. (That is g · (y + α), but y + α cancels for
+    x ≪ 0: at x = −20 it is exactly 0 in float32, where α eˣ is 2.1e-9.)
+    """
 
     @staticmethod
     def forward(ctx: Any, x: Any, alpha: float) -> Any:
         positive = x > 0
-        y = xp.where(positive, x, alpha * xp.expm1(xp.minimum(x, 0)))
-        ctx.save_for_backward(positive, y)
+        negative_part = xp.minimum(x, 0)  # eˣ only where it cannot overflow
+        ctx.save_for_backward(positive, negative_part)
         ctx.alpha = alpha
-        return y
+        return xp.where(positive, x, alpha * xp.expm1(negative_part))
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None]:
-        positive, y = ctx.saved_tensors
-        return xp.where(positive, g, g * (y + ctx.alpha)), None
+        positive, negative_part = ctx.saved_tensors
+        return xp.where(positive, g, g * (ctx.alpha * xp.exp(negative_part))), None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Tensor, None]:
+        positive = ctx.saved_tensors[0]
+        slope = ctx.inputs[0].clamp(max=0).exp() * ctx.alpha
+        return ops.where(positive, g, g * slope), None
 
 
 class SiLUFunction(Function):
-    """y = x · σ(x) (also called swish).   VJP: dx = g · σ(x) · (1 + x (1 − σ(x)))."""
+    """y = x · σ(x) (also called swish).   VJP: dx = g · σ(x) · (1 + x (1 − σ(x))).
+
+    σ is ``kernels.sigmoid``, exact in both tails (½(1 + tanh(x/2)) made the float32
+    gradient exactly 0 at x = −20, where it is −3.9e-8).
+    """
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
-        s = 0.5 * (1 + xp.tanh(0.5 * x))  # σ(x) without overflow
+        s = kernels.sigmoid(x)
         ctx.save_for_backward(x, s)
-        return x * s
+        return _exact_left_tail(x * s, x, _SILU_TAIL, _silu)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         x, s = ctx.saved_tensors
+        slope = _exact_left_tail(_silu_slope(x, s), x, _SILU_TAIL, _silu_slope)
+        return g * slope
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> Tensor:
+        x = ctx.inputs[0]
+        s = x.sigmoid()
         return g * s * (1 + x * (1 - s))
+
+
+def _silu(x: Any) -> Any:
+    return x * kernels.sigmoid(x)
+
+
+def _silu_slope(x: Any, s: Any = None) -> Any:
+    """dy/dx = σ(x)(1 + x(1 − σ(x))), given s = σ(x) or computing it."""
+    s = kernels.sigmoid(x) if s is None else s
+    return s * (1 + x * (1 - s))
 
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_CUBIC = 0.044715
 
 
 class GELUFunction(Function):
-    """y = x · Φ(x), Φ the standard normal CDF, Φ(x) = ½(1 + erf(x/√2)).
+    """y = x · Φ(x), Φ the standard normal CDF, Φ(x) = ½ erfc(−x/√2).
 
     VJP: dx = g · (Φ(x) + x · φ(x)), φ(x) = e^(−x²/2)/√(2π).
-    With ``approximate="tanh"``: y = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³), and
-    dx = g · (½(1 + tanh u) + ½x(1 − tanh² u) · √(2/π)(1 + 3·0.044715x²)).
+
+    With ``approximate="tanh"``: y = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³), computed
+    as y = x · s with s = ½(1 + tanh u) = σ(2u), and
+    dx = g · s · (1 + 2x (1 − s) u′), u′ = √(2/π)(1 + 3·0.044715x²).
+    (Φ as ½(1 + erf) and s as ½(1 + tanh u) both cancel to 0 for x ≪ 0 in float32.)
     """
 
     @staticmethod
     def forward(ctx: Any, x: Any, approximate: str) -> Any:
         ctx.approximate = approximate
-        if approximate == "tanh":
-            t = xp.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
-            ctx.save_for_backward(x, t)
-            return 0.5 * x * (1 + t)
-        cdf = 0.5 * (1 + _erf(x * _INV_SQRT_2))
-        ctx.save_for_backward(x, cdf)
-        return x * cdf
+        gate = _gelu_gate(x, approximate)
+        ctx.save_for_backward(x, gate)
+        tail = _GELU_TAIL[approximate]
+        return _exact_left_tail(x * gate, x, tail, lambda t: t * _gelu_gate(t, approximate))
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None]:
-        x, saved = ctx.saved_tensors
+        x, gate = ctx.saved_tensors
+        approximate = ctx.approximate
+        slope = _exact_left_tail(
+            _gelu_slope(x, gate, approximate),
+            x,
+            _GELU_TAIL[approximate],
+            lambda t: _gelu_slope(t, _gelu_gate(t, approximate), approximate),
+        )
+        return g * slope, None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Tensor, None]:
+        x = ctx.inputs[0]
         if ctx.approximate == "tanh":
-            t = saved
-            du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
-            return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du), None
-        pdf = _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
-        return g * (saved + x * pdf), None
+            s = ((x + x * x * x * _GELU_CUBIC) * (2 * _SQRT_2_OVER_PI)).sigmoid()
+            du = (x * x * (3 * _GELU_CUBIC) + 1) * _SQRT_2_OVER_PI
+            return g * s * (x * (1 - s) * du * 2 + 1), None
+        pdf = (x * x * -0.5).exp() * _INV_SQRT_2PI
+        return g * (NormalCDFFunction.apply(x) + x * pdf), None
 
 
-def _erf(x: Any) -> Any:
-    """erf, elementwise. NumPy has none: SciPy's (exact to float64 rounding) when it is
-    installed, else the Numerical Recipes Chebyshev fit (relative error below 1.2e-7,
-    enough for float32 training).
+def _gelu_gate(x: Any, approximate: str) -> Any:
+    """Φ(x), or σ(2u) for the tanh form."""
+    if approximate == "tanh":
+        return kernels.sigmoid(2 * _SQRT_2_OVER_PI * (x + _GELU_CUBIC * x * x * x))
+    return _normal_cdf(x)
+
+
+def _gelu_slope(x: Any, gate: Any, approximate: str) -> Any:
+    """dy/dx: Φ(x) + x φ(x), or s(1 + 2x(1 − s)u′) for the tanh form."""
+    if approximate == "tanh":
+        du = _SQRT_2_OVER_PI * (1 + 3 * _GELU_CUBIC * x * x)
+        return gate * (1 + 2 * x * (1 - gate) * du)
+    return gate + x * _normal_pdf(x)
+
+
+# Left of these inputs the gates σ(x), σ(2u), Φ(x) fall towards float32's smallest normal
+# number (1.2e-38), where they lose precision and then vanish, while x · gate (up to 100x
+# larger) is still a normal number: there the few elements are recomputed in float64.
+_SILU_TAIL = -80.0
+_GELU_TAIL = {"none": -5.0, "tanh": -5.0}
+
+
+def _exact_left_tail(out: Any, x: Any, start: float, formula: Any) -> Any:
+    """``out`` (a fresh array of ``formula(x)`` values) with the float32 elements where
+    x < ``start`` replaced by ``formula`` evaluated in float64."""
+    if x.dtype != xp.float32:
+        return out
+    tail = x < start
+    if tail.any():
+        out[tail] = formula(x[tail].astype(xp.float64))
+    return out
+
+
+class NormalCDFFunction(Function):
+    """y = Φ(x) = ½ erfc(−x/√2), the standard normal CDF (GELU's gate; no primitive has
+    erf, so GELU's second derivative needs this node).
+
+    VJP: dx = g · φ(x), φ(x) = e^(−x²/2)/√(2π).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        ctx.save_for_backward(x)
+        return _normal_cdf(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        return g * _normal_pdf(x)
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> Tensor:
+        x = ctx.inputs[0]
+        return g * (x * x * -0.5).exp() * _INV_SQRT_2PI
+
+
+def _normal_pdf(x: Any) -> Any:
+    """φ(x) = e^(−x²/2)/√(2π) on arrays."""
+    return _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
+
+
+def _normal_cdf(x: Any) -> Any:
+    """Φ(x) = ½ erfc(−x/√2) on arrays: through erfc, not ½(1 + erf(x/√2)), so the left
+    tail keeps its relative precision (Φ(−6) = 9.9e-10, where 1 + erf cancels to 0)."""
+    return 0.5 * _erfc(-_INV_SQRT_2 * x)
+
+
+def _erfc(x: Any) -> Any:
+    """erfc = 1 − erf, elementwise. NumPy has none: SciPy's (exact to float64 rounding)
+    when it is installed, else the Numerical Recipes Chebyshev fit of erfc (relative error
+    below 1.2e-7 for x ≥ 0, enough for float32 training; erfc(−z) = 2 − erfc(z)).
     """
     try:
-        from scipy.special import erf
+        from scipy.special import erfc
     except ImportError:
-        z = xp.abs(x)
-        t = 1.0 / (1.0 + 0.5 * z)
-        poly = (
-            -z * z
-            - 1.26551223
-            + t
-            * (
-                1.00002368
-                + t
-                * (
-                    0.37409196
-                    + t
-                    * (
-                        0.09678418
-                        + t
-                        * (
-                            -0.18628806
-                            + t
-                            * (
-                                0.27886807
-                                + t
-                                * (
-                                    -1.13520398
-                                    + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))
-                                )
-                            )
-                        )
-                    )
-                )
-            )
-        )
-        return xp.sign(x) * (1.0 - t * xp.exp(poly))
-    return erf(x).astype(x.dtype, copy=False)
+        return _erfc_chebyshev(x)
+    return erfc(x).astype(x.dtype, copy=False)
+
+
+# The Numerical Recipes coefficients of erfc(z) ≈ t·exp(−z² + P(t)), t = 1/(1 + z/2), z ≥ 0.
+_ERFC_COEFFICIENTS = (
+    -1.26551223,
+    1.00002368,
+    0.37409196,
+    0.09678418,
+    -0.18628806,
+    0.27886807,
+    -1.13520398,
+    1.48851587,
+    -0.82215223,
+    0.17087277,
+)
+
+
+def _erfc_chebyshev(x: Any) -> Any:
+    z = xp.abs(x)
+    t = 1.0 / (1.0 + 0.5 * z)
+    poly = xp.zeros_like(t)
+    for c in reversed(_ERFC_COEFFICIENTS):  # Horner's rule
+        poly = poly * t + c
+    upper = t * xp.exp(poly - z * z)
+    return xp.where(x >= 0, upper, 2.0 - upper)

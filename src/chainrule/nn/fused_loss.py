@@ -5,15 +5,23 @@ of the logits, t the target class of a row, w the class weights (1 when not give
 m = [t ≠ ignore_index], g the upstream gradient. ``reduction`` is ``"mean"``, ``"sum"``
 or ``"none"``; for the class losses "mean" divides by D = Σᵢ w_tᵢ mᵢ (PyTorch's rule),
 for the others by the number of elements.
+
+Each Function has its array ``backward`` (first order, fast) and a ``backward_graph``: the
+same VJP in chainrule ops, run under ``create_graph=True`` so that gradients such as a
+gradient penalty can be differentiated again. Log-softmax, softplus and σ are the core's
+``kernels`` (one implementation of each), on arrays and through the primitives on Tensors.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from chainrule import ops
 from chainrule.autograd.function import Function
 from chainrule.backend import xp
 from chainrule.errors import ShapeError
+from chainrule.ops import kernels
+from chainrule.tensor import Tensor
 
 
 def _rows(x: Any) -> Any:
@@ -33,14 +41,31 @@ def _unrows(rows: Any, shape: tuple[int, ...]) -> Any:
     return xp.moveaxis(moved, -1, 1)
 
 
-def _log_softmax_rows(x: Any) -> tuple[Any, Any]:
-    """(log p, p) along the last axis, the maximum taken out first so nothing overflows."""
-    shifted = x - x.max(axis=1, keepdims=True)
-    e = xp.exp(shifted)
-    s = e.sum(axis=1, keepdims=True)
-    shifted -= xp.log(s)
-    e /= s
-    return shifted, e
+def _rows_graph(x: Any) -> Any:
+    """``_rows`` with chainrule ops, for a Tensor (arrays go through ``_rows``)."""
+    if not isinstance(x, Tensor):
+        return _rows(x)
+    if x.ndim == 1:
+        return x.reshape(1, -1)
+    if x.ndim == 2:
+        return x
+    classes_last = (0, *range(2, x.ndim), 1)
+    return ops.permute(x, classes_last).reshape(-1, x.shape[1])
+
+
+def _unrows_graph(rows: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """``_unrows`` with chainrule ops."""
+    if len(shape) <= 2:
+        return rows.reshape(shape)
+    moved = rows.reshape((shape[0], *shape[2:], shape[1]))
+    return ops.permute(moved, (0, len(shape) - 1, *range(1, len(shape) - 1)))
+
+
+def _one_hot(safe: Any, n_classes: int, dtype: Any) -> Any:
+    """(N, C) array with a 1 at each row's target class: a constant of backward_graph."""
+    hot = xp.zeros((len(safe), n_classes), dtype=dtype)
+    hot[xp.arange(len(safe)), safe] = 1
+    return hot
 
 
 def _targets(
@@ -85,8 +110,8 @@ class CrossEntropyFunction(Function):
     """Cross-entropy on logits x with class targets, one fused op.
 
     Forward: ℓᵢ = (1 − ε) w_tᵢ mᵢ (−log pᵢₜᵢ) + (ε/C) mᵢ Σ_c w_c (−log pᵢc), log p computed
-    as x − max − log Σ exp(x − max) (the lecture's stable log-softmax), ε the label
-    smoothing.
+    as x − max − log Σ exp(x − max) (``kernels.log_softmax``, the lecture's stable
+    log-softmax), ε the label smoothing.
 
     VJP: dxᵢⱼ = sᵢ [(1 − ε) w_tᵢ mᵢ (pᵢⱼ − [j = tᵢ]) + (ε/C) mᵢ (pᵢⱼ Σ_c w_c − wⱼ)], sᵢ
     the reduction's scale (g, gᵢ or g/D); without weights and smoothing it is the
@@ -105,7 +130,7 @@ class CrossEntropyFunction(Function):
     ) -> Any:
         rows = _rows(x)
         n, c = rows.shape
-        logp, p = _log_softmax_rows(rows)
+        logp, p = kernels.log_softmax(rows, 1)
         safe, mask, wt = _targets(target, c, ignore_index, x.dtype, weight)
         arange = xp.arange(n)
         per_row = -logp[arange, safe] * wt
@@ -137,6 +162,22 @@ class CrossEntropyFunction(Function):
         grad[xp.arange(n), safe] -= hard
         return _unrows(grad, ctx.in_shape), None, None, None, None, None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, ...]:
+        p_saved, safe, mask, wt = ctx.saved_tensors
+        c = p_saved.shape[1]
+        dtype, eps, weight = p_saved.dtype, ctx.smoothing, ctx.weight
+        p = _rows_graph(ctx.inputs[0]).softmax(1)
+        scale = _row_scale(g, ctx.reduction, ctx.denominator)
+        hard = scale * ((1.0 - eps) * wt)
+        grad = p * hard.reshape(-1, 1) - hard.reshape(-1, 1) * _one_hot(safe, c, dtype)
+        if eps:
+            soft = scale * ((eps / c) * mask.astype(dtype))
+            total_w = c if weight is None else weight.sum()
+            w = xp.ones(c, dtype) if weight is None else weight
+            grad = grad + (p * total_w - w) * soft.reshape(-1, 1)
+        return _unrows_graph(grad, ctx.in_shape), None, None, None, None, None
+
 
 class SoftCrossEntropyFunction(Function):
     """Cross-entropy on logits x against class probabilities q (same shape as x).
@@ -156,7 +197,7 @@ class SoftCrossEntropyFunction(Function):
             )
         rows, q_rows = _rows(x), _rows(q)
         n, c = rows.shape
-        logp, p = _log_softmax_rows(rows)
+        logp, p = kernels.log_softmax(rows, 1)
         q_smooth = q_rows * (1.0 - smoothing) + smoothing / c if smoothing else q_rows
         wq = q_smooth if weight is None else q_smooth * weight
         per_row = -(wq * logp).sum(axis=1)
@@ -176,6 +217,26 @@ class SoftCrossEntropyFunction(Function):
         if ctx.needs_input_grad[1]:
             w = 1.0 if ctx.weight is None else ctx.weight
             dq = _unrows(-(1.0 - ctx.smoothing) * scale * w * logp, ctx.in_shape)
+        return dx, dq, None, None, None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, ...]:
+        x, q = ctx.inputs[0], ctx.inputs[1]
+        q = q if isinstance(q, Tensor) else Tensor(xp.asarray(q))
+        eps, weight = ctx.smoothing, ctx.weight
+        x_rows, q_rows = _rows_graph(x), _rows_graph(q)
+        c = x_rows.shape[1]
+        scale = _row_scale(g, ctx.reduction, ctx.n).reshape(-1, 1)
+        w = 1.0 if weight is None else weight
+        dx = dq = None
+        if ctx.needs_input_grad[0]:
+            q_smooth = q_rows * (1.0 - eps) + eps / c if eps else q_rows
+            wq = q_smooth * w
+            p = x_rows.softmax(1)
+            dx = _unrows_graph(scale * (p * wq.sum(1, keepdim=True) - wq), ctx.in_shape)
+        if ctx.needs_input_grad[1]:
+            logp = x_rows.log_softmax(1)
+            dq = _unrows_graph(scale * logp * w * -(1.0 - eps), ctx.in_shape)
         return dx, dq, None, None, None
 
 
@@ -211,6 +272,14 @@ class NLLFunction(Function):
         grad[xp.arange(len(safe)), safe] = -_row_scale(g, ctx.reduction, ctx.denominator) * wt
         return _unrows(grad, ctx.in_shape), None, None, None, None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, ...]:
+        safe, wt = ctx.saved_tensors
+        c = ctx.rows_shape[1]
+        coef = (_row_scale(g, ctx.reduction, ctx.denominator) * -wt).reshape(-1, 1)
+        grad = coef * _one_hot(safe, c, wt.dtype)
+        return _unrows_graph(grad, ctx.in_shape), None, None, None, None
+
 
 class MSEFunction(Function):
     """ℓ = (x − y)² elementwise.   VJP: dx = 2 s (x − y), dy = −dx."""
@@ -228,6 +297,13 @@ class MSEFunction(Function):
         dx = diff * (2 * _elementwise_scale(g, ctx.reduction, diff.size))
         return dx, (-dx if ctx.needs_input_grad[1] else None), None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, Any, None]:
+        x, y = ctx.inputs[0], ctx.inputs[1]
+        size = ctx.saved_tensors[0].size
+        dx = (x - y) * (_elementwise_scale(g, ctx.reduction, size) * 2)
+        return dx, (-dx if ctx.needs_input_grad[1] else None), None
+
 
 class L1Function(Function):
     """ℓ = |x − y| elementwise.   VJP: dx = s · sign(x − y) (0 where x = y), dy = −dx."""
@@ -243,6 +319,12 @@ class L1Function(Function):
     def backward(ctx: Any, g: Any) -> tuple[Any, Any, None]:
         (diff,) = ctx.saved_tensors
         dx = xp.sign(diff) * _elementwise_scale(g, ctx.reduction, diff.size)
+        return dx, (-dx if ctx.needs_input_grad[1] else None), None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, Any, None]:
+        (diff,) = ctx.saved_tensors  # sign(x − y) is piecewise constant: a constant here
+        dx = _elementwise_scale(g, ctx.reduction, diff.size) * xp.sign(diff)
         return dx, (-dx if ctx.needs_input_grad[1] else None), None
 
 
@@ -267,43 +349,65 @@ class HuberFunction(Function):
         dx = xp.clip(diff, -ctx.delta, ctx.delta) * _elementwise_scale(g, ctx.reduction, diff.size)
         return dx, (-dx if ctx.needs_input_grad[1] else None), None, None
 
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, Any, None, None]:
+        x, y = ctx.inputs[0], ctx.inputs[1]
+        size = ctx.saved_tensors[0].size
+        clipped = ops.clamp(x - y, -ctx.delta, ctx.delta)
+        dx = clipped * _elementwise_scale(g, ctx.reduction, size)
+        return dx, (-dx if ctx.needs_input_grad[1] else None), None, None
+
 
 class BCEWithLogitsFunction(Function):
-    """Binary cross-entropy on logits x with targets y, stable for any x.
+    """Binary cross-entropy on logits x with targets y, exact for any x.
 
-    Forward: ℓ = w [(1 − y) x + l · softplus(−x)], l = 1 + (pos_weight − 1) y, softplus
-    computed as max(z, 0) + log1p(e^−|z|) (never overflows). Without pos_weight this is
-    max(x, 0) − x y + log1p(e^−|x|).
+    Forward: ℓ = w [(1 − y) softplus(x) + P y softplus(−x)], P the pos_weight (1 when not
+    given): that is −w [P y log σ(x) + (1 − y) log(1 − σ(x))], as two non-negative terms
+    that never cancel (the form (1 − y) x + softplus(−x) gives 0 for y = 0 at x = −20,
+    where the loss is 2.1e-9). softplus and σ are the ``kernels``.
 
-    VJP: dx = s w [(1 − y) − l σ(−x)],   dy = s w [−x + (pos_weight − 1) softplus(−x)].
+    VJP: dx = s w [(1 − y) σ(x) − P y σ(−x)],   dy = s w [P softplus(−x) − softplus(x)].
     """
 
     @staticmethod
     def forward(ctx: Any, x: Any, y: Any, weight: Any, pos_weight: Any, reduction: str) -> Any:
-        softplus_neg = xp.maximum(-x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
-        lw = 1.0 if pos_weight is None else 1.0 + (pos_weight - 1.0) * y
-        per = (1.0 - y) * x + lw * softplus_neg
+        softplus_pos, softplus_neg = kernels.softplus(x), kernels.softplus(-x)
+        positive = y if pos_weight is None else pos_weight * y
+        per = (1.0 - y) * softplus_pos + positive * softplus_neg
         if weight is not None:
             per = per * weight
-        ctx.save_for_backward(x, y, softplus_neg)
+        ctx.save_for_backward(x, y, softplus_pos, softplus_neg)
         ctx.weight, ctx.pos_weight, ctx.reduction = weight, pos_weight, reduction
         return _reduce(per, reduction, per.size, per.shape)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any, None, None, None]:
-        x, y, softplus_neg = ctx.saved_tensors
+        x, y, softplus_pos, softplus_neg = ctx.saved_tensors
         size = xp.broadcast_shapes(x.shape, xp.shape(y))
         scale = _elementwise_scale(g, ctx.reduction, int(xp.prod(size)))
         if ctx.weight is not None:
             scale = scale * ctx.weight
-        pw = ctx.pos_weight
+        pw = 1.0 if ctx.pos_weight is None else ctx.pos_weight
         dx = dy = None
         if ctx.needs_input_grad[0]:
-            lw = 1.0 if pw is None else 1.0 + (pw - 1.0) * y
-            sig_neg = 0.5 * (1 - xp.tanh(0.5 * x))  # σ(−x) without overflow
-            dx = scale * ((1.0 - y) - lw * sig_neg)
+            dx = scale * ((1.0 - y) * kernels.sigmoid(x) - pw * y * kernels.sigmoid(-x))
         if ctx.needs_input_grad[1]:
-            dy = scale * (-x if pw is None else -x + (pw - 1.0) * softplus_neg)
+            dy = scale * (pw * softplus_neg - softplus_pos)
+        return dx, dy, None, None, None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, Any, None, None, None]:
+        x, y = ctx.inputs[0], ctx.inputs[1]
+        size = xp.broadcast_shapes(x.shape, xp.shape(ctx.saved_tensors[1]))
+        scale = _elementwise_scale(g, ctx.reduction, int(xp.prod(size)))
+        if ctx.weight is not None:
+            scale = scale * ctx.weight
+        pw = 1.0 if ctx.pos_weight is None else ctx.pos_weight
+        dx = dy = None
+        if ctx.needs_input_grad[0]:
+            dx = scale * ((1.0 - y) * x.sigmoid() - (-x).sigmoid() * y * pw)
+        if ctx.needs_input_grad[1]:
+            dy = scale * ((-x).softplus() * pw - x.softplus())
         return dx, dy, None, None, None
 
 
@@ -334,6 +438,22 @@ class BCEFunction(Function):
             scale = scale * ctx.weight
         dx = scale * (x - y) / xp.maximum(x * (1.0 - x), 1e-12) if ctx.needs_input_grad[0] else None
         dy = scale * (log_1mx - log_x) if ctx.needs_input_grad[1] else None
+        return dx, dy, None, None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, Any, None, None]:
+        x, y = ctx.inputs[0], ctx.inputs[1]
+        size = xp.broadcast_shapes(x.shape, xp.shape(ctx.saved_tensors[1]))
+        scale = _elementwise_scale(g, ctx.reduction, int(xp.prod(size)))
+        if ctx.weight is not None:
+            scale = scale * ctx.weight
+        dx = dy = None
+        if ctx.needs_input_grad[0]:
+            dx = scale * (x - y) / (x * (1.0 - x)).clamp(min=1e-12)
+        if ctx.needs_input_grad[1]:
+            log_x = x.log().clamp(min=-100.0)
+            log_1mx = (1.0 - x).log().clamp(min=-100.0)
+            dy = scale * (log_1mx - log_x)
         return dx, dy, None, None
 
 

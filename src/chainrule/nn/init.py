@@ -1,7 +1,8 @@
 """``chainrule.nn.init``: fill parameters in place, from the seeded generator.
 
 Every function writes into ``tensor`` without recording a graph, bumps its version
-counter and returns it; randomness comes from ``generator`` or, when None, from the
+counter and returns it (the Kaiming and Xavier ones warn and leave a zero-element tensor
+as it is, as PyTorch does); randomness comes from ``generator`` or, when None, from the
 default generator that ``cr.manual_seed`` seeds, so a seed reproduces an initialisation.
 
 Fans: for a weight of shape (out, in, k₁, k₂, …), fan_in = in·k₁·k₂·… and
@@ -17,6 +18,7 @@ forward and backward conditions: σ² = 2/(fan_in + fan_out).
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 from chainrule.backend import xp
@@ -78,6 +80,15 @@ def _write(tensor: Tensor, values: Any) -> Tensor:
     return tensor
 
 
+def _is_empty(tensor: Tensor) -> bool:
+    """True (with PyTorch's warning) for a zero-element tensor, which the scaled
+    initialisers leave as it is: its fans can be 0, and there is nothing to fill."""
+    if tensor.data.size == 0:
+        warnings.warn("Initializing zero-element tensors is a no-op", UserWarning, stacklevel=3)
+        return True
+    return False
+
+
 def uniform_(
     tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Generator | None = None
 ) -> Tensor:
@@ -110,6 +121,8 @@ def xavier_uniform_(
     tensor: Tensor, gain: float = 1.0, generator: Generator | None = None
 ) -> Tensor:
     """U(−a, a) with a = gain · √(6 / (fan_in + fan_out)): variance gain² · 2/(fan_in + fan_out)."""
+    if _is_empty(tensor):
+        return tensor
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(tensor, -bound, bound, generator)
@@ -117,6 +130,8 @@ def xavier_uniform_(
 
 def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: Generator | None = None) -> Tensor:
     """N(0, σ²) with σ = gain · √(2 / (fan_in + fan_out))."""
+    if _is_empty(tensor):
+        return tensor
     fan_in, fan_out = calculate_fan_in_and_fan_out(tensor)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), generator)
 
@@ -136,6 +151,8 @@ def kaiming_uniform_(
             backward gradients'.
         nonlinearity: "relu" or "leaky_relu" (the default, which with a = 0 is ReLU).
     """
+    if _is_empty(tensor):
+        return tensor
     gain = calculate_gain(nonlinearity, a)
     bound = gain * math.sqrt(3.0 / _fan(tensor, mode))
     return uniform_(tensor, -bound, bound, generator)
@@ -152,6 +169,8 @@ def kaiming_normal_(
 
     Args: as ``kaiming_uniform_``.
     """
+    if _is_empty(tensor):
+        return tensor
     gain = calculate_gain(nonlinearity, a)
     return normal_(tensor, 0.0, gain / math.sqrt(_fan(tensor, mode)), generator)
 

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 from chainrule import ops
@@ -17,6 +18,23 @@ from chainrule.nn.parameter import Parameter
 from chainrule.nn.paths import module_shape_error
 from chainrule.random import Generator
 from chainrule.tensor import Tensor
+
+
+def _size(layer: str, name: str, value: Any) -> int:
+    """A layer size as an int: ints (Python or NumPy) only, as in PyTorch, so that
+    ``Linear(2.5, 3)`` is an error instead of a layer with 2 input features."""
+    if isinstance(value, bool):
+        raise TypeError(f"{layer}: {name} must be an int, got the bool {value!r}")
+    try:
+        size = operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{layer}: {name} must be an int, got {value!r} ({type(value).__name__}); "
+            f"give a whole number of features, e.g. {layer}(784, 256)"
+        ) from None
+    if size < 0:
+        raise ValueError(f"{layer}: {name} must be >= 0, got {size}")
+    return size
 
 
 class Linear(Module):
@@ -60,8 +78,8 @@ class Linear(Module):
         generator: Generator | None = None,
     ) -> None:
         super().__init__()
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
+        self.in_features = _size("Linear", "in_features", in_features)
+        self.out_features = _size("Linear", "out_features", out_features)
         dtype = default_float if dtype is None else xp.dtype(dtype)
         self.weight = Parameter(xp.empty((self.out_features, self.in_features), dtype))
         if bias:
@@ -107,8 +125,8 @@ class Embedding(Module):
         generator: Generator | None = None,
     ) -> None:
         super().__init__()
-        self.num_embeddings = int(num_embeddings)
-        self.embedding_dim = int(embedding_dim)
+        self.num_embeddings = _size("Embedding", "num_embeddings", num_embeddings)
+        self.embedding_dim = _size("Embedding", "embedding_dim", embedding_dim)
         dtype = default_float if dtype is None else xp.dtype(dtype)
         self.weight = Parameter(xp.empty((self.num_embeddings, self.embedding_dim), dtype))
         init.normal_(self.weight, generator=generator)

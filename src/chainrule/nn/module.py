@@ -332,7 +332,7 @@ class Module:
                 tensor.data = tensor.data.astype(target)
                 tensor.increment_version()
                 if tensor.grad is not None:
-                    tensor.grad = Tensor._wrap(tensor.grad.data.astype(target), False, None, 0)
+                    tensor.grad = Tensor(tensor.grad.data.astype(target))
         return self
 
     def float(self: M) -> M:

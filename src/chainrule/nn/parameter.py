@@ -41,6 +41,6 @@ class Parameter(Tensor):
     def __deepcopy__(self, memo: dict[int, Any]) -> Parameter:
         copied = Parameter(self.data.copy(), self.requires_grad)
         if self.grad is not None:
-            copied.grad = Tensor._wrap(self.grad.data.copy(), False, None, 0)
+            copied.grad = Tensor(self.grad.data.copy())
         memo[id(self)] = copied
         return copied

@@ -403,48 +403,51 @@ class ReLU(Function):
 class Sigmoid(Function):
     """y = 1 / (1 + e⁻ˣ).   VJP: dx = g · y · (1 − y).
 
-    Computed in this form (see ``kernels.sigmoid``), which keeps full relative precision in both
-    tails; e⁻ˣ overflowing to inf for very negative x gives the right limit, 0.
+    Computed as ``kernels.sigmoid_and_exp`` does, which keeps full relative precision in
+    both tails; the backward takes 1 − y as e⁻ˣ · y (``kernels.sigmoid_slope``), exact
+    where y rounds to 1.
     """
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
         x = _floating(x)
-        y = kernels.sigmoid(x)
-        ctx.save_for_backward(y)
+        y, e = kernels.sigmoid_and_exp(x)
+        ctx.save_for_backward(y, e)
         return y
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
-        (y,) = ctx.saved_tensors
-        return g * y * (1 - y)
+        y, e = ctx.saved_tensors
+        return g * y * (e * y)  # y · (1 − y), with 1 − y = e⁻ˣ y (kernels.sigmoid_slope)
 
     @staticmethod
     def backward_graph(ctx: Any, g: Any) -> Any:
-        (y,) = ctx.saved_tensors
-        y = ctx.output(y)
+        y = ctx.output(ctx.saved_tensors[0])
         return g * y * (1 - y)
 
 
 class Tanh(Function):
-    """y = tanh x.   VJP: dx = g · (1 − y²)."""
+    """y = tanh x.   VJP: dx = g · (1 − y²) = g · sech² x.
+
+    The backward computes sech² x = 1 / cosh² x from x (``kernels.safe_cosh``): 1 − y² from
+    the rounded output cancels to 0 for |x| ≳ 9 in float32.
+    """
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
         x = _floating(x)
-        y = xp.tanh(x)
-        ctx.save_for_backward(y)
-        return y
+        ctx.save_for_backward(x)
+        return xp.tanh(x)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
-        (y,) = ctx.saved_tensors
-        return g * (1 - y * y)
+        (x,) = ctx.saved_tensors
+        c = kernels.safe_cosh(x)
+        return g / c / c
 
     @staticmethod
     def backward_graph(ctx: Any, g: Any) -> Any:
-        (y,) = ctx.saved_tensors
-        y = ctx.output(y)
+        y = Tanh.apply(ctx.inputs[0])
         return g * (1 - y * y)
 
 

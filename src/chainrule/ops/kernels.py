@@ -13,18 +13,46 @@ from typing import Any
 
 from chainrule.backend import xp
 
+# Largest argument of exp that stays finite in the float dtype of that many bytes (also
+# the |x| beyond which cosh overflows): clipping there replaces np.errstate, which costs
+# more than the whole op on a small tensor, and changes only results that underflow.
+_EXP_LIMIT = {2: 11.0, 4: 88.0, 8: 709.0}
+
 
 def sigmoid(x: Any) -> Any:
     """σ(x) = 1 / (1 + e⁻ˣ), with full relative precision in both tails.
 
     Not ½(1 + tanh(x/2)): its 1 + tanh cancels catastrophically for x < 0, so sigmoid(−20)
-    came out as 0 in float32 instead of 2.06e-9. For very negative x, e⁻ˣ overflows to
-    inf and 1/inf gives the right limit, 0.
+    came out as 0 in float32 instead of 2.06e-9.
     """
-    with xp.errstate(over="ignore"):
-        e = xp.exp(-x)
-    e += 1
-    return xp.reciprocal(e)
+    return sigmoid_and_exp(x)[0]
+
+
+def sigmoid_and_exp(x: Any) -> tuple[Any, Any]:
+    """(σ(x), e⁻ˣ): the sigmoid and the exponential it was computed from.
+
+    e⁻ˣ is clipped where it would overflow (x below −88 in float32), where σ underflows
+    anyway. The primitive keeps e⁻ˣ for its gradient (``sigmoid_slope``).
+    """
+    e = xp.exp(xp.minimum(-x, _EXP_LIMIT.get(x.dtype.itemsize, 88.0)))
+    return xp.reciprocal(e + 1), e
+
+
+def sigmoid_slope(y: Any, e: Any) -> Any:
+    """σ′ = σ (1 − σ) from σ and e⁻ˣ, exact in both tails: 1 − σ is taken as e⁻ˣ σ, where
+    computed from σ alone it cancels to 0 once σ rounds to 1 (σ′(20) would be 0 instead
+    of 2.1e-9 in float32)."""
+    return y * (e * y)
+
+
+def safe_cosh(x: Any) -> Any:
+    """cosh x with x clipped where cosh would overflow the dtype (there 1/cosh² x
+    underflows anyway). For tanh′ x = sech² x = 1 / cosh² x, computed from x: 1 − tanh² x
+    cancels to 0 once tanh rounds to ±1 (|x| ≳ 9 in float32), where sech² x is still a
+    normal number up to |x| ≈ 44."""
+    # cosh is even: cosh(min(|x|, limit)) is the clipped cosh, in two fast ufuncs (dtype.name
+    # and xp.clip cost more than the whole backward of a small tensor).
+    return xp.cosh(xp.minimum(xp.abs(x), _EXP_LIMIT.get(x.dtype.itemsize, 88.0)))
 
 
 def softplus(x: Any) -> Any:

@@ -5,13 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from chainrule.backend import xp
-from chainrule.optim.optimizer import (
-    Optimizer,
-    ParamsLike,
-    _check_nonnegative,
-    effective_grad,
-    soft_threshold_,
-)
+from chainrule.optim.kernels import effective_grad, soft_threshold_
+from chainrule.optim.optimizer import Optimizer, ParamsLike
+from chainrule.optim.options import check_nonnegative
 from chainrule.tensor import Tensor
 
 
@@ -77,7 +73,7 @@ class Adagrad(Optimizer):
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        _check_nonnegative(
+        check_nonnegative(
             "Adagrad",
             group,
             "lr",
@@ -88,39 +84,29 @@ class Adagrad(Optimizer):
             "l1",
         )
 
-    def _update_group(self, group: dict[str, Any]) -> None:
-        lr = group["lr"]
+    def _init_state(self, state: dict[str, Any], w: Any, group: dict[str, Any]) -> None:
+        state["step"] = 0
+        state["sum"] = Tensor(xp.full_like(w, group["initial_accumulator_value"]))
+
+    def _update(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any]) -> None:
         l1 = group["l1"]
         ws = self._workspace
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            w = p.data
-            state = self.state[p]
-            if not state:
-                state["step"] = 0
-                state["sum"] = Tensor._wrap(
-                    xp.full_like(w, group["initial_accumulator_value"]), False, None, 0
-                )
-            state["step"] += 1
-            lr_t = lr / (1 + (state["step"] - 1) * group["lr_decay"])
+        state["step"] += 1
+        lr_t = group["lr"] / (1 + (state["step"] - 1) * group["lr_decay"])
 
-            d = effective_grad(
-                w, p.grad.data, group["weight_decay"], group["maximize"], ws.get(w, 0)
-            )
-            total = state["sum"].data
-            std = ws.get(w, 1)
-            xp.multiply(d, d, out=std)
-            total += std
-            xp.sqrt(total, out=std)
-            std += group["eps"]
-            threshold = None
-            if l1 != 0:
-                threshold = xp.divide(lr_t * l1, std, out=ws.get(w, 2))
-            step = std
-            xp.divide(d, std, out=step)
-            step *= lr_t
-            xp.subtract(w, step, out=w)
-            if threshold is not None:
-                soft_threshold_(w, threshold, step)
-            p.increment_version()
+        d = effective_grad(w, g, group["weight_decay"], group["maximize"], ws.get(w, 0))
+        total = state["sum"].data
+        std = ws.get(w, 1)
+        xp.multiply(d, d, out=std)
+        total += std
+        xp.sqrt(total, out=std)
+        std += group["eps"]
+        threshold = None
+        if l1 != 0:
+            threshold = xp.divide(lr_t * l1, std, out=ws.get(w, 2))
+        step = std
+        xp.divide(d, std, out=step)
+        step *= lr_t
+        xp.subtract(w, step, out=w)
+        if threshold is not None:
+            soft_threshold_(w, threshold, step)

@@ -5,13 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from chainrule.backend import xp
-from chainrule.optim.optimizer import (
-    Optimizer,
-    ParamsLike,
-    _check_nonnegative,
-    effective_grad,
-    soft_threshold_,
-)
+from chainrule.optim.kernels import effective_grad, soft_threshold_
+from chainrule.optim.optimizer import Optimizer, ParamsLike
+from chainrule.optim.options import check_nonnegative, check_number
 from chainrule.tensor import Tensor
 
 
@@ -93,63 +89,70 @@ class Adam(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         name = type(self).__name__
-        _check_nonnegative(name, group, "lr", "eps", "weight_decay", "l1")
+        check_nonnegative(name, group, "lr", "eps", "weight_decay", "l1")
         betas = group["betas"]
-        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        if not isinstance(betas, tuple | list) or len(betas) != 2:
             raise ValueError(
-                f"{name}: betas must be two numbers in [0, 1), got betas={betas!r}; "
-                f"the usual choice is (0.9, 0.999)"
+                f"{name}: betas must be a pair (β₁, β₂), got betas={betas!r}; the usual "
+                f"choice is (0.9, 0.999)"
+            )
+        for i, beta in enumerate(betas):
+            # β = 1 never forgets the first (zero) moment and divides by 1 − βᵗ = 0.
+            check_number(
+                name,
+                f"betas[{i}]",
+                beta,
+                high=1.0,
+                high_open=True,
+                hint=f" (betas={tuple(betas)!r}); the usual choice is (0.9, 0.999)",
             )
 
-    def _update_group(self, group: dict[str, Any]) -> None:
+    def _init_state(self, state: dict[str, Any], w: Any, group: dict[str, Any]) -> None:
+        state["step"] = 0
+        state["exp_avg"] = Tensor(xp.zeros_like(w))
+        state["exp_avg_sq"] = Tensor(xp.zeros_like(w))
+
+    def _update(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any]) -> None:
         lr = group["lr"]
         beta1, beta2 = group["betas"]
         weight_decay = group["weight_decay"]
         amsgrad = group["amsgrad"]
         ws = self._workspace
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            w = p.data
-            state = self.state[p]
-            if not state:
-                _init_state(state, w)
-            if amsgrad and "max_exp_avg_sq" not in state:
-                state["max_exp_avg_sq"] = Tensor._wrap(xp.zeros_like(w), False, None, 0)
-            state["step"] += 1
-            t = state["step"]
-            if self._decoupled and weight_decay != 0:
-                w *= 1 - lr * weight_decay
-            step = _AdamStep(
-                lr=lr,
-                beta1=beta1,
-                beta2=beta2,
-                eps=group["eps"],
-                weight_decay=0.0 if self._decoupled else weight_decay,
-                maximize=group["maximize"],
-                l1=group["l1"],
-                step_size=lr / (1 - beta1**t),
-                bias_correction2_sqrt=(1 - beta2**t) ** 0.5,
-            )
-            arrays = [w, p.grad.data, state["exp_avg"].data, state["exp_avg_sq"].data]
-            if amsgrad:
-                arrays.append(state["max_exp_avg_sq"].data)
-            # The update is a dozen elementwise passes; run them over cache-sized blocks so
-            # each block stays in cache across the passes instead of streaming every array
-            # through memory a dozen times. Elementwise, so the result is the same bits.
-            if not all(a.flags.c_contiguous for a in arrays):  # no flat views: one block
-                step.apply(*arrays, ws.get(w, 0), ws.get(w, 1))
-            else:
-                flat = [a.reshape(-1) for a in arrays]
-                size = w.size
-                block = max(min(size, _BLOCK), 1)
-                scratch = ws.get(flat[0][:block], 0)
-                tmp = ws.get(flat[0][:block], 1)
-                for start in range(0, size, block):
-                    stop = min(start + block, size)
-                    n = stop - start
-                    step.apply(*(a[start:stop] for a in flat), scratch[:n], tmp[:n])
-            p.increment_version()
+        if amsgrad and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = Tensor(xp.zeros_like(w))
+        state["step"] += 1
+        t = state["step"]
+        if self._decoupled and weight_decay != 0:
+            w *= 1 - lr * weight_decay
+        step = _AdamStep(
+            lr=lr,
+            beta1=beta1,
+            beta2=beta2,
+            eps=group["eps"],
+            weight_decay=0.0 if self._decoupled else weight_decay,
+            maximize=group["maximize"],
+            l1=group["l1"],
+            step_size=lr / (1 - beta1**t),
+            bias_correction2_sqrt=(1 - beta2**t) ** 0.5,
+        )
+        arrays = [w, g, state["exp_avg"].data, state["exp_avg_sq"].data]
+        if amsgrad:
+            arrays.append(state["max_exp_avg_sq"].data)
+        # The update is a dozen elementwise passes; run them over cache-sized blocks so
+        # each block stays in cache across the passes instead of streaming every array
+        # through memory a dozen times. Elementwise, so the result is the same bits.
+        if not all(a.flags.c_contiguous for a in arrays):  # no flat views: one block
+            step.apply(*arrays, ws.get(w, 0), ws.get(w, 1))
+            return
+        flat = [a.reshape(-1) for a in arrays]
+        size = w.size
+        block = max(min(size, _BLOCK), 1)
+        scratch = ws.get(flat[0][:block], 0)
+        tmp = ws.get(flat[0][:block], 1)
+        for start in range(0, size, block):
+            stop = min(start + block, size)
+            n = stop - start
+            step.apply(*(a[start:stop] for a in flat), scratch[:n], tmp[:n])
 
 
 # Elements per block of the blocked update: 65,536 float32 (256 KiB) per array. Smaller
@@ -271,9 +274,3 @@ class AdamW(Adam):
         l1: float = 0.0,
     ) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize, l1)
-
-
-def _init_state(state: dict[str, Any], w: Any) -> None:
-    state["step"] = 0
-    state["exp_avg"] = Tensor._wrap(xp.zeros_like(w), False, None, 0)
-    state["exp_avg_sq"] = Tensor._wrap(xp.zeros_like(w), False, None, 0)

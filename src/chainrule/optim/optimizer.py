@@ -18,27 +18,63 @@ Regularisation comes in three kinds, each named for what it does:
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from chainrule import backend
 from chainrule.autograd.grad_mode import enable_grad
 from chainrule.backend import xp
 from chainrule.errors import DTypeError, ShapeError
+from chainrule.nn.module import RemovableHandle
+from chainrule.optim.hooks import (
+    StepHooks,
+    StepPostHook,
+    StepPreHook,
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
+from chainrule.optim.kernels import Workspace
+from chainrule.optim.options import check_nonnegative
 from chainrule.tensor import Tensor
 
-ParamsLike = Iterable[Tensor] | Iterable[dict[str, Any]]
+# PyTorch users find the global hooks here: torch.optim.optimizer.register_optimizer_*.
+__all__ = [
+    "Optimizer",
+    "ParamsLike",
+    "register_optimizer_step_post_hook",
+    "register_optimizer_step_pre_hook",
+]
+
+ParamsLike = Iterable[Tensor] | Iterable[tuple[str, Tensor]] | Iterable[dict[str, Any]]
+
+_Step = TypeVar("_Step", bound=Callable[..., Any])
+
+
+def _with_step_hooks(step: _Step) -> _Step:
+    """Wrap a ``step`` method so the registered hooks run around it (see ``optim.hooks``)."""
+
+    @functools.wraps(step)
+    def hooked(*args: Any, **kwargs: Any) -> Any:
+        return args[0]._step_hooks.call(step, args, kwargs)
+
+    return hooked  # type: ignore[return-value]
 
 
 class Optimizer:
     """Base class of the optimizers: parameter groups, state, ``zero_grad``, checkpoints.
 
-    Subclasses set their defaults, check a group's options in ``_check_group`` and
-    update one group in ``_update_group``.
+    ``step()`` owns the loop over parameters: for each parameter with a gradient it
+    checks the gradient (a Tensor of the parameter's shape, floating point), makes the
+    parameter's state on its first step, applies the rule and records the in-place
+    change. A subclass sets its defaults, checks a group's options in ``_check_group``
+    and writes its rule for one parameter in ``_init_state`` and ``_update``.
 
     Args:
-        params: an iterable of tensors, or of dicts each with a ``"params"`` entry and
+        params: an iterable of tensors, of ``(name, tensor)`` pairs (such as
+            ``model.named_parameters()``; the names appear in errors and in
+            ``state_dict()``), or of dicts each with a ``"params"`` entry and
             per-group options that override ``defaults`` (e.g. a smaller ``lr`` for a
             pretrained part).
         defaults: the options used where a group gives none.
@@ -54,7 +90,8 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
-        self._workspace = _Workspace()
+        self._workspace = Workspace()
+        self._step_hooks = StepHooks()
         if isinstance(params, Tensor):
             raise TypeError(
                 f"{type(self).__name__} takes an iterable of tensors (or of param-group "
@@ -67,6 +104,12 @@ class Optimizer:
             groups = [{"params": groups}]
         for group in groups:
             self.add_param_group(group)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A subclass with a step of its own still runs the step hooks, as in PyTorch.
+        if "step" in cls.__dict__:
+            cls.step = _with_step_hooks(cls.__dict__["step"])  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]
@@ -93,6 +136,9 @@ class Optimizer:
             raise ValueError("a param group needs a 'params' entry (a list of tensors)")
         group["params"] = [params] if isinstance(params, Tensor) else list(params)
         name = type(self).__name__
+        if group["params"] and all(_is_named(p) for p in group["params"]):
+            group["param_names"] = [str(n) for n, _ in group["params"]]
+            group["params"] = [p for _, p in group["params"]]
         for i, p in enumerate(group["params"]):
             _check_param(name, i, p)
         seen = {id(p) for g in self.param_groups for p in g["params"]}
@@ -109,7 +155,7 @@ class Optimizer:
 
     def _check_group(self, group: dict[str, Any]) -> None:
         """Raise ValueError for an option out of range (subclasses extend)."""
-        _check_nonnegative(type(self).__name__, group, "lr", "weight_decay", "l1")
+        check_nonnegative(type(self).__name__, group, "lr", "weight_decay", "l1")
 
     # ------------------------------------------------------------------------- stepping
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -131,8 +177,11 @@ class Optimizer:
                     grad.data.fill(0)
                     grad.increment_version()
 
+    @_with_step_hooks
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update every parameter that has a gradient, by the rule of the subclass.
+
+        The registered step hooks run around it (``register_step_pre_hook``).
 
         Args:
             closure: a function that zeroes the gradients, recomputes the loss, calls
@@ -141,6 +190,11 @@ class Optimizer:
 
         Returns:
             The closure's loss, or None without a closure.
+
+        Raises:
+            ShapeError: a gradient does not have its parameter's shape.
+            DTypeError: a gradient is not floating point.
+            TypeError: a ``.grad`` is not a Tensor.
         """
         loss = None
         if closure is not None:
@@ -151,7 +205,102 @@ class Optimizer:
         return loss
 
     def _update_group(self, group: dict[str, Any]) -> None:
-        raise NotImplementedError(f"{type(self).__name__} must define _update_group")
+        """The loop every rule shares: check, make state, update, record the change."""
+        state = self.state
+        init_state, update = self._init_state, self._update
+        for p in group["params"]:
+            grad = p.grad
+            if grad is None:
+                continue
+            w = p.data
+            # Cheap tests on the hot path (builtin dtypes are singletons, so `is not` is
+            # the common case's answer); the full diagnosis only when one fails.
+            if not isinstance(grad, Tensor) or grad.data.shape != w.shape:
+                self._reject_grad(p, grad)
+            g = grad.data
+            if g.dtype is not w.dtype and not backend.is_floating(g.dtype):
+                self._reject_grad(p, grad)
+            entries = state[p]
+            if not entries:
+                init_state(entries, w, group)
+            update(w, g, entries, group)
+            p.increment_version()
+
+    def _init_state(self, state: dict[str, Any], w: Any, group: dict[str, Any]) -> None:
+        """Fill the empty ``state`` of a parameter with data ``w`` before its first update."""
+
+    def _update(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any]) -> None:
+        """Apply the rule to one parameter: ``w`` (written in place) with gradient ``g``."""
+        raise NotImplementedError(f"{type(self).__name__} must define _update")
+
+    def _reject_grad(self, p: Tensor, grad: Any) -> None:
+        """Raise the error that says what is wrong with ``p.grad`` and how to fix it."""
+        where = f"{type(self).__name__}.step: the gradient of parameter {self._describe(p)}"
+        if not isinstance(grad, Tensor):
+            raise TypeError(
+                f"{where} is a {type(grad).__name__}, not a Tensor; assign p.grad a Tensor "
+                f"of the parameter's shape and dtype (e.g. cr.tensor(array))"
+            )
+        if grad.shape != p.shape:
+            raise ShapeError(
+                f"{where} has shape {grad.shape}, the parameter has shape {p.shape}; a "
+                f"gradient must have its parameter's shape: check what set .grad (a "
+                f"hook, or an assignment such as p.grad = ...)"
+            )
+        raise DTypeError(
+            f"{where} has dtype {grad.dtype}, the parameter has dtype {p.dtype}; a "
+            f"gradient must be floating point: assign p.grad a tensor of dtype {p.dtype}"
+        )
+
+    def _describe(self, p: Tensor) -> str:
+        """``index ('name') (shape (…))``: the index counts across groups, as in state_dict."""
+        index = 0
+        for group in self.param_groups:
+            for i, q in enumerate(group["params"]):
+                if q is p:
+                    names = group.get("param_names")
+                    label = f" ({names[i]!r})" if names else ""
+                    return f"{index}{label}"
+                index += 1
+        return "?"
+
+    # --------------------------------------------------------------------------- hooks
+    def register_step_pre_hook(self, hook: StepPreHook) -> RemovableHandle:
+        """Register ``hook(optimizer, args, kwargs)``, run before every ``step()``.
+
+        ``args`` are the positional arguments of the call, the optimizer first (as in
+        PyTorch), and ``kwargs`` the keyword ones. The hook may return a new
+        ``(args, kwargs)`` for ``step`` to run with, or None to leave them. Hooks run in
+        the order they were registered, after the global ones
+        (``chainrule.optim.optimizer.register_optimizer_step_pre_hook``).
+
+        Returns:
+            A handle whose ``remove()`` unregisters the hook.
+
+        Example:
+            >>> import chainrule as cr
+            >>> w = cr.tensor([1.0], requires_grad=True)
+            >>> opt = cr.optim.SGD([w], lr=0.5)
+            >>> seen = []
+            >>> handle = opt.register_step_pre_hook(lambda o, a, k: seen.append(w.item()))
+            >>> (w * w).sum().backward(); opt.step()
+            >>> handle.remove(); opt.step()
+            >>> seen, w.item()
+            ([1.0], -1.0)
+        """
+        return self._step_hooks.add_pre(hook)
+
+    def register_step_post_hook(self, hook: StepPostHook) -> RemovableHandle:
+        """Register ``hook(optimizer, args, kwargs)``, run after every ``step()``.
+
+        The arguments are those of ``register_step_pre_hook`` (as a pre-hook left them);
+        the return value is ignored. Post-hooks run in the order they were registered,
+        before the global ones.
+
+        Returns:
+            A handle whose ``remove()`` unregisters the hook.
+        """
+        return self._step_hooks.add_post(hook)
 
     # ---------------------------------------------------------------------- checkpoints
     def state_dict(self) -> dict[str, Any]:
@@ -176,7 +325,7 @@ class Optimizer:
         for p, entries in self.state.items():
             if id(p) in index and entries:
                 state[index[id(p)]] = {
-                    k: Tensor._wrap(v.data.copy(), False, None, 0) if isinstance(v, Tensor) else v
+                    k: Tensor(v.data.copy()) if isinstance(v, Tensor) else v
                     for k, v in entries.items()
                 }
         return {"state": state, "param_groups": groups}
@@ -227,63 +376,6 @@ class Optimizer:
 
 
 # ------------------------------------------------------------------------------- helpers
-class _Workspace:
-    """Scratch arrays shared by all parameters, so an update allocates no temporaries.
-
-    ``get(like, slot)`` returns a view of shape ``like.shape`` into a flat buffer kept per
-    (dtype, slot) and sized to the largest parameter seen: a few slots cover every rule,
-    and the memory is that of the largest parameter, not of all of them.
-    """
-
-    def __init__(self) -> None:
-        self._buffers: dict[tuple[Any, int], Any] = {}
-
-    def get(self, like: Any, slot: int) -> Any:
-        key = (like.dtype, slot)
-        buf = self._buffers.get(key)
-        if buf is None or buf.size < like.size:
-            buf = xp.empty(like.size, like.dtype)
-            self._buffers[key] = buf
-        return buf[: like.size].reshape(like.shape)
-
-
-def effective_grad(w: Any, g: Any, weight_decay: float, maximize: bool, scratch: Any) -> Any:
-    """The gradient a rule follows: d = ±∂C/∂w + λ·w (sign − for ``maximize``).
-
-    Returns ``g`` itself when there is nothing to add (no copy); otherwise writes into
-    ``scratch`` and returns it.
-    """
-    if weight_decay != 0:
-        xp.multiply(w, weight_decay, out=scratch)
-        if maximize:
-            xp.subtract(scratch, g, out=scratch)
-        else:
-            xp.add(scratch, g, out=scratch)
-        return scratch
-    if maximize:
-        return xp.negative(g, out=scratch)
-    return g
-
-
-def soft_threshold_(w: Any, threshold: Any, scratch: Any) -> None:
-    """The L1 proximal step, in place: w ← sign(w)·max(|w| − t, 0).
-
-    This is the exact minimiser of ½‖v − w‖² + t‖v‖₁: every weight within t of zero
-    becomes exactly 0.0 (its sign may read −0.0), the others move t towards zero. Adding
-    λ₁·sign(w) to the gradient instead overshoots zero every step and leaves the weight
-    oscillating around it, never exactly 0.
-
-    Args:
-        w: the weights (changed in place).
-        threshold: t = η·λ₁, a number or an array of w's shape (per-weight step sizes).
-        scratch: an array of w's shape to work in.
-    """
-    xp.abs(w, out=scratch)
-    xp.subtract(scratch, threshold, out=scratch)
-    xp.maximum(scratch, 0, out=scratch)
-    xp.copysign(scratch, w, out=w)
-
-
 def _check_param(optimizer: str, index: int, p: Any) -> None:
     if not isinstance(p, Tensor):
         raise TypeError(
@@ -304,13 +396,6 @@ def _check_param(optimizer: str, index: int, p: Any) -> None:
         )
 
 
-def _check_nonnegative(optimizer: str, group: dict[str, Any], *keys: str) -> None:
-    for key in keys:
-        value = group.get(key, 0)
-        if not value >= 0:  # also catches NaN
-            raise ValueError(f"{optimizer}: {key} must be >= 0, got {key}={value!r}")
-
-
 def _restore_value(optimizer: str, index: Any, name: str, value: Any, p: Tensor) -> Any:
     """A saved state entry as it must live in the optimizer: an owned array of p's dtype."""
     if isinstance(value, Tensor):
@@ -323,7 +408,7 @@ def _restore_value(optimizer: str, index: Any, name: str, value: Any, p: Tensor)
             f"{tuple(value.shape)}, the parameter has shape {p.shape}; the saved state "
             f"belongs to a different model"
         )
-    return Tensor._wrap(xp.array(value, dtype=p.data.dtype, copy=True), False, None, 0)
+    return Tensor(xp.array(value, dtype=p.data.dtype, copy=True))
 
 
 def _like(current: Any, saved: Any) -> Any:
@@ -331,3 +416,12 @@ def _like(current: Any, saved: Any) -> Any:
     if isinstance(current, tuple) and isinstance(saved, list):
         return tuple(saved)
     return saved
+
+
+def _is_named(entry: Any) -> bool:
+    return (
+        isinstance(entry, tuple)
+        and len(entry) == 2
+        and isinstance(entry[0], str)
+        and isinstance(entry[1], Tensor)
+    )

@@ -5,13 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from chainrule.backend import xp
-from chainrule.optim.optimizer import (
-    Optimizer,
-    ParamsLike,
-    _check_nonnegative,
-    effective_grad,
-    soft_threshold_,
-)
+from chainrule.optim.kernels import effective_grad, soft_threshold_
+from chainrule.optim.optimizer import Optimizer, ParamsLike
+from chainrule.optim.options import check_nonnegative, check_number
 from chainrule.tensor import Tensor
 
 
@@ -84,67 +80,60 @@ class RMSprop(Optimizer):
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        _check_nonnegative("RMSprop", group, "lr", "alpha", "eps", "weight_decay", "momentum", "l1")
+        check_nonnegative("RMSprop", group, "lr", "eps", "weight_decay", "momentum", "l1")
+        # α > 1 makes s_t = α·s + (1 − α)·d² negative: √s is NaN after a few steps.
+        check_number(
+            "RMSprop", "alpha", group["alpha"], high=1.0, hint="; the usual choice is 0.99"
+        )
 
-    def _update_group(self, group: dict[str, Any]) -> None:
+    def _init_state(self, state: dict[str, Any], w: Any, group: dict[str, Any]) -> None:
+        state["step"] = 0
+        state["square_avg"] = Tensor(xp.zeros_like(w))
+
+    def _update(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any]) -> None:
         lr = group["lr"]
         alpha = group["alpha"]
         momentum = group["momentum"]
         l1 = group["l1"]
         ws = self._workspace
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            w = p.data
-            state = self.state[p]
-            if not state:
-                state["step"] = 0
-                state["square_avg"] = _zeros(w)
-            if momentum > 0 and "momentum_buffer" not in state:
-                state["momentum_buffer"] = _zeros(w)
-            if group["centered"] and "grad_avg" not in state:
-                state["grad_avg"] = _zeros(w)
-            state["step"] += 1
+        if momentum > 0 and "momentum_buffer" not in state:
+            state["momentum_buffer"] = Tensor(xp.zeros_like(w))
+        if group["centered"] and "grad_avg" not in state:
+            state["grad_avg"] = Tensor(xp.zeros_like(w))
+        state["step"] += 1
 
-            d = effective_grad(
-                w, p.grad.data, group["weight_decay"], group["maximize"], ws.get(w, 0)
-            )
-            square_avg = state["square_avg"].data
-            r = ws.get(w, 1)
-            square_avg *= alpha
-            xp.multiply(d, d, out=r)
+        d = effective_grad(w, g, group["weight_decay"], group["maximize"], ws.get(w, 0))
+        square_avg = state["square_avg"].data
+        r = ws.get(w, 1)
+        square_avg *= alpha
+        xp.multiply(d, d, out=r)
+        r *= 1 - alpha
+        square_avg += r
+        if group["centered"]:
+            grad_avg = state["grad_avg"].data
+            # ḡ ← ḡ + (1 − α)(d − ḡ), the same rounding as PyTorch's lerp.
+            xp.subtract(d, grad_avg, out=r)
             r *= 1 - alpha
-            square_avg += r
-            if group["centered"]:
-                grad_avg = state["grad_avg"].data
-                # ḡ ← ḡ + (1 − α)(d − ḡ), the same rounding as PyTorch's lerp.
-                xp.subtract(d, grad_avg, out=r)
-                r *= 1 - alpha
-                grad_avg += r
-                xp.multiply(grad_avg, grad_avg, out=r)
-                xp.subtract(square_avg, r, out=r)
-                xp.sqrt(r, out=r)
-            else:
-                xp.sqrt(square_avg, out=r)
-            r += group["eps"]
+            grad_avg += r
+            xp.multiply(grad_avg, grad_avg, out=r)
+            xp.subtract(square_avg, r, out=r)
+            xp.sqrt(r, out=r)
+        else:
+            xp.sqrt(square_avg, out=r)
+        r += group["eps"]
 
-            threshold = None
-            if l1 != 0:
-                threshold = xp.divide(lr * l1, r, out=ws.get(w, 2))
-            step = r
-            xp.divide(d, r, out=step)
-            if momentum > 0:
-                buf = state["momentum_buffer"].data
-                buf *= momentum
-                buf += step
-                xp.multiply(buf, lr, out=step)
-            else:
-                step *= lr
-            xp.subtract(w, step, out=w)
-            if threshold is not None:
-                soft_threshold_(w, threshold, step)
-            p.increment_version()
-
-
-def _zeros(w: Any) -> Tensor:
-    return Tensor._wrap(xp.zeros_like(w), False, None, 0)
+        threshold = None
+        if l1 != 0:
+            threshold = xp.divide(lr * l1, r, out=ws.get(w, 2))
+        step = r
+        xp.divide(d, r, out=step)
+        if momentum > 0:
+            buf = state["momentum_buffer"].data
+            buf *= momentum
+            buf += step
+            xp.multiply(buf, lr, out=step)
+        else:
+            step *= lr
+        xp.subtract(w, step, out=w)
+        if threshold is not None:
+            soft_threshold_(w, threshold, step)

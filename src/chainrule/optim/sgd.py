@@ -5,13 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from chainrule.backend import xp
-from chainrule.optim.optimizer import (
-    Optimizer,
-    ParamsLike,
-    _check_nonnegative,
-    effective_grad,
-    soft_threshold_,
-)
+from chainrule.optim.kernels import effective_grad, soft_threshold_
+from chainrule.optim.optimizer import Optimizer, ParamsLike
+from chainrule.optim.options import check_nonnegative, check_number
 from chainrule.tensor import Tensor
 
 
@@ -92,7 +88,9 @@ class SGD(Optimizer):
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        _check_nonnegative("SGD", group, "lr", "momentum", "weight_decay", "l1")
+        check_nonnegative("SGD", group, "lr", "momentum", "weight_decay", "l1")
+        # τ is a share of the gradient: outside [0, 1] the buffer follows −d or grows.
+        check_number("SGD", "dampening", group["dampening"], high=1.0)
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError(
                 f"SGD: nesterov=True needs momentum > 0 and dampening = 0, got "
@@ -100,38 +98,29 @@ class SGD(Optimizer):
                 f"momentum such as 0.9, or nesterov=False"
             )
 
-    def _update_group(self, group: dict[str, Any]) -> None:
+    def _update(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any]) -> None:
         lr = group["lr"]
         momentum = group["momentum"]
-        dampening = group["dampening"]
-        nesterov = group["nesterov"]
         l1 = group["l1"]
         ws = self._workspace
-        for p in group["params"]:
-            if p.grad is None:
-                continue
-            w = p.data
-            scratch = ws.get(w, 0)
-            d = effective_grad(w, p.grad.data, group["weight_decay"], group["maximize"], scratch)
-            if momentum != 0:
-                d = self._momentum(p, d, momentum, dampening, nesterov)
-            # The step goes into a scratch array: d may be the gradient or the buffer.
-            step = ws.get(w, 1)
-            xp.multiply(d, lr, out=step)
-            xp.subtract(w, step, out=w)
-            if l1 != 0:
-                soft_threshold_(w, lr * l1, step)
-            p.increment_version()
+        d = effective_grad(w, g, group["weight_decay"], group["maximize"], ws.get(w, 0))
+        if momentum != 0:
+            d = self._momentum(state, d, momentum, group["dampening"], group["nesterov"])
+        # The step goes into a scratch array: d may be the gradient or the buffer.
+        step = ws.get(w, 1)
+        xp.multiply(d, lr, out=step)
+        xp.subtract(w, step, out=w)
+        if l1 != 0:
+            soft_threshold_(w, lr * l1, step)
 
     def _momentum(
-        self, p: Tensor, d: Any, momentum: float, dampening: float, nesterov: bool
+        self, state: dict[str, Any], d: Any, momentum: float, dampening: float, nesterov: bool
     ) -> Any:
-        """Update the momentum buffer of p with d; return the direction to step along."""
-        state = self.state[p]
+        """Update the momentum buffer in ``state`` with d; return the direction to step along."""
         buf = state.get("momentum_buffer")
         if buf is None:
             b = d.copy()
-            state["momentum_buffer"] = Tensor._wrap(b, False, None, 0)
+            state["momentum_buffer"] = Tensor(b)
         else:
             b = buf.data
             b *= momentum

@@ -95,7 +95,7 @@ def optimizer_state_from_flat(
         if not key.startswith(head):
             continue
         index, name = key[len(head) :].split(".", 1)
-        state.setdefault(int(index), {})[name] = Tensor._wrap(xp.asarray(array), False, None, 0)
+        state.setdefault(int(index), {})[name] = Tensor(xp.asarray(array))
     return {"state": state, "param_groups": groups}
 
 

@@ -32,6 +32,7 @@ def save_checkpoint(
     normalizer: Any,
     loader_generator: cr_random.Generator,
     history: list[dict[str, Any]],
+    world_size: int = 1,
 ) -> None:
     tensors: dict[str, Tensor] = {f"model.{k}": v for k, v in model.state_dict().items()}
     opt_arrays, opt_meta = optimizer_state_to_flat(opt.state_dict(), prefix="optimizer.")
@@ -44,6 +45,7 @@ def save_checkpoint(
         "rng.default": json.dumps(cr_random.get_rng_state()),
         "rng.loader": json.dumps(loader_generator.get_state()),
         "history": json.dumps(history),
+        "world_size": str(world_size),  # processes that trained it (chainrule.distributed)
         **opt_meta,
     }
     if normalizer is not None:
@@ -92,6 +94,11 @@ class Checkpoint:
     @property
     def epoch(self) -> int:
         return int(self.metadata["epoch"])
+
+    @property
+    def world_size(self) -> int:
+        """The number of processes that trained the run (1 for checkpoints before MPI)."""
+        return int(self.metadata.get("world_size", "1"))
 
     @property
     def history(self) -> list[dict[str, Any]]:

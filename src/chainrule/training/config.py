@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,28 +67,36 @@ class TrainConfig:
 
     def validate(self) -> TrainConfig:
         """Check every option; raise ``ValueError`` naming the option and what to give."""
+        from chainrule.data.datasets import DATASETS
+
+        _choice("dataset", self.dataset, tuple(sorted(DATASETS)))
         _choice("model", self.model, MODELS)
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("init", self.init, INITS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         for name in ("epochs", "batch_size", "eval_batch_size", "step_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(
-                    f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}"
-                )
-        if any(h < 1 for h in self.hidden):
+            _whole(name, getattr(self, name), 1)
+        _whole("warmup_epochs", self.warmup_epochs, 0)
+        _whole("seed", self.seed, 0)
+        if any(not isinstance(h, numbers.Integral) or h < 1 for h in self.hidden):
             raise ValueError(f"--hidden sizes must be positive, got {list(self.hidden)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"--dropout must be in [0, 1), got {self.dropout}")
-        if self.lr <= 0:
-            raise ValueError(f"--lr must be positive, got {self.lr}")
-        for name in ("weight_decay", "l1", "norm_eps", "momentum"):
-            if getattr(self, name) < 0:
-                raise ValueError(
-                    f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}"
-                )
-        if not 0 <= self.warmup_epochs < self.epochs:
+        if any(not isinstance(m, numbers.Integral) or m < 1 for m in self.milestones):
+            raise ValueError(f"--milestones must be positive epochs, got {list(self.milestones)}")
+        # A NaN or infinite number trains to garbage (--lr inf: every weight NaN after one
+        # step, 10% accuracy) without any error, so every float must be finite.
+        _number("lr", self.lr, low=0.0, low_open=True)
+        _number("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
+        _number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        _number("weight_decay", self.weight_decay, low=0.0)
+        _number("l1", self.l1, low=0.0)
+        _number("norm_eps", self.norm_eps, low=0.0, low_open=True)
+        # gamma multiplies the learning rate: a negative one makes it negative (the steps
+        # then climb the loss), one above 1 makes a "decay" grow it.
+        _number("gamma", self.gamma, low=0.0, high=1.0, low_open=True)
+        if self.schedule == "plateau" and self.gamma == 1.0:
+            raise ValueError("--gamma must be < 1 with --schedule plateau (1 never reduces)")
+        if self.warmup_epochs >= self.epochs:
             raise ValueError(
                 f"--warmup-epochs must be in [0, epochs), got "
                 f"{self.warmup_epochs} with {self.epochs} epochs"
@@ -94,6 +104,37 @@ class TrainConfig:
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise ValueError("--nesterov needs --optimizer sgd with a non-zero --momentum")
         return self
+
+    def continued(self, epochs: int, completed: int) -> TrainConfig:
+        """These options trained to ``epochs`` epochs in all, for ``--resume DIR --epochs N``.
+
+        Honoured only when the result is exactly the run that a fresh start with
+        ``--epochs N`` would give, bit for bit: the step, multistep, exponential and
+        plateau schedules (and none) do not depend on the total, so the first
+        ``completed`` epochs are the same either way. The cosine schedule's rate at every
+        epoch depends on the total (T_max = epochs − warm-up), so changing it would
+        change the epochs already trained: that is refused.
+
+        Raises:
+            ValueError: naming ``--epochs`` and what to do instead.
+        """
+        _whole("epochs", epochs, 1)
+        if epochs == self.epochs:
+            return self
+        if epochs < completed:
+            raise ValueError(
+                f"--epochs {epochs} with --resume: this run has already completed "
+                f"{completed} epochs; give --epochs of at least {completed}"
+            )
+        if self.schedule == "cosine":
+            raise ValueError(
+                f"--epochs {epochs} with --resume: this run's cosine schedule was laid out "
+                f"for {self.epochs} epochs (the learning rate of every epoch depends on the "
+                f"total), so training it to {epochs} would not give the run that "
+                f"--epochs {epochs} gives from the start; resume without --epochs, or start "
+                f"a new run with --epochs {epochs}"
+            )
+        return dataclasses.replace(self, epochs=epochs).validate()
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -114,3 +155,32 @@ class TrainConfig:
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"--{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _whole(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(
+            f"--{name.replace('_', '-')} must be a whole number >= {low}, got {value!r}"
+        )
+
+
+def _number(
+    name: str,
+    value: float,
+    low: float,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Raise unless ``value`` is a finite number in the interval, naming the option."""
+    option = f"--{name.replace('_', '-')}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise ValueError(f"{option} must be a finite number, got {value!r}")
+    too_low = value <= low if low_open else value < low
+    too_high = value >= high if high_open else value > high
+    if too_low or too_high:
+        if high == math.inf:
+            wanted = f"{'>' if low_open else '>='} {low:g}"
+        else:
+            wanted = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{option} must be {wanted}, got {value!r}")

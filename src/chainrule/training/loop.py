@@ -16,11 +16,13 @@ from typing import Any
 
 import chainrule as cr
 from chainrule import data, nn
+from chainrule import distributed as dist
 from chainrule.data import datasets
 from chainrule.training.checkpoint import Checkpoint, save_checkpoint
 from chainrule.training.config import TrainConfig
 from chainrule.training.files import write_json, write_jsonl
 from chainrule.training.model import build_model, build_optimizer, build_scheduler
+from chainrule.training.progress import format_duration, progress_bar
 
 CHECKPOINT = "checkpoint.safetensors"
 WEIGHTS = "model.safetensors"
@@ -68,10 +70,23 @@ class Run:
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer)
         self.loss_fn = nn.CrossEntropyLoss()
+        # Under MPI: the same model on every rank (DDP broadcasts rank 0's weights) and the
+        # global batch split between the ranks; only rank 0 prints and writes files.
+        self.rank, self.world = dist.rank(), dist.world_size()
+        self.ddp = dist.DistributedDataParallel(self.model) if self.world > 1 else None
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
+        # The directories a new run made (deepest first), removed again if it stops
+        # before its first checkpoint; None for a resumed or reloaded run.
+        self.created_dirs: list[Path] | None = None
 
     def restore(self, ckpt: Checkpoint) -> None:
+        if ckpt.world_size != self.world:
+            raise ValueError(
+                f"--resume {self.out}: this run was trained on {ckpt.world_size} process(es) "
+                f"and is being resumed on {self.world}; resume it with the same number "
+                f"(--nproc {ckpt.world_size}) so that its batches and random streams continue"
+            )
         self.model.load_state_dict(ckpt.model_state())
         self.optimizer.load_state_dict(ckpt.optimizer_state())
         if self.scheduler is not None:
@@ -91,7 +106,27 @@ class Run:
         self.x_test = cr.tensor(x_test)
         train_ds = data.TensorDataset(cr.tensor(x_train), cr.tensor(self.y_train))
         cfg = self.cfg
-        if cfg.stratified or cfg.oversample:
+        self.shares: dist.DistributedBatchSampler | None = None
+        if self.world > 1:
+            # Every rank draws the one-process global batches and keeps its share of each.
+            if cfg.batch_size % self.world:
+                raise ValueError(
+                    f"--batch-size {cfg.batch_size} is the global batch and must split evenly "
+                    f"over {self.world} processes; choose a multiple of {self.world}"
+                )
+            if cfg.stratified or cfg.oversample:
+                whole: Any = data.StratifiedBatchSampler(
+                    self.y_train,
+                    cfg.batch_size,
+                    oversample_rare=cfg.oversample,
+                    generator=self.loader_generator,
+                )
+            else:
+                shuffled = data.RandomSampler(train_ds, generator=self.loader_generator)
+                whole = data.BatchSampler(shuffled, cfg.batch_size)
+            self.shares = dist.DistributedBatchSampler(whole, labels=self.y_train)
+            self.loader = data.DataLoader(train_ds, batch_sampler=self.shares)
+        elif cfg.stratified or cfg.oversample:
             sampler = data.StratifiedBatchSampler(
                 self.y_train,
                 cfg.batch_size,
@@ -111,12 +146,23 @@ class Run:
         ``bar`` (a tqdm bar or None) is advanced per batch and shows the running figures.
         """
         self.model.train()
+        if self.world > 1 and self.rank > 0:
+            # Dropout masks differ per rank, from a stream that depends only on the seed,
+            # the rank and the epoch (rank 0 keeps the checkpointed stream): reproducible.
+            cr.manual_seed(self.cfg.seed + 7919 * self.rank + 104729 * self.epoch)
+        model = self.ddp or self.model
         total_loss, correct, seen = 0.0, 0, 0
         for i, (xb, yb) in enumerate(self.loader):
-            logits = self.model(xb)
+            logits = model(xb)
             loss = self.loss_fn(logits, yb)
             self.optimizer.zero_grad()
-            loss.backward()
+            if self.shares is not None:
+                # Weight this rank's mean by its share n/G of the global batch (times R, as
+                # DDP averages): the exact global mean even when the shares differ by one.
+                share = len(yb) * self.world / self.shares.global_batch_sizes[i]
+                (loss * share).backward()
+            else:
+                loss.backward()
             self.optimizer.step()
             n = len(yb)
             total_loss += loss.item() * n
@@ -128,6 +174,10 @@ class Run:
                         loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.2%}", refresh=False
                     )
                 bar.update(1)
+        if self.world > 1:
+            totals = cr.tensor([total_loss, correct, seen], dtype=cr.float64)
+            dist.all_reduce(totals)
+            total_loss, correct, seen = float(totals[0]), int(totals[1]), int(totals[2])
         return total_loss / seen, correct / seen
 
     def evaluate(self) -> dict[str, Any]:
@@ -154,8 +204,12 @@ class Run:
             normalizer=self.normalizer,
             loader_generator=self.loader_generator,
             history=self.history,
+            world_size=self.world,
         )
         write_jsonl(self.out / METRICS, self.history)
+        # The options can change on resume (--epochs), so they are kept in step with the
+        # checkpoint, which is what a later --resume reads.
+        write_json(self.out / CONFIG, _config_dict(self.cfg))
 
 
 def evaluate_model(
@@ -192,8 +246,14 @@ def train(
     progress: bool = False,
     on_epoch_end: EpochCallback | None = None,
     log: Callable[[str], None] | None = print,
+    epochs: int | None = None,
+    report: bool = False,
 ) -> dict[str, Any]:
     """Train an MLP as ``config`` says, writing checkpoints and metrics into ``out``.
+
+    A new run checks its options and loads its data before it creates ``out``; if it
+    fails or is interrupted before its first epoch is saved, it removes what it created,
+    so a failed start leaves no empty run folder behind.
 
     Args:
         config: the options (``TrainConfig()`` defaults when None). Ignored with
@@ -203,70 +263,119 @@ def train(
         progress: show a progress bar per epoch.
         on_epoch_end: called with each epoch's metrics after its checkpoint is written.
         log: where to print one line per epoch (None for silence).
+        epochs: with ``resume``, train to this many epochs in all instead of the run's
+            own number (``--resume DIR --epochs N``); refused where the result would
+            differ from a run started with ``epochs`` (see ``TrainConfig.continued``).
+        report: watch gradients and activations with a ``viz.Monitor`` and write plots
+            and ``report/report.html`` at the end (``chainrule.viz.report``; Matplotlib).
 
     Returns:
         The summary (also written to ``out/summary.json``).
     """
     out = Path(out)
+    main_rank = dist.rank() == 0
+    if not main_rank:
+        log, progress = None, False
     if resume:
-        ckpt_path = out / CHECKPOINT
-        if not ckpt_path.exists():
-            raise FileNotFoundError(f"--resume {out}: no {CHECKPOINT} there to resume from")
-        ckpt = Checkpoint(ckpt_path)
-        cfg = TrainConfig.from_json(ckpt.metadata["config"])
-        run = Run(cfg, out)
-        run.restore(ckpt)
+        run = _resumed_run(out, epochs)
     else:
-        cfg = config or TrainConfig()
-        if (out / CHECKPOINT).exists():
-            raise FileExistsError(
-                f"{out} already holds a run; continue it with --resume {out}, or choose "
-                f"another --out directory"
-            )
-        out.mkdir(parents=True, exist_ok=True)
-        run = Run(cfg, out)
-        write_json(out / CONFIG, _config_dict(cfg))
-    run.prepare_data()
+        if epochs is not None:
+            raise ValueError("train(epochs=...) is for resume; set TrainConfig.epochs instead")
+        run = _new_run(config or TrainConfig(), out, write=main_rank)
+    return _train_epochs(run, progress, on_epoch_end, log, report and main_rank)
 
+
+def _resumed_run(out: Path, epochs: int | None) -> Run:
+    ckpt_path = out / CHECKPOINT
+    if not ckpt_path.exists():
+        raise FileNotFoundError(f"--resume {out}: no {CHECKPOINT} there to resume from")
+    ckpt = Checkpoint(ckpt_path)
+    cfg = TrainConfig.from_json(ckpt.metadata["config"])
+    if epochs is not None:
+        cfg = cfg.continued(epochs, completed=ckpt.epoch)
+    run = Run(cfg, out)
+    run.restore(ckpt)
+    run.prepare_data()
+    if run.epoch == cfg.epochs and epochs is not None and dist.rank() == 0:
+        run.save()  # no epoch left to train: record the new total now
+    return run
+
+
+def _new_run(cfg: TrainConfig, out: Path, write: bool = True) -> Run:
+    """A new run; ``write`` is False on the ranks above 0 of an MPI job, which write
+    nothing (rank 0 makes the directory and every file)."""
+    if out.is_file():
+        raise FileExistsError(f"--out {out} is a file; give a directory for the run")
+    if (out / CHECKPOINT).exists():
+        raise FileExistsError(
+            f"{out} already holds a run; continue it with --resume {out}, or choose "
+            f"another --out directory"
+        )
+    # Everything that can fail on bad options or missing data happens before the
+    # directory exists (Run loads the data and builds the model without writing).
+    run = Run(cfg, out)
+    run.prepare_data()
+    if not write:
+        return run
+    created = [p for p in (out, *out.parents) if not p.exists()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FileExistsError(
+            f"--out {out}: cannot create the run directory ({exc.strerror}: "
+            f"{exc.filename}); give a directory path that is free"
+        ) from None
+    run.created_dirs = created
+    write_json(out / CONFIG, _config_dict(cfg))
+    return run
+
+
+def _remove_unstarted(run: Run) -> None:
+    """Undo the start of a new run that ends before its first checkpoint."""
+    (run.out / CONFIG).unlink(missing_ok=True)
+    for directory in run.created_dirs or []:  # deepest first; only the ones the run made
+        try:
+            directory.rmdir()
+        except OSError:  # not empty: something else lives there, leave it
+            return
+
+
+def _train_epochs(
+    run: Run,
+    progress: bool,
+    on_epoch_end: EpochCallback | None,
+    log: Callable[[str], None] | None,
+    report: bool = False,
+) -> dict[str, Any]:
+    cfg, out = run.cfg, run.out
+    main_rank = dist.rank() == 0
+    monitor = None
+    if report:
+        from chainrule.viz.report import report_monitor  # Matplotlib: the viz extra
+
+        monitor = report_monitor(run)
     started = time.perf_counter()
-    while run.epoch < cfg.epochs:
-        t0 = time.perf_counter()
-        bar = _progress(len(run.loader), progress, f"epoch {run.epoch + 1}/{cfg.epochs}")
-        train_loss, train_acc = run.train_epoch(bar)
-        lr = run.optimizer.param_groups[0]["lr"]
-        run.step_scheduler(train_loss)
-        result = run.evaluate()
-        run.epoch += 1
-        metrics = {
-            "epoch": run.epoch,
-            "lr": lr,
-            "train_loss": train_loss,
-            "train_accuracy": train_acc,
-            "test_loss": result["loss"],
-            "test_accuracy": result["accuracy"],
-            "seconds": time.perf_counter() - t0,
-        }
-        run.history.append(metrics)
-        if bar is not None:
-            bar.set_postfix(
-                loss=f"{train_loss:.4f}",
-                acc=f"{train_acc:.2%}",
-                test_acc=f"{result['accuracy']:.2%}",
-            )
-            bar.close()
-        run.save()
-        if log is not None:
-            log(
-                f"epoch {run.epoch:3d}/{cfg.epochs}  lr {lr:.2e}  train loss {train_loss:.4f}"
-                f"  train acc {train_acc:.2%}  test acc {result['accuracy']:.2%}"
-                f"  ({metrics['seconds']:.1f} s)"
-            )
-        if on_epoch_end is not None:
-            on_epoch_end(metrics)
+    try:
+        while run.epoch < cfg.epochs:
+            metrics = _one_epoch(run, progress, save=main_rank)
+            if log is not None:
+                log(
+                    f"epoch {run.epoch:3d}/{cfg.epochs}  lr {metrics['lr']:.2e}  train loss "
+                    f"{metrics['train_loss']:.4f}  train acc {metrics['train_accuracy']:.2%}"
+                    f"  test acc {metrics['test_accuracy']:.2%}"
+                    f"  ({format_duration(metrics['seconds'])})"
+                )
+            if on_epoch_end is not None:
+                on_epoch_end(metrics)
+    except BaseException:
+        if run.created_dirs is not None and not (out / CHECKPOINT).exists():
+            _remove_unstarted(run)
+        raise
 
     from chainrule.serialization import save
 
-    save(run.model.state_dict(), out / WEIGHTS)
+    if main_rank:
+        save(run.model.state_dict(), out / WEIGHTS)
     final = run.evaluate()
     best = max(run.history, key=lambda m: m["test_accuracy"])
     summary = {
@@ -283,14 +392,54 @@ def train(
         "classes": run.classes,
         "model": repr(run.model),
     }
-    write_json(out / SUMMARY, summary)
+    if main_rank:
+        write_json(out / SUMMARY, summary)
+    if report:
+        from chainrule.viz.report import write_report
+
+        page = write_report(run, monitor, summary)
+        if log is not None:
+            log(f"report: {page}")
     if log is not None:
         log(
             f"test accuracy {final['accuracy']:.2%} after {cfg.epochs} epochs "
             f"(best {best['test_accuracy']:.2%} at epoch {best['epoch']}); "
-            f"{summary['mean_epoch_seconds']:.2f} s per epoch; outputs in {out}/"
+            f"{format_duration(summary['mean_epoch_seconds'])} per epoch; outputs in {out}/"
         )
     return summary
+
+
+def _one_epoch(run: Run, progress: bool, save: bool = True) -> dict[str, Any]:
+    """Train, step the schedule, evaluate, save the checkpoint (``save``: rank 0 of an MPI
+    job only); returns the metrics."""
+    t0 = time.perf_counter()
+    bar = progress_bar(len(run.loader), progress, f"epoch {run.epoch + 1}/{run.cfg.epochs}")
+    train_loss, train_acc = run.train_epoch(bar)
+    lr = run.optimizer.param_groups[0]["lr"]
+    run.step_scheduler(train_loss)
+    result = run.evaluate()
+    run.epoch += 1
+    metrics = {
+        "epoch": run.epoch,
+        "lr": lr,
+        "train_loss": train_loss,
+        "train_accuracy": train_acc,
+        "test_loss": result["loss"],
+        "test_accuracy": result["accuracy"],
+        "seconds": time.perf_counter() - t0,
+    }
+    run.history.append(metrics)
+    if bar is not None:
+        bar.set_postfix(
+            loss=f"{train_loss:.4f}",
+            acc=f"{train_acc:.2%}",
+            test_acc=f"{result['accuracy']:.2%}",
+            time=format_duration(metrics["seconds"]),
+        )
+        bar.close()
+    if save:
+        run.save()
+    return metrics
 
 
 def load_run(out: str | Path) -> Run:
@@ -312,18 +461,3 @@ def _config_dict(cfg: TrainConfig) -> dict[str, Any]:
     import json
 
     return dict(json.loads(cfg.to_json()))
-
-
-def _progress(total: int, enabled: bool, desc: str) -> Any:
-    """A tqdm bar of ``total`` batches, or None when disabled or tqdm is not installed.
-
-    The bar is advanced by hand and closed after the epoch's evaluation, so its last
-    state shows the test accuracy too.
-    """
-    if not enabled:
-        return None
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # the progress bar is a nicety: train without it
-        return None
-    return tqdm(total=total, desc=desc, unit="batch", leave=True, dynamic_ncols=True)

@@ -8,6 +8,7 @@ from typing import Any, SupportsFloat
 
 from chainrule.optim.lr_scheduler.base import LRScheduler
 from chainrule.optim.optimizer import Optimizer
+from chainrule.optim.options import check_number
 
 
 class ReduceLROnPlateau(LRScheduler):
@@ -58,8 +59,19 @@ class ReduceLROnPlateau(LRScheduler):
             raise TypeError(
                 f"ReduceLROnPlateau needs a chainrule Optimizer, got {type(optimizer).__name__}"
             )
-        if factor >= 1.0:
-            raise ValueError(f"ReduceLROnPlateau: factor must be < 1, got {factor}")
+        # factor ≤ 0 would set the rate to min_lr at once (or, below it, make it negative).
+        check_number(
+            "ReduceLROnPlateau",
+            "factor",
+            factor,
+            low_open=True,
+            high=1.0,
+            high_open=True,
+            hint="; each reduction multiplies the rate by factor, e.g. 0.1",
+        )
+        check_number("ReduceLROnPlateau", "patience", patience)
+        check_number("ReduceLROnPlateau", "cooldown", cooldown)
+        check_number("ReduceLROnPlateau", "eps", eps)
         self.optimizer = optimizer
         self.factor = factor
         n_groups = len(optimizer.param_groups)
@@ -71,7 +83,10 @@ class ReduceLROnPlateau(LRScheduler):
                 )
             self.default_min_lr: float | None = None
             self.min_lrs = list(min_lr)
+            for i, value in enumerate(self.min_lrs):
+                check_number("ReduceLROnPlateau", f"min_lr[{i}]", value)
         else:
+            check_number("ReduceLROnPlateau", "min_lr", min_lr)
             self.default_min_lr = min_lr
             self.min_lrs = [min_lr] * n_groups
         self.patience = patience
@@ -91,6 +106,7 @@ class ReduceLROnPlateau(LRScheduler):
             raise ValueError(
                 f"ReduceLROnPlateau: threshold_mode must be 'rel' or 'abs', got {threshold_mode!r}"
             )
+        check_number("ReduceLROnPlateau", "threshold", threshold)
         self.mode = mode
         self.threshold = threshold
         self.threshold_mode = threshold_mode

@@ -13,6 +13,10 @@ from collections.abc import Iterable
 
 from chainrule.optim.lr_scheduler.base import LRScheduler
 from chainrule.optim.optimizer import Optimizer
+from chainrule.optim.options import check_number
+
+# A factor ≤ 0 makes the learning rate zero or negative (a negative one climbs the loss).
+_GAMMA_HINT = "; the rate is multiplied by gamma, so 0 < gamma (< 1 to decay, e.g. 0.1)"
 
 
 class StepLR(LRScheduler):
@@ -42,6 +46,7 @@ class StepLR(LRScheduler):
     ) -> None:
         if step_size < 1:
             raise ValueError(f"StepLR: step_size must be >= 1, got {step_size}")
+        check_number("StepLR", "gamma", gamma, low_open=True, hint=_GAMMA_HINT)
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -84,6 +89,7 @@ class MultiStepLR(LRScheduler):
         gamma: float = 0.1,
         last_epoch: int = -1,
     ) -> None:
+        check_number("MultiStepLR", "gamma", gamma, low_open=True, hint=_GAMMA_HINT)
         self.milestones = sorted(int(m) for m in milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -120,6 +126,7 @@ class ExponentialLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1) -> None:
+        check_number("ExponentialLR", "gamma", gamma, low_open=True, hint=_GAMMA_HINT)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -169,6 +176,7 @@ class CosineAnnealingLR(LRScheduler):
     ) -> None:
         if T_max < 1:
             raise ValueError(f"CosineAnnealingLR: T_max must be >= 1, got {T_max}")
+        check_number("CosineAnnealingLR", "eta_min", eta_min)
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
