@@ -11,7 +11,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from chainrule.training.config import ACTIVATIONS, INITS, OPTIMIZERS, SCHEDULES, TrainConfig
+from chainrule.training.config import (
+    ACTIVATIONS,
+    INITS,
+    MODELS,
+    OPTIMIZERS,
+    SCHEDULES,
+    TrainConfig,
+)
 
 DEFAULTS = TrainConfig()
 # The TrainConfig fields that are command-line options.
@@ -107,6 +114,13 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     )
 
     m = t.add_argument_group("model")
+    m.add_argument(
+        "--model",
+        choices=MODELS,
+        default=given_or_default(DEFAULTS.model),
+        help="mlp (--hidden sizes) or cnn (2x [conv 3x3, BatchNorm, ReLU, maxpool 2], "
+        "linear 128, linear)",
+    )
     m.add_argument(
         "--hidden",
         type=_sizes,
@@ -249,7 +263,8 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         out = all_gather_json(out)[0]  # rank 0's clock names the run for every rank
     if speak:
         print(
-            f"training on {cfg.dataset}: hidden {list(cfg.hidden)}, {cfg.activation}, "
+            f"training on {cfg.dataset}: "
+            f"{'cnn' if cfg.model == 'cnn' else f'mlp {list(cfg.hidden)}'}, {cfg.activation}, "
             f"dropout {cfg.dropout}, {cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule, "
             f"{cfg.epochs} epochs -> {out}/"
         )

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from conv_cases import conv_cases
 
 import chainrule as cr
 import chainrule.nn.functional as F
@@ -131,4 +132,5 @@ def cases() -> list[Case]:
             [leaf(rng.uniform(0.1, 0.9, (3, 2))), leaf(rng.random((3, 2)))],
         ),
     ]
+    out += conv_cases(rng)  # the image layers (tests/nn/conv_cases.py)
     return out

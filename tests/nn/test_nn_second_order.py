@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conv_cases import second_order_specs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nn_cases import away_from, leaf, randn
@@ -227,6 +228,7 @@ SPECS: list[tuple[str, Builder]] = [
     ("BCEFunction", bce_weighted),
     ("BCEFunction", bce_sum),
 ]
+SPECS += second_order_specs()  # the image layers (tests/nn/conv_cases.py)
 
 IDS = [spec.__name__ for _, spec in SPECS]
 SIZES = {

@@ -29,6 +29,7 @@ from chainrule.nn.activation import (
     Tanh,
 )
 from chainrule.nn.containers import ModuleDict, ModuleList, Sequential
+from chainrule.nn.conv import Conv1d, Conv2d
 from chainrule.nn.dropout import Dropout
 from chainrule.nn.graph import Edge, Graph
 from chainrule.nn.linear import Embedding, Flatten, Identity, Linear
@@ -43,10 +44,20 @@ from chainrule.nn.loss import (
     SmoothL1Loss,
 )
 from chainrule.nn.module import IncompatibleKeys, Module, RemovableHandle
+from chainrule.nn.normalization import BatchNorm1d, BatchNorm2d, Dropout2d
 from chainrule.nn.parameter import Parameter
+from chainrule.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from chainrule.nn.wiring import Add, Duplicate, Max
 
 __all__ = [
+    "AdaptiveAvgPool2d",
+    "AvgPool2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Conv1d",
+    "Conv2d",
+    "Dropout2d",
+    "MaxPool2d",
     "ELU",
     "GELU",
     "Add",

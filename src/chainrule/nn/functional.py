@@ -331,3 +331,14 @@ def binary_cross_entropy(
     _check_reduction(reduction, "binary_cross_entropy")
     _check_same_shape(input, target, "binary_cross_entropy")
     return BCEFunction.apply(input, _float_target(target, input), _array(weight), reduction)
+
+
+from chainrule.nn.functional_conv import (  # noqa: E402, F401  (the image layers' forms)
+    adaptive_avg_pool2d,
+    avg_pool2d,
+    batch_norm,
+    conv1d,
+    conv2d,
+    dropout2d,
+    max_pool2d,
+)

@@ -9,6 +9,7 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
+MODELS = ("mlp", "cnn")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
 INITS = ("kaiming", "xavier", "default")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
@@ -20,9 +21,11 @@ class TrainConfig:
     """Everything that decides a training run. The defaults train an MLP on scikit-learn's
     8×8 digits to about 98% test accuracy in a few seconds.
 
-    Model: ``hidden`` sizes of an MLP with ``activation`` and ``dropout`` after each hidden
-    layer, weights initialised by ``init`` (Kaiming: N(0, 2/fan_in) for ReLU-like
-    activations, the lecture's advice; Xavier; or PyTorch's default uniform).
+    Model: ``model`` "mlp" or "cnn" (the default CNN of ``training.model.build_cnn``:
+    two conv–BatchNorm–ReLU–maxpool blocks and two linear layers). MLP: ``hidden`` sizes
+    of an MLP with ``activation`` and ``dropout`` after each hidden layer. Weights
+    initialised by ``init`` (Kaiming: N(0, 2/fan_in) for ReLU-like activations, the
+    lecture's advice; Xavier; or PyTorch's default uniform).
 
     Optimisation: ``optimizer`` with ``lr`` (``momentum``/``nesterov`` for SGD), L2
     ``weight_decay`` (added to the gradient; decoupled for AdamW), L1 ``l1`` (proximal:
@@ -38,6 +41,7 @@ class TrainConfig:
     data_root: str | None = None
     epochs: int = 40
     batch_size: int = 32
+    model: str = "mlp"
     hidden: tuple[int, ...] = (256, 128)
     activation: str = "relu"
     dropout: float = 0.3
@@ -66,6 +70,7 @@ class TrainConfig:
         from chainrule.data.datasets import DATASETS
 
         _choice("dataset", self.dataset, tuple(sorted(DATASETS)))
+        _choice("model", self.model, MODELS)
         _choice("activation", self.activation, ACTIVATIONS)
         _choice("init", self.init, INITS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)

@@ -9,7 +9,6 @@ so ``resume`` continues an interrupted run to bit-identical weights.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,7 @@ from chainrule.data import datasets
 from chainrule.training.checkpoint import Checkpoint, save_checkpoint
 from chainrule.training.config import TrainConfig
 from chainrule.training.files import write_json, write_jsonl
-from chainrule.training.model import build_mlp, build_optimizer, build_scheduler
+from chainrule.training.model import build_model, build_optimizer, build_scheduler
 from chainrule.training.progress import format_duration, progress_bar
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -67,8 +66,7 @@ class Run:
             self.normalizer = data.Normalize(eps=cfg.norm_eps, channel_axis=1).fit(x_train)
         self.x_train_raw, self.x_test_raw = x_train, x_test
 
-        in_features = int(math.prod(x_train.shape[1:]))
-        self.model = build_mlp(cfg, in_features, len(self.classes))
+        self.model = build_model(cfg, tuple(x_train.shape[1:]), len(self.classes))
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer)
         self.loss_fn = nn.CrossEntropyLoss()

@@ -1,0 +1,208 @@
+"""The default CNN (``chainrule train --model cnn``), layer by layer and as a training step,
+chainrule vs PyTorch CPU.
+
+    python benchmarks/bench_conv.py                 # per-layer forward+backward, one step
+    python benchmarks/bench_conv.py --rounds 3 --repeat 5
+    python benchmarks/bench_conv.py --rss           # peak RSS of 100 training steps
+
+Shapes are the CNN's on Fashion-MNIST at batch 128 (``training.model.build_cnn``)::
+
+    conv1  (128, 1, 28, 28)  → Conv2d(1, 32, 3, padding=1, bias=False)  → (128, 32, 28, 28)
+    bn1    BatchNorm2d(32) in training mode
+    pool1  MaxPool2d(2)                                                → (128, 32, 14, 14)
+    conv2  Conv2d(32, 64, 3, padding=1, bias=False)                    → (128, 64, 14, 14)
+    bn2, pool2                                                         → (128, 64, 7, 7)
+    fc     Linear(3136, 128), ReLU, Linear(128, 10)
+
+Each layer task times forward + backward (upstream gradient of ones) on a fixed input;
+``step`` times a whole Adam step of the CNN (forward, cross-entropy, backward, update) on
+random data; an epoch is 469 such steps plus an evaluation, so the step ratio is the
+epoch ratio. Each library runs in its own process, rounds alternate (``harness.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import harness
+
+BATCH = 128
+STEPS_PER_EPOCH = 469
+LAYERS = ("conv1", "bn1", "pool1", "conv2", "bn2", "pool2", "fc")
+TASKS = [*LAYERS, "step"]
+
+
+def _layer_inputs() -> dict[str, tuple[tuple[int, ...], str]]:
+    return {
+        "conv1": ((BATCH, 1, 28, 28), "conv1"),
+        "bn1": ((BATCH, 32, 28, 28), "bn1"),
+        "pool1": ((BATCH, 32, 28, 28), "pool1"),
+        "conv2": ((BATCH, 32, 14, 14), "conv2"),
+        "bn2": ((BATCH, 64, 14, 14), "bn2"),
+        "pool2": ((BATCH, 64, 14, 14), "pool2"),
+        "fc": ((BATCH, 3136), "fc"),
+    }
+
+
+def chainrule_tasks() -> dict[str, harness.Task]:
+    import numpy as np
+
+    import chainrule as cr
+    from chainrule import nn, optim
+    from chainrule.training.config import TrainConfig
+    from chainrule.training.model import build_cnn
+
+    cr.manual_seed(0)
+    layers: dict[str, Any] = {
+        "conv1": nn.Conv2d(1, 32, 3, padding=1, bias=False),
+        "bn1": nn.BatchNorm2d(32),
+        "pool1": nn.MaxPool2d(2),
+        "conv2": nn.Conv2d(32, 64, 3, padding=1, bias=False),
+        "bn2": nn.BatchNorm2d(64),
+        "pool2": nn.MaxPool2d(2),
+        "fc": nn.Sequential(nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10)),
+    }
+
+    def layer(name: str) -> harness.Task:
+        def build() -> Callable[[], None]:
+            shape, _ = _layer_inputs()[name]
+            x = cr.tensor(np.random.default_rng(0).standard_normal(shape).astype(np.float32))
+            x.requires_grad_(True)
+            module = layers[name]
+
+            def step() -> None:
+                x.grad = None
+                module(x).sum().backward()
+
+            return step
+
+        return build
+
+    def train_step() -> Callable[[], None]:
+        model = build_cnn(TrainConfig(model="cnn"), (1, 28, 28), 10)
+        opt = optim.Adam(model.parameters(), lr=1e-3)
+        loss_fn = nn.CrossEntropyLoss()
+        rng = np.random.default_rng(0)
+        x = cr.tensor(rng.standard_normal((BATCH, 1, 28, 28)).astype(np.float32))
+        y = cr.tensor(rng.integers(0, 10, BATCH))
+
+        def step() -> None:
+            loss = loss_fn(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        return step
+
+    return {**{name: layer(name) for name in LAYERS}, "step": train_step}
+
+
+def torch_model(torch: Any) -> Any:
+    tnn = torch.nn
+    return tnn.Sequential(
+        tnn.Conv2d(1, 32, 3, padding=1, bias=False),
+        tnn.BatchNorm2d(32),
+        tnn.ReLU(),
+        tnn.MaxPool2d(2),
+        tnn.Conv2d(32, 64, 3, padding=1, bias=False),
+        tnn.BatchNorm2d(64),
+        tnn.ReLU(),
+        tnn.MaxPool2d(2),
+        tnn.Flatten(),
+        tnn.Dropout(0.3),
+        tnn.Linear(3136, 128),
+        tnn.ReLU(),
+        tnn.Dropout(0.3),
+        tnn.Linear(128, 10),
+    )
+
+
+def torch_tasks() -> dict[str, harness.Task]:
+    import torch
+
+    torch.manual_seed(0)
+    tnn = torch.nn
+    layers: dict[str, Any] = {
+        "conv1": tnn.Conv2d(1, 32, 3, padding=1, bias=False),
+        "bn1": tnn.BatchNorm2d(32),
+        "pool1": tnn.MaxPool2d(2),
+        "conv2": tnn.Conv2d(32, 64, 3, padding=1, bias=False),
+        "bn2": tnn.BatchNorm2d(64),
+        "pool2": tnn.MaxPool2d(2),
+        "fc": tnn.Sequential(tnn.Linear(3136, 128), tnn.ReLU(), tnn.Linear(128, 10)),
+    }
+
+    def layer(name: str) -> harness.Task:
+        def build() -> Callable[[], None]:
+            shape, _ = _layer_inputs()[name]
+            x = torch.randn(shape, requires_grad=True)
+            module = layers[name]
+
+            def step() -> None:
+                x.grad = None
+                module(x).sum().backward()
+
+            return step
+
+        return build
+
+    def train_step() -> Callable[[], None]:
+        model = torch_model(torch)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        loss_fn = tnn.CrossEntropyLoss()
+        x = torch.randn(BATCH, 1, 28, 28)
+        y = torch.randint(0, 10, (BATCH,))
+
+        def step() -> None:
+            loss = loss_fn(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        return step
+
+    return {**{name: layer(name) for name in LAYERS}, "step": train_step}
+
+
+WORKERS = {"chainrule": chainrule_tasks, "torch": torch_tasks}
+
+
+def report(results: harness.Results) -> None:
+    print(harness.table(results, "torch", unit=1e3, unit_name="ms"))
+    ours = results["step"]["chainrule"]
+    theirs = results["step"]["torch"]
+    print(
+        f"\nepoch estimate ({STEPS_PER_EPOCH} steps): chainrule {ours * STEPS_PER_EPOCH:.1f} s, "
+        f"torch {theirs * STEPS_PER_EPOCH:.1f} s, ratio {ours / theirs:.2f}"
+    )
+    layer_total = sum(results[name]["chainrule"] for name in LAYERS)
+    share = {name: results[name]["chainrule"] / layer_total for name in LAYERS}
+    print("chainrule's time by layer: " + ", ".join(f"{k} {v:.0%}" for k, v in share.items()))
+
+
+def peak_rss(library: str, steps: int = 100) -> float:
+    """Peak RSS (MiB) of a fresh process that runs ``steps`` training steps of the CNN."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = (
+        f"import sys, resource; sys.path.insert(0, {here!r})\n"
+        "import bench_conv\n"
+        f"step = bench_conv.WORKERS[{library!r}]()['step']()\n"
+        f"for _ in range({steps}): step()\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[-1]) / 1024
+
+
+if __name__ == "__main__":
+    if "--rss" in sys.argv:
+        for lib in WORKERS:
+            print(f"{lib}: peak RSS {peak_rss(lib):.0f} MiB over 100 CNN training steps")
+    else:
+        harness.run(__file__, __doc__, WORKERS, TASKS, report)

@@ -1,0 +1,235 @@
+"""Convolution layers: ``Conv2d`` and ``Conv1d`` (PyTorch's arguments, NCHW / NCL)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from chainrule.backend import default_float, xp
+from chainrule.nn import init
+from chainrule.nn.functional_conv import conv1d, conv2d, pair
+from chainrule.nn.module import Module
+from chainrule.nn.parameter import Parameter
+from chainrule.nn.paths import module_shape_error
+from chainrule.random import Generator
+from chainrule.tensor import Tensor
+
+
+class _ConvNd(Module):
+    """What Conv1d and Conv2d share: the parameters, their initialisation and checks."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: tuple[int, ...],
+        stride: tuple[int, ...],
+        padding: Any,
+        dilation: tuple[int, ...],
+        groups: int,
+        bias: bool,
+        padding_mode: str,
+        dtype: Any,
+        generator: Generator | None,
+    ) -> None:
+        super().__init__()
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"{type(self).__name__}: groups={groups} must divide in_channels "
+                f"({in_channels}) and out_channels ({out_channels})"
+            )
+        if padding_mode != "zeros":
+            raise NotImplementedError(
+                f"{type(self).__name__}: padding_mode={padding_mode!r} is not supported; only "
+                f"'zeros' (pad the input yourself for reflect/replicate/circular)"
+            )
+        if isinstance(padding, str) and padding not in ("same", "valid"):
+            raise ValueError(f"padding must be 'same', 'valid' or numbers, got {padding!r}")
+        if padding == "same" and any(s != 1 for s in stride):
+            raise ValueError(f"padding='same' is not supported for strided convolutions: {stride}")
+        self.in_channels = int(in_channels)
+        self.out_channels = int(out_channels)
+        self.kernel_size = kernel
+        self.stride = stride
+        self.padding = padding
+        self.dilation = dilation
+        self.groups = int(groups)
+        self.padding_mode = padding_mode
+        dtype = default_float if dtype is None else xp.dtype(dtype)
+        shape = (self.out_channels, self.in_channels // self.groups, *kernel)
+        self.weight = Parameter(xp.empty(shape, dtype))
+        if bias:
+            self.bias = Parameter(xp.empty((self.out_channels,), dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator: Generator | None = None) -> None:
+        """PyTorch's default: W ~ kaiming_uniform_(a=√5), i.e. U(±1/√fan_in), and
+        b ~ U(±1/√fan_in), with fan_in = (in_channels/groups) · kernel area.
+        """
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5.0), generator=generator)
+        if self.bias is not None:
+            fan_in = (self.in_channels // self.groups) * math.prod(self.kernel_size)
+            bound = 1.0 / math.sqrt(fan_in) if fan_in else 0.0
+            init.uniform_(self.bias, -bound, bound, generator)
+
+    def _check_input(self, input: Tensor, ndim: int, layout: str) -> None:
+        if input.ndim != ndim:
+            raise module_shape_error(
+                self, f"expected a {ndim}-D input {layout}, got shape {input.shape}"
+            )
+        if input.shape[1] != self.in_channels:
+            raise module_shape_error(
+                self,
+                f"expected {self.in_channels} input channels, got input of shape "
+                f"{input.shape} with {input.shape[1]}",
+            )
+
+    def extra_repr(self) -> str:
+        text = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}"
+        )
+        if self.padding not in (0, (0,) * len(self.kernel_size), "valid"):
+            text += f", padding={self.padding}"
+        if self.dilation != (1,) * len(self.kernel_size):
+            text += f", dilation={self.dilation}"
+        if self.groups != 1:
+            text += f", groups={self.groups}"
+        if self.bias is None:
+            text += ", bias=False"
+        return text
+
+
+class Conv2d(_ConvNd):
+    """2-D convolution (cross-correlation, as PyTorch) over (N, C, H, W) images, one
+    fused op: im2col plus one BLAS product forward; dx by the transposed convolution,
+    dW = Σₙ g colsᵀ by one product, db = Σ g.
+
+    Args:
+        in_channels, out_channels: C and O.
+        kernel_size, stride, dilation: an int or a pair (height, width).
+        padding: an int or a pair (zeros on both sides), "valid" (none) or "same"
+            (output size = input size; stride 1 only).
+        groups: split the channels into this many independent convolutions.
+        bias: learn a per-output-channel bias.
+        padding_mode: only "zeros".
+        dtype, generator: the parameters' dtype; where the initial values come from.
+
+    Shape:
+        (N, C, H, W) → (N, O, Ho, Wo), Ho = ⌊(H + 2p − d(k − 1) − 1)/s⌋ + 1.
+
+    Attributes:
+        weight: (O, C/groups, kh, kw), initialised as PyTorch (``reset_parameters``).
+        bias: (O,).
+
+    Example:
+        >>> import chainrule as cr
+        >>> from chainrule import nn
+        >>> conv = nn.Conv2d(1, 8, 3, padding=1)
+        >>> conv(cr.randn(2, 1, 28, 28)).shape
+        (2, 8, 28, 28)
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: Any = 0,
+        dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        dtype: Any = None,
+        generator: Generator | None = None,
+    ) -> None:
+        if not isinstance(padding, str):
+            padding = pair(padding, "padding")
+        super().__init__(
+            in_channels,
+            out_channels,
+            pair(kernel_size, "kernel_size"),
+            pair(stride, "stride"),
+            padding,
+            pair(dilation, "dilation"),
+            groups,
+            bias,
+            padding_mode,
+            dtype,
+            generator,
+        )
+
+    def forward(self, input: Tensor) -> Tensor:
+        self._check_input(input, 4, "(N, C, H, W)")
+        stride, dilation = pair(self.stride, "stride"), pair(self.dilation, "dilation")
+        return conv2d(input, self.weight, self.bias, stride, self.padding, dilation, self.groups)
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution over (N, C, L) sequences; the same fused op as ``Conv2d`` on a
+    height-1 image. Arguments as ``Conv2d``, with ints (or 1-tuples) for the sizes.
+
+    Shape:
+        (N, C, L) → (N, O, Lo), Lo = ⌊(L + 2p − d(k − 1) − 1)/s⌋ + 1.
+
+    Example:
+        >>> import chainrule as cr
+        >>> from chainrule import nn
+        >>> nn.Conv1d(4, 6, 5, padding="same")(cr.randn(2, 4, 10)).shape
+        (2, 6, 10)
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int],
+        stride: int | tuple[int] = 1,
+        padding: Any = 0,
+        dilation: int | tuple[int] = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        dtype: Any = None,
+        generator: Generator | None = None,
+    ) -> None:
+        if not isinstance(padding, str):
+            padding = _one(padding)
+        super().__init__(
+            in_channels,
+            out_channels,
+            _one(kernel_size),
+            _one(stride),
+            padding,
+            _one(dilation),
+            groups,
+            bias,
+            padding_mode,
+            dtype,
+            generator,
+        )
+
+    def forward(self, input: Tensor) -> Tensor:
+        self._check_input(input, 3, "(N, C, L)")
+        padding = self.padding if isinstance(self.padding, str) else self.padding[0]
+        return conv1d(
+            input,
+            self.weight,
+            self.bias,
+            self.stride[0],
+            padding,
+            self.dilation[0],
+            self.groups,
+        )
+
+
+def _one(value: Any) -> tuple[int]:
+    if isinstance(value, int):
+        return (value,)
+    values = tuple(int(v) for v in value)
+    if len(values) != 1:
+        raise ValueError(f"expected an int or a 1-tuple, got {value!r}")
+    return (values[0],)

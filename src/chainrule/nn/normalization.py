@@ -1,0 +1,163 @@
+"""Batch normalisation layers: ``BatchNorm1d`` and ``BatchNorm2d``, and ``Dropout2d``
+(channel dropout, the regulariser that goes with convolutions).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chainrule.backend import default_float, xp
+from chainrule.nn.functional_conv import batch_norm, dropout2d
+from chainrule.nn.module import Module
+from chainrule.nn.parameter import Parameter
+from chainrule.nn.paths import module_shape_error
+from chainrule.random import Generator
+from chainrule.tensor import Tensor
+
+
+class _BatchNorm(Module):
+    """What BatchNorm1d and BatchNorm2d share (they differ only in the input ranks)."""
+
+    _ranks: tuple[int, ...] = ()
+    _layout = ""
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__()
+        self.num_features = int(num_features)
+        self.eps = float(eps)
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        dtype = default_float if dtype is None else xp.dtype(dtype)
+        c = self.num_features
+        if affine:
+            self.weight = Parameter(xp.ones((c,), dtype))
+            self.bias = Parameter(xp.zeros((c,), dtype))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", Tensor(xp.zeros((c,), dtype)))
+            self.register_buffer("running_var", Tensor(xp.ones((c,), dtype)))
+            self.register_buffer("num_batches_tracked", Tensor(xp.zeros((), xp.int64)))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+
+    def reset_running_stats(self) -> None:
+        """Running mean 0, variance 1, no batch seen."""
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
+            for buf in (self.running_mean, self.running_var, self.num_batches_tracked):
+                buf.increment_version()
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.ndim not in self._ranks:
+            raise module_shape_error(
+                self, f"expected a {self._layout} input, got shape {input.shape}"
+            )
+        if input.shape[1] != self.num_features:
+            raise module_shape_error(
+                self,
+                f"expected {self.num_features} channels (dim 1), got input of shape {input.shape}",
+            )
+        # PyTorch's rule: batch statistics in training, or whenever no running ones exist.
+        use_batch = self.training or not self.track_running_stats
+        factor = 0.0
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data += 1
+            self.num_batches_tracked.increment_version()
+            # momentum None: the cumulative average over all batches seen.
+            seen = int(self.num_batches_tracked.data)
+            factor = 1.0 / seen if self.momentum is None else float(self.momentum)
+        update = self.training and self.track_running_stats
+        return batch_norm(
+            input,
+            self.running_mean if update or not use_batch else None,
+            self.running_var if update or not use_batch else None,
+            self.weight,
+            self.bias,
+            use_batch,
+            factor,
+            self.eps,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+        )
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) features or (N, C, L) sequences, per channel:
+    y = γ (x − μ)/√(σ² + ε) + β with the batch's μ, σ² in training (fused; backward by
+    the three-term formula), the running ones in ``eval()``.
+
+    Args:
+        num_features: C.
+        eps: added to σ² for stability.
+        momentum: running ← (1 − momentum)·running + momentum·batch statistic (the
+            unbiased variance); None for the cumulative average.
+        affine: learn γ (``weight``, init 1) and β (``bias``, init 0).
+        track_running_stats: keep ``running_mean``, ``running_var`` and
+            ``num_batches_tracked`` buffers (saved in the state_dict); without them the
+            batch statistics are used in eval too.
+
+    Example:
+        >>> import chainrule as cr
+        >>> from chainrule import nn
+        >>> nn.BatchNorm1d(4)(cr.randn(8, 4)).shape
+        (8, 4)
+    """
+
+    _ranks = (2, 3)
+    _layout = "2-D (N, C) or 3-D (N, C, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) images per channel (statistics over N, H, W).
+    Arguments and behaviour as ``BatchNorm1d``.
+
+    Example:
+        >>> import chainrule as cr
+        >>> from chainrule import nn
+        >>> nn.BatchNorm2d(3)(cr.randn(2, 3, 4, 4)).shape
+        (2, 3, 4, 4)
+    """
+
+    _ranks = (4,)
+    _layout = "4-D (N, C, H, W)"
+
+
+class Dropout2d(Module):
+    """Channel dropout: in training, zero each whole channel of (N, C, H, W) with
+    probability ``p`` and scale the rest by 1/(1 − p); the identity in ``eval()``.
+
+    Neighbouring pixels of a feature map are strongly correlated, so dropping single
+    pixels barely regularises a convolution; dropping channels does.
+    """
+
+    def __init__(self, p: float = 0.5, generator: Generator | None = None) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout2d: p must be in [0, 1], got {p}")
+        self.p = float(p)
+        self.generator = generator
+
+    def forward(self, input: Tensor) -> Tensor:
+        return dropout2d(input, self.p, self.training, self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"

@@ -1,0 +1,126 @@
+"""Pooling layers: ``MaxPool2d``, ``AvgPool2d``, ``AdaptiveAvgPool2d`` (NCHW)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chainrule.nn.functional_conv import adaptive_avg_pool2d, avg_pool2d, max_pool2d
+from chainrule.nn.module import Module
+from chainrule.tensor import Tensor
+
+
+class MaxPool2d(Module):
+    """The maximum of each kh × kw window (fused; the gradient goes to the first maximum
+    of each window, as PyTorch).
+
+    Args:
+        kernel_size: an int or a pair.
+        stride: defaults to ``kernel_size`` (non-overlapping windows).
+        padding: implicit −∞ on both sides, at most half the kernel.
+        dilation: spacing between the window's pixels.
+        return_indices: also return the flat index (row·W + column) of each maximum.
+        ceil_mode: only False.
+
+    Shape:
+        (N, C, H, W) → (N, C, Ho, Wo), Ho = ⌊(H + 2p − d(k − 1) − 1)/s⌋ + 1.
+
+    Example:
+        >>> import chainrule as cr
+        >>> from chainrule import nn
+        >>> nn.MaxPool2d(2)(cr.randn(1, 3, 8, 8)).shape
+        (1, 3, 4, 4)
+    """
+
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        dilation: Any = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
+    ) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+        self.dilation = dilation
+        self.return_indices = return_indices
+        self.ceil_mode = ceil_mode
+
+    def forward(self, input: Tensor) -> Any:
+        return max_pool2d(
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            self.return_indices,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        )
+
+
+class AvgPool2d(Module):
+    """The mean of each kh × kw window (fused). Arguments as PyTorch's: ``stride``
+    defaults to ``kernel_size``; ``count_include_pad`` divides by kh·kw even where the
+    window covers padding; ``divisor_override`` replaces the divisor.
+
+    Shape:
+        (N, C, H, W) → (N, C, Ho, Wo).
+    """
+
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+        divisor_override: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+        self.divisor_override = divisor_override
+
+    def forward(self, input: Tensor) -> Tensor:
+        return avg_pool2d(
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            self.count_include_pad,
+            self.divisor_override,
+        )
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed ``output_size`` (an int, a pair, None keeps a dim),
+    whatever the input size: y = A_h x A_wᵀ with PyTorch's windows.
+
+    Shape:
+        (N, C, H, W) → (N, C, *output_size).
+    """
+
+    def __init__(self, output_size: Any) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, input: Tensor) -> Tensor:
+        return adaptive_avg_pool2d(input, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
