@@ -15,6 +15,29 @@ from typing import Any
 from chainrule import ops
 from chainrule.backend import xp
 from chainrule.errors import ShapeError
+
+# The image layers' forms live in functional_conv; they are part of this namespace too.
+from chainrule.nn.functional_conv import (
+    adaptive_avg_pool2d as adaptive_avg_pool2d,
+)
+from chainrule.nn.functional_conv import (
+    avg_pool2d as avg_pool2d,
+)
+from chainrule.nn.functional_conv import (
+    batch_norm as batch_norm,
+)
+from chainrule.nn.functional_conv import (
+    conv1d as conv1d,
+)
+from chainrule.nn.functional_conv import (
+    conv2d as conv2d,
+)
+from chainrule.nn.functional_conv import (
+    dropout2d as dropout2d,
+)
+from chainrule.nn.functional_conv import (
+    max_pool2d as max_pool2d,
+)
 from chainrule.nn.fused import (
     DropoutFunction,
     ELUFunction,
@@ -331,14 +354,3 @@ def binary_cross_entropy(
     _check_reduction(reduction, "binary_cross_entropy")
     _check_same_shape(input, target, "binary_cross_entropy")
     return BCEFunction.apply(input, _float_target(target, input), _array(weight), reduction)
-
-
-from chainrule.nn.functional_conv import (  # noqa: E402, F401  (the image layers' forms)
-    adaptive_avg_pool2d,
-    avg_pool2d,
-    batch_norm,
-    conv1d,
-    conv2d,
-    dropout2d,
-    max_pool2d,
-)
