@@ -56,7 +56,15 @@ def curves(history: Sequence[dict[str, Any]]) -> Any:
     for ax in (loss_ax, acc_ax):
         ax.grid(alpha=0.3)
         ax.legend()
+        _whole_epochs(ax)
     return fig
+
+
+def _whole_epochs(ax: Any) -> None:
+    """Ticks at whole epochs only (a short run would otherwise show epoch 1.25)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def learning_rate(history: Sequence[dict[str, Any]]) -> Any:
@@ -67,6 +75,7 @@ def learning_rate(history: Sequence[dict[str, Any]]) -> Any:
     ax.set(xlabel="epoch", ylabel="learning rate", title="Learning-rate schedule")
     ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
     ax.grid(alpha=0.3)
+    _whole_epochs(ax)
     return fig
 
 
