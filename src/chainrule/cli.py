@@ -90,6 +90,12 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     d.add_argument("--batch-size", type=int, default=given_or_default(DEFAULTS.batch_size))
     _bool(
         d,
+        "augment",
+        given_or_default(DEFAULTS.augment),
+        "random 2-pixel shifts (and mirrors for clothes) of the training images; cnn only",
+    )
+    _bool(
+        d,
         "stratified",
         given_or_default(DEFAULTS.stratified),
         "stratified minibatches: every batch keeps each class's share",

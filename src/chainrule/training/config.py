@@ -34,7 +34,9 @@ class TrainConfig:
 
     Data: ``stratified`` batches keep every class's share in each minibatch (the lecture's
     advice), ``oversample`` forces every class into every batch, ``normalize`` applies the
-    lecture's per-channel (x − m)/max(σ, ε) with the training set's statistics.
+    lecture's per-channel (x − m)/max(σ, ε) with the training set's statistics;
+    ``augment`` (cnn only) shifts each training image by up to 2 pixels and, for clothes,
+    mirrors half of them (``data.augment.RandomShiftFlip``), a new draw every epoch.
     """
 
     dataset: str = "digits"
@@ -61,6 +63,7 @@ class TrainConfig:
     oversample: bool = False
     normalize: bool = True
     norm_eps: float = 1e-3
+    augment: bool = False
     seed: int = 0
     eval_batch_size: int = 1000
     extra: dict[str, Any] = field(default_factory=dict)
@@ -101,6 +104,8 @@ class TrainConfig:
                 f"--warmup-epochs must be in [0, epochs), got "
                 f"{self.warmup_epochs} with {self.epochs} epochs"
             )
+        if self.augment and self.model != "cnn":
+            raise ValueError("--augment shifts images: it needs --model cnn")
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise ValueError("--nesterov needs --optimizer sgd with a non-zero --momentum")
         return self

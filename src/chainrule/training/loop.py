@@ -18,6 +18,7 @@ import chainrule as cr
 from chainrule import data, nn
 from chainrule import distributed as dist
 from chainrule.data import datasets
+from chainrule.data.augment import RandomShiftFlip
 from chainrule.training.checkpoint import Checkpoint, save_checkpoint
 from chainrule.training.config import TrainConfig
 from chainrule.training.files import write_json, write_jsonl
@@ -67,6 +68,12 @@ class Run:
         self.x_train_raw, self.x_test_raw = x_train, x_test
 
         self.model = build_model(cfg, tuple(x_train.shape[1:]), len(self.classes))
+        # Mirror images are other symbols for digits, but the same garment for clothes.
+        self.augment = (
+            RandomShiftFlip(2, flip=0.5 if cfg.dataset == "fashion-mnist" else 0.0)
+            if cfg.augment
+            else None
+        )
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer)
         self.loss_fn = nn.CrossEntropyLoss()
@@ -153,6 +160,8 @@ class Run:
         model = self.ddp or self.model
         total_loss, correct, seen = 0.0, 0, 0
         for i, (xb, yb) in enumerate(self.loader):
+            if self.augment is not None:
+                xb = self.augment(xb)
             logits = model(xb)
             loss = self.loss_fn(logits, yb)
             self.optimizer.zero_grad()
