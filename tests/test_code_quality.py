@@ -138,3 +138,14 @@ def test_module_imports_form_no_cycle_and_sit_at_the_top() -> None:
     for node in sorted(graph):
         if node not in state and (cycle := visit(node)):
             raise AssertionError("import cycle: " + " -> ".join(cycle))
+
+
+def test_layers_make_tensors_through_public_names() -> None:
+    """``Tensor(array)`` wraps an array and ``increment_version()`` marks an in-place write;
+    the private fast path of tensor.py stays inside it."""
+    offenders = [
+        str(f.relative_to(ROOT))
+        for f in SRC.rglob("*.py")
+        if f.name != "tensor.py" and re.search(r"Tensor\._wrap\(|_bump_version", f.read_text())
+    ]
+    assert not offenders, f"private Tensor internals used in: {offenders}"

@@ -390,7 +390,7 @@ def cast(x: Tensor, dtype: Any) -> Tensor:
         return x
     if x.requires_grad and dtype.kind == "f":
         return Cast.apply(x, dtype)
-    return Tensor._wrap(x.data.astype(dtype), False, None, 0)
+    return Tensor(x.data.astype(dtype))
 
 
 def clone(x: Tensor) -> Tensor:

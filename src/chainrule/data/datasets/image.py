@@ -73,7 +73,7 @@ class ImageArrayDataset(Dataset):
 
     def _example(self, index: int) -> tuple[Any, Any]:
         """Example ``index`` with the per-example transforms applied."""
-        x: Any = Tensor._wrap(self._images(int(index)), False, None, 0)
+        x: Any = Tensor(self._images(int(index)))
         y: Any = int(self.targets[index])
         if self.transform is not None:
             x = self.transform(x)
@@ -96,8 +96,8 @@ class ImageArrayDataset(Dataset):
         if self.transform is not None or self.target_transform is not None:
             x, y = default_collate([self._example(int(i)) for i in indices])
         else:
-            x = Tensor._wrap(self._images(indices), False, None, 0)
-            y = Tensor._wrap(xp.asarray(self.targets[indices]), False, None, 0)
+            x = Tensor(self._images(indices))
+            y = Tensor(xp.asarray(self.targets[indices]))
         if self.batch_transform is not None:
             x = self.batch_transform(x)
         return x, y
