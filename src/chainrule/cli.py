@@ -92,7 +92,19 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
         d,
         "augment",
         given_or_default(DEFAULTS.augment),
-        "random 2-pixel shifts (and mirrors for clothes) of the training images; cnn only",
+        "random shifts (and mirrors) of the training images, a new draw each epoch; cnn only",
+    )
+    d.add_argument(
+        "--augment-shift",
+        type=int,
+        default=given_or_default(DEFAULTS.augment_shift),
+        help="with --augment: the largest shift in pixels",
+    )
+    d.add_argument(
+        "--augment-flip",
+        type=_number,
+        default=given_or_default(DEFAULTS.augment_flip),
+        help="with --augment: the probability of a left-right mirror (0.5 suits clothes)",
     )
     _bool(
         d,

@@ -58,3 +58,7 @@ def test_bad_input_and_options_are_clear_errors() -> None:
         RandomShiftFlip(1, flip=2.0)
     with pytest.raises(ValueError, match=r"--augment .* --model cnn"):
         TrainConfig(augment=True).validate()
+    with pytest.raises(ValueError, match="--augment-flip"):
+        TrainConfig(model="cnn", augment=True, augment_flip=2.0).validate()
+    with pytest.raises(ValueError, match="--augment-shift"):
+        TrainConfig(model="cnn", augment=True, augment_shift=-1).validate()

@@ -35,8 +35,9 @@ class TrainConfig:
     Data: ``stratified`` batches keep every class's share in each minibatch (the lecture's
     advice), ``oversample`` forces every class into every batch, ``normalize`` applies the
     lecture's per-channel (x − m)/max(σ, ε) with the training set's statistics;
-    ``augment`` (cnn only) shifts each training image by up to 2 pixels and, for clothes,
-    mirrors half of them (``data.augment.RandomShiftFlip``), a new draw every epoch.
+    ``augment`` (cnn only) shifts each training image by up to ``augment_shift`` pixels
+    and mirrors it left-right with probability ``augment_flip`` (0.5 suits clothes, 0
+    digits), a new draw every epoch (``data.augment.RandomShiftFlip``).
     """
 
     dataset: str = "digits"
@@ -64,6 +65,8 @@ class TrainConfig:
     normalize: bool = True
     norm_eps: float = 1e-3
     augment: bool = False
+    augment_shift: int = 2
+    augment_flip: float = 0.0
     seed: int = 0
     eval_batch_size: int = 1000
     extra: dict[str, Any] = field(default_factory=dict)
@@ -104,6 +107,8 @@ class TrainConfig:
                 f"--warmup-epochs must be in [0, epochs), got "
                 f"{self.warmup_epochs} with {self.epochs} epochs"
             )
+        _whole("augment_shift", self.augment_shift, 0)
+        _number("augment_flip", self.augment_flip, low=0.0, high=1.0)
         if self.augment and self.model != "cnn":
             raise ValueError("--augment shifts images: it needs --model cnn")
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):

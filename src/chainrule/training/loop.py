@@ -68,11 +68,8 @@ class Run:
         self.x_train_raw, self.x_test_raw = x_train, x_test
 
         self.model = build_model(cfg, tuple(x_train.shape[1:]), len(self.classes))
-        # Mirror images are other symbols for digits, but the same garment for clothes.
         self.augment = (
-            RandomShiftFlip(2, flip=0.5 if cfg.dataset == "fashion-mnist" else 0.0)
-            if cfg.augment
-            else None
+            RandomShiftFlip(cfg.augment_shift, flip=cfg.augment_flip) if cfg.augment else None
         )
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer)
