@@ -9,7 +9,7 @@ The public API follows PyTorch's names::
     x.grad
 """
 
-from chainrule import autograd, data, nn, optim
+from chainrule import autograd, cuda, data, nn, optim
 from chainrule.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from chainrule.backend import (
     bool_,
@@ -43,8 +43,10 @@ from chainrule.creation import (
     zeros,
     zeros_like,
 )
+from chainrule.device import Device as device  # noqa: N813 (PyTorch spells it cr.device)
 from chainrule.errors import (
     AnomalyError,
+    DeviceError,
     DTypeError,
     GradcheckError,
     GraphError,
@@ -106,8 +108,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AnomalyError",
+    "DeviceError",
     "DTypeError",
     "Generator",
+    "cuda",
+    "device",
     "GradcheckError",
     "GraphError",
     "ShapeError",

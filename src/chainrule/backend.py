@@ -1,27 +1,37 @@
-"""The one seam between chainrule and its array library.
+"""The one seam between chainrule and its array libraries: NumPy on the CPU, CuPy on GPUs.
 
-Every op, module and optimiser reaches the array library through ``xp`` from this module,
-never through ``import numpy`` of its own. Today ``xp`` is NumPy; a GPU build swaps in
-CuPy (which mirrors NumPy's API) here, and ``array_module`` picks the library that owns a
-given array, so the rest of the code never names either one.
+Every op, module and optimiser asks this module for the array library of the arrays in
+hand (``get_array_module(x)``, as Chainer and CuPy spell it) and calls it; nothing else
+in the core names NumPy or CuPy, so one implementation of each formula runs on either.
+The few things the two libraries do differently (scatter-add, ``erfc``, floating-point
+error states, read-only arrays, moving between devices) are functions here.
+
+CuPy is imported the first time a CUDA device is asked for, never at ``import chainrule``;
+``accelerator()`` returns the loaded adapter (``chainrule.cuda.CupyAccelerator``) or says
+what to install. Tests can install another adapter (``install_accelerator``): the suite
+runs every op on a NumPy-backed stand-in that behaves as CuPy does, to find the NumPy-only
+calls on a machine without a GPU.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import numpy
 
-from chainrule.errors import DTypeError
+from chainrule.device import CPU, Device, as_device
+from chainrule.errors import DeviceError, DTypeError
 
 xp = numpy
-"""The array namespace (NumPy's API) used by the whole library."""
+"""NumPy: the array library of the CPU, and of data that has no device yet (user lists)."""
 
 ndarray = numpy.ndarray
-"""The array type that ``Tensor.data`` holds."""
+"""The host array type."""
 
 DType = numpy.dtype
-"""The dtype type: ``cr.float32`` and friends are instances of it."""
+"""The dtype type: ``cr.float32`` and friends are instances of it (CuPy uses NumPy's)."""
 
 float16 = numpy.dtype("float16")
 float32 = numpy.dtype("float32")
@@ -37,9 +47,185 @@ default_float = float32
 """The dtype given to float data that does not bring its own (Python floats, lists)."""
 
 
-def array_module(*arrays: Any) -> Any:
-    """The array library that owns ``arrays`` (NumPy today; CuPy arrays will answer CuPy)."""
+class Accelerator(Protocol):
+    """What chainrule needs from a GPU array library (``chainrule.cuda`` wraps CuPy)."""
+
+    name: str
+    xp: Any  # the NumPy-compatible namespace (cupy)
+    ndarray: type  # its array type
+
+    def from_host(self, array: Any, index: int) -> Any: ...
+    def to_host(self, array: Any) -> numpy.ndarray: ...
+    def copy_to(self, array: Any, index: int) -> Any: ...
+    def device_index(self, array: Any) -> int: ...
+    def current_index(self) -> int: ...
+    def device_count(self) -> int: ...
+    def synchronize(self, index: int | None) -> None: ...
+    def scatter_add(self, target: Any, index: Any, values: Any) -> None: ...
+    def erfc(self, x: Any) -> Any: ...
+    def random_stream(self, seed: int, index: int) -> Any: ...
+
+
+_accelerator: Accelerator | None = None
+
+
+class _State:
+    """Read on every op: whether any GPU library is loaded (False: every array is NumPy,
+    so the ops skip looking for their library)."""
+
+    gpu_loaded = False
+
+
+state = _State()
+
+
+def accelerator() -> Accelerator:
+    """The GPU array library, loaded on first use.
+
+    Raises:
+        DeviceError: CuPy is not installed, or finds no GPU; the message says what to
+            install.
+    """
+    global _accelerator
+    if _accelerator is None:
+        from chainrule.cuda import load_cupy  # imports CuPy: only when a GPU is asked for
+
+        _accelerator = load_cupy()
+        state.gpu_loaded = True
+    return _accelerator
+
+
+def loaded_accelerator() -> Accelerator | None:
+    """The GPU array library if one is loaded already, else None (loads nothing)."""
+    return _accelerator
+
+
+def install_accelerator(acc: Accelerator | None) -> Accelerator | None:
+    """Make ``acc`` the library behind ``"cuda"`` (None: unload); returns the previous one.
+
+    For tests: the suite installs a NumPy-backed stand-in for CuPy to run every op "on
+    the GPU" on a machine without one.
+    """
+    global _accelerator
+    previous, _accelerator = _accelerator, acc
+    state.gpu_loaded = acc is not None
+    return previous
+
+
+def get_array_module(array: Any) -> Any:
+    """The array library that owns ``array``: ``numpy`` or ``cupy``. Anything that is not
+    a GPU array (NumPy arrays and scalars, Python numbers) answers NumPy."""
+    if type(array) is numpy.ndarray:  # the CPU's fast path: one type check
+        return numpy
+    acc = _accelerator
+    if acc is not None and isinstance(array, acc.ndarray):
+        return acc.xp
     return numpy
+
+
+def array_module(*arrays: Any) -> Any:
+    """The array library of the first GPU array among ``arrays``, else NumPy."""
+    acc = _accelerator
+    if acc is not None:
+        for a in arrays:
+            if isinstance(a, acc.ndarray):
+                return acc.xp
+    return numpy
+
+
+def is_device_array(array: Any) -> bool:
+    """True for an array in GPU memory."""
+    acc = _accelerator
+    return acc is not None and isinstance(array, acc.ndarray)
+
+
+def device_of(array: Any) -> Device:
+    """The device that holds ``array``."""
+    acc = _accelerator
+    if acc is not None and isinstance(array, acc.ndarray):
+        return Device("cuda", acc.device_index(array))
+    return CPU
+
+
+def to_device(array: Any, device: Any) -> Any:
+    """``array`` on ``device`` (a ``Device`` or a string): the array itself when it is
+    there already, else a copy."""
+    target = as_device(device)
+    on_gpu = is_device_array(array)
+    if target.type == "cpu":
+        return _host_array(array) if on_gpu else array
+    acc = accelerator()
+    index = acc.current_index() if target.index is None else target.index
+    if index >= acc.device_count():
+        raise DeviceError(
+            f"device cuda:{index} does not exist: {acc.name} sees {acc.device_count()} GPU(s) "
+            f"(cuda:0 to cuda:{acc.device_count() - 1})"
+        )
+    if on_gpu:
+        return array if acc.device_index(array) == index else acc.copy_to(array, index)
+    return acc.from_host(numpy.asarray(array), index)
+
+
+def _host_array(array: Any) -> numpy.ndarray:
+    acc = _accelerator
+    assert acc is not None
+    return acc.to_host(array)
+
+
+def to_host(array: Any) -> numpy.ndarray:
+    """A NumPy array with the same values, for printing, files and plots: the array itself
+    on the CPU, a copy (which waits for the GPU) for a GPU array."""
+    if is_device_array(array):
+        return _host_array(array)
+    return numpy.asarray(array)
+
+
+def synchronize(device: Any = None) -> None:
+    """Wait until the GPU has finished its queued work (nothing to do on the CPU)."""
+    target = as_device(device if device is not None else "cuda")
+    if target.type == "cuda" and _accelerator is not None:
+        _accelerator.synchronize(target.index)
+
+
+def scatter_add(target: Any, index: Any, values: Any) -> None:
+    """``target[index] += values`` with repeated indices adding up (NumPy's ``add.at``)."""
+    acc = _accelerator
+    if acc is not None and isinstance(target, acc.ndarray):
+        acc.scatter_add(target, index, values)
+    else:
+        numpy.add.at(target, index, values)
+
+
+def erfc(x: Any) -> Any:
+    """The complementary error function 1 − erf(x), elementwise, on the array's device."""
+    acc = _accelerator
+    if acc is not None and isinstance(x, acc.ndarray):
+        return acc.erfc(x)
+    from scipy.special import erfc as scipy_erfc  # optional: only the exact GELU needs it
+
+    return scipy_erfc(x)
+
+
+@contextlib.contextmanager
+def errstate(array: Any, **settings: Any) -> Iterator[None]:
+    """NumPy's ``errstate`` for a CPU array; nothing for a GPU array (CuPy never warns)."""
+    if is_device_array(array):
+        yield
+    else:
+        with numpy.errstate(**settings):
+            yield
+
+
+def is_writeable(array: Any) -> bool:
+    """False for a read-only NumPy array (GPU arrays are always writeable)."""
+    return is_device_array(array) or bool(array.flags.writeable)
+
+
+def set_readonly(array: Any) -> Any:
+    """Mark a NumPy array read-only (GPU arrays have no such flag); returns it."""
+    if not is_device_array(array):
+        array.flags.writeable = False
+    return array
 
 
 def is_floating(dtype: Any) -> bool:
@@ -47,19 +233,25 @@ def is_floating(dtype: Any) -> bool:
     return numpy.issubdtype(dtype, numpy.floating)
 
 
-def to_host(array: Any) -> numpy.ndarray:
-    """A NumPy array with the same values, for printing, files and plots."""
-    return numpy.asarray(array)
+def _is_cupy_array(data: Any) -> bool:
+    """A CuPy array handed in before chainrule loaded CuPy (checked by name: importing
+    CuPy to ask would cost a second at every ``cr.tensor`` call)."""
+    kind = type(data)
+    return kind.__name__ == "ndarray" and kind.__module__.startswith("cupy")
 
 
-def as_array(data: Any, dtype: Any = None) -> Any:
-    """User data (a number, nested lists, an array) as an array of the backend, with
-    chainrule's dtype rules; anything that is not numbers is a clear ``DTypeError``."""
-    if isinstance(data, xp.ndarray):
+def as_array(data: Any, dtype: Any = None, device: Any = None) -> Any:
+    """User data (a number, nested lists, a NumPy or CuPy array) as an array, with
+    chainrule's dtype rules, on ``device`` (default: where the data is; lists and numbers
+    on the CPU); anything that is not numbers is a clear ``DTypeError``."""
+    if isinstance(data, numpy.ndarray) or is_device_array(data):
+        arr = data
+    elif _is_cupy_array(data):
+        accelerator()
         arr = data
     else:
         try:
-            arr = xp.asarray(data)
+            arr = numpy.asarray(data)
         except OverflowError:
             raise DTypeError(
                 f"cannot make a tensor from {data!r}: the integer does not fit in int64 "
@@ -72,7 +264,7 @@ def as_array(data: Any, dtype: Any = None) -> Any:
                 f"must have the same length at each level"
             ) from None
         # Python floats (and lists of them) get the default float dtype, not float64.
-        if arr.dtype == float64 and dtype is None and not isinstance(data, xp.generic):
+        if arr.dtype == float64 and dtype is None and not isinstance(data, numpy.generic):
             arr = arr.astype(default_float)
     if arr.dtype.kind == "O":
         big = next(
@@ -102,4 +294,6 @@ def as_array(data: Any, dtype: Any = None) -> Any:
         )
     if dtype is not None:
         arr = arr.astype(dtype, copy=False)
+    if device is not None:
+        arr = to_device(arr, device)
     return arr

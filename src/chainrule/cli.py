@@ -136,8 +136,14 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
         "--model",
         choices=MODELS,
         default=given_or_default(DEFAULTS.model),
-        help="mlp (--hidden sizes) or cnn (2x [conv 3x3, BatchNorm, ReLU, maxpool 2], "
-        "linear 128, linear)",
+        help="mlp (--hidden sizes) or cnn ([conv 3x3, BatchNorm, ReLU, maxpool 2] per "
+        "--channels size, linear 128, linear)",
+    )
+    m.add_argument(
+        "--channels",
+        type=_sizes,
+        default=given_or_default(DEFAULTS.channels),
+        help="cnn: output channels of each conv block, e.g. 32,64",
     )
     m.add_argument(
         "--hidden",
@@ -182,6 +188,12 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
         type=_number,
         default=given_or_default(DEFAULTS.l1),
         help="L1 by soft-thresholding: useless weights become exactly 0",
+    )
+    o.add_argument(
+        "--label-smoothing",
+        type=_number,
+        default=given_or_default(DEFAULTS.label_smoothing),
+        help="cross-entropy against (1 - eps)*one-hot + eps/classes",
     )
     o.add_argument(
         "--schedule",
@@ -282,7 +294,8 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     if speak:
         print(
             f"training on {cfg.dataset}: "
-            f"{'cnn' if cfg.model == 'cnn' else f'mlp {list(cfg.hidden)}'}, {cfg.activation}, "
+            f"{f'cnn {list(cfg.channels)}' if cfg.model == 'cnn' else f'mlp {list(cfg.hidden)}'}, "
+            f"{cfg.activation}, "
             f"dropout {cfg.dropout}, {cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule, "
             f"{cfg.epochs} epochs -> {out}/"
         )

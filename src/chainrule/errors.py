@@ -17,6 +17,11 @@ class DTypeError(TypeError):
     """A dtype that the operation cannot take. The message says what to cast to."""
 
 
+class DeviceError(RuntimeError):
+    """A tensor on the wrong device, two devices mixed in one op, or a GPU asked for on a
+    machine without one (the message says what to install)."""
+
+
 class GraphError(RuntimeError):
     """Misuse of the autograd graph: a freed graph, a stale saved tensor, a missing grad."""
 

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from chainrule import backend
 from chainrule.autograd.hooks import HookMethods
 from chainrule.backend import xp
+from chainrule.device import CPU, Device, parse_to_args
 from chainrule.errors import DTypeError, GraphError, GraphGrowthWarning
 from chainrule.inplace import InPlaceMethods, array_of
 
@@ -37,6 +38,8 @@ class Tensor(InPlaceMethods, HookMethods):
         requires_grad: record operations on this tensor so ``backward`` can compute its
             gradient. Only floating-point tensors can require gradients.
         dtype: convert the data to this dtype.
+        device: put the data on this device ("cpu", "cuda", "cuda:1" or a
+            ``cr.device``); default: where the data is (the CPU for numbers and lists).
 
     Example:
         >>> import chainrule as cr
@@ -61,8 +64,14 @@ class Tensor(InPlaceMethods, HookMethods):
     # NumPy must hand `array * tensor` to Tensor.__rmul__ instead of looping over it.
     __array_ufunc__ = None
 
-    def __init__(self, data: TensorLike, requires_grad: bool = False, dtype: Any = None) -> None:
-        self.data = backend.as_array(data.data if isinstance(data, Tensor) else data, dtype)
+    def __init__(
+        self,
+        data: TensorLike,
+        requires_grad: bool = False,
+        dtype: Any = None,
+        device: Any = None,
+    ) -> None:
+        self.data = backend.as_array(data.data if isinstance(data, Tensor) else data, dtype, device)
         self._node = None
         self._version = [0]
         self.requires_grad = False
@@ -89,6 +98,15 @@ class Tensor(InPlaceMethods, HookMethods):
     @property
     def dtype(self) -> Any:
         return self.data.dtype
+
+    @property
+    def device(self) -> Device:
+        """Where the values live: ``device(type='cpu')`` or ``device(type='cuda', index=0)``."""
+        return backend.device_of(self.data)
+
+    @property
+    def is_cuda(self) -> bool:
+        return backend.is_device_array(self.data)
 
     @property
     def grad_fn(self) -> Any:
@@ -126,7 +144,8 @@ class Tensor(InPlaceMethods, HookMethods):
 
     # ------------------------------------------------------------------ leaving autograd
     def numpy(self) -> Any:
-        """The values as a NumPy array (shares memory with the tensor)."""
+        """The values as a NumPy array: shares memory with a CPU tensor; a copy (which
+        waits for the GPU) of a GPU tensor."""
         if self.requires_grad:
             raise GraphError(
                 "numpy() on a tensor that requires grad would let the array escape the "
@@ -223,6 +242,8 @@ class Tensor(InPlaceMethods, HookMethods):
         extras = []
         if self.data.dtype not in (backend.float32, backend.int64, backend.bool_):
             extras.append(f"dtype={self.data.dtype}")
+        if backend.is_device_array(self.data):
+            extras.append(f"device='{self.device}'")
         if self._node is not None:
             extras.append(f"grad_fn={self._node!r}")
         elif self.requires_grad:
@@ -469,12 +490,42 @@ class Tensor(InPlaceMethods, HookMethods):
     def contiguous(self) -> Tensor:
         return self
 
-    # --------------------------------------------------------------------------- dtypes
-    def to(self, dtype: Any) -> Tensor:
+    # ------------------------------------------------------------------ dtypes, devices
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
+        """This tensor on another device and/or of another dtype; self when it already is.
+
+        As PyTorch: ``x.to("cuda")``, ``x.to(cr.float64)``, ``x.to("cuda", cr.float16)``,
+        ``x.to(device=..., dtype=...)``, ``x.to(other)`` (other's device and dtype).
+        Differentiable: the gradient flows back to the source device and dtype.
+        """
+        # other tensor: its device and dtype
+        args = tuple(
+            v for a in args for v in ((a.device, a.dtype) if isinstance(a, Tensor) else (a,))
+        )
+        device, dtype = parse_to_args(args, kwargs)
+        out = self
+        if dtype is not None:
+            out = _ops.cast(out, dtype)
+        if device is not None:
+            out = _ops.to_device(out, device)
+        return out
+
+    def astype(self, dtype: Any) -> Tensor:
         """A tensor of ``dtype`` (self if it already is); differentiable for floats."""
         return _ops.cast(self, dtype)
 
-    astype = to
+    def cpu(self) -> Tensor:
+        """This tensor in host memory (self if it is there already)."""
+        return _ops.to_device(self, CPU)
+
+    def cuda(self, device: Any = None) -> Tensor:
+        """This tensor on a GPU: ``device`` an index or a device, default the current GPU."""
+        if device is None or isinstance(device, int):
+            return _ops.to_device(self, Device("cuda", device))
+        target = Device(device)
+        if target.type != "cuda":
+            raise ValueError(f"cuda({device!r}): not a GPU; use .to({str(target)!r})")
+        return _ops.to_device(self, target)
 
     def float(self) -> Tensor:
         return _ops.cast(self, backend.float32)

@@ -29,6 +29,8 @@ from op_strategies import (
 )
 
 import chainrule as cr
+from chainrule.device import CPU
+from chainrule.ops.elementwise import ToDevice
 from chainrule.ops.movement import ScatterAdd
 
 try:
@@ -386,6 +388,9 @@ SPECS: dict[str, Any] = {
         _unary("cast", _cast, _cast),
     ),
     "Clone": _unary("clone", lambda t: t.clone(), lambda t: t.clone()),
+    # On the CPU a move to the CPU is the identity; the primitive is called directly (the
+    # public x.to("cpu") returns x itself), which checks its two backwards.
+    "ToDevice": _unary("to_device", lambda t: ToDevice.apply(t, CPU), lambda t: t.to("cpu")),
     "MatMul": _matmul(),
     "Reshape": _reshape(),
     "Permute": _permute(),

@@ -8,7 +8,7 @@ PyTorch users know::
 
         @staticmethod
         def forward(ctx, x):
-            y = xp.exp(x)
+            y = ctx.xp.exp(x)
             ctx.save_for_backward(y)
             return y
 
@@ -23,8 +23,9 @@ PyTorch users know::
 given) and returns an array, or a tuple of arrays for several outputs. ``backward``
 receives one upstream gradient per output and returns one gradient per input of
 ``forward`` (``None`` where there is none, such as for a ``dim`` argument). Both work on
-arrays of the backend (``chainrule.backend.xp``), which keeps an op's cost close to the
-raw array library's. A gradient may have the broadcast shape of the forward computation:
+arrays, which keeps an op's cost close to the raw array library's; ``ctx.xp`` is the
+library of the op's inputs (NumPy on the CPU, CuPy on a GPU), so one implementation runs
+on either device. A gradient may have the broadcast shape of the forward computation:
 the engine sums it back to each input's shape in one place, so no op undoes broadcasting
 by itself.
 
@@ -57,10 +58,10 @@ from __future__ import annotations
 import traceback
 from typing import Any, ClassVar
 
+from chainrule import backend
 from chainrule.autograd.grad_mode import clock
 from chainrule.autograd.grad_mode import state as _grad_state
-from chainrule.backend import xp
-from chainrule.errors import DTypeError, GraphError, ShapeError
+from chainrule.errors import DeviceError, DTypeError, GraphError, ShapeError
 from chainrule.tensor import Tensor, make_output
 
 # Every Function subclass defined inside chainrule, by name: the registry that lets one
@@ -75,6 +76,8 @@ class Function:
         needs_input_grad: one bool per argument of ``forward``; backward may skip the
             work for inputs that do not need a gradient.
         saved_tensors: the arrays given to ``save_for_backward``.
+        xp: the array library of the inputs (``numpy`` or ``cupy``): call ``ctx.xp.exp``,
+            never NumPy directly, and the op runs on every device.
     Any other attribute set on ``ctx`` in ``forward`` (a ``dim``, a shape) is available
     in ``backward``.
     """
@@ -104,6 +107,9 @@ class Function:
     _out_meta: tuple[tuple[Any, Any], ...] = ()
     _hooks: dict[int, list[Any]] | None = None
     _trace: Any = None  # the creating stack, under detect_anomaly
+    # The array library of the inputs. NumPy as a class default costs the CPU nothing;
+    # apply sets it on the instance only once a GPU library is loaded.
+    xp: Any = backend.xp
 
     # An op whose output is a view of input ``_view_of`` (reshape, transpose, slicing)
     # shares that input's version counter, so an in-place change through either is seen.
@@ -274,9 +280,11 @@ class Function:
                     record = record or a.requires_grad
                 else:
                     arrays.append(a)
+        if backend.state.gpu_loaded:  # one flag read is all the CPU pays for devices
+            ctx.xp = backend.array_module(*arrays)
         try:
             raw = cls.forward(ctx, *arrays)
-        except (ShapeError, DTypeError, GraphError):
+        except (ShapeError, DTypeError, GraphError, DeviceError):
             raise
         except (ValueError, TypeError, IndexError) as exc:
             raise _forward_error(cls, args, exc) from exc
@@ -284,8 +292,8 @@ class Function:
 
         if type(raw) is not _ndarray:
             if type(raw) is tuple:
-                return _wrap_outputs(cls, ctx, args, tuple(xp.asarray(r) for r in raw), record)
-            raw = xp.asarray(raw)  # NumPy returns scalars for 0-d results; keep arrays
+                return _wrap_outputs(cls, ctx, args, tuple(_as_array(r) for r in raw), record)
+            raw = _as_array(raw)
         out: Tensor = _new(Tensor)
         out.data = raw
         out.requires_grad = record
@@ -304,7 +312,16 @@ class Function:
 
 
 _new = object.__new__
-_ndarray = xp.ndarray
+_ndarray = backend.ndarray
+
+
+def _as_array(raw: Any) -> Any:
+    """An op's result as an array: NumPy gives scalars for 0-d results (CuPy never does)."""
+    if isinstance(raw, _ndarray) or backend.is_device_array(raw):
+        return raw
+    return backend.xp.asarray(raw)
+
+
 _next_tick = clock.next_tick
 
 
@@ -336,7 +353,20 @@ FREED_MESSAGE = (
 
 
 def _forward_error(cls: type[Function], args: tuple[Any, ...], exc: Exception) -> Exception:
-    """Re-raise an array library error with the op's name and every input's shape."""
+    """Re-raise an array library error with the op's name and every input's shape; for
+    inputs on different devices, a ``DeviceError`` naming both."""
+    arrays = [a.data if isinstance(a, Tensor) else a for a in args]
+    devices = {
+        backend.device_of(a)
+        for a in arrays
+        if isinstance(a, _ndarray) or backend.is_device_array(a)
+    }
+    if len(devices) > 1:
+        names = " and ".join(sorted(str(d) for d in devices))
+        return DeviceError(
+            f"{cls.__name__}: the inputs are on different devices ({names}); move them to "
+            f"one device first, e.g. x.to('{max(devices, key=lambda d: d.type != 'cpu')}')"
+        )
     described = ", ".join(
         f"Tensor(shape={tuple(a.shape)}, dtype={a.dtype})" if isinstance(a, Tensor) else repr(a)
         for a in args

@@ -13,7 +13,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from chainrule import backend
 from chainrule.backend import xp
+from chainrule.device import Device, as_device
 from chainrule.errors import ShapeError
 from chainrule.inplace import index_arrays
 from chainrule.ops.elementwise import (
@@ -35,6 +37,7 @@ from chainrule.ops.elementwise import (
     Sqrt,
     Sub,
     Tanh,
+    ToDevice,
     Where,
 )
 from chainrule.ops.linalg import MatMul
@@ -391,6 +394,19 @@ def cast(x: Tensor, dtype: Any) -> Tensor:
     if x.requires_grad and dtype.kind == "f":
         return Cast.apply(x, dtype)
     return Tensor(x.data.astype(dtype))
+
+
+def to_device(x: Tensor, device: Any) -> Tensor:
+    """``x`` on ``device`` (self when it is there already); differentiable: the gradient
+    is copied back to ``x``'s device."""
+    target = as_device(device)
+    if target.type == "cuda" and target.index is None:  # "cuda": the current GPU
+        target = Device("cuda", backend.accelerator().current_index())
+    if x.device == target:
+        return x
+    if x.requires_grad:
+        return ToDevice.apply(x, target)
+    return Tensor(backend.to_device(x.data, target))
 
 
 def clone(x: Tensor) -> Tensor:

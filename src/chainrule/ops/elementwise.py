@@ -499,6 +499,23 @@ class Cast(Function):
     backward_graph = backward  # Tensor.astype is the differentiable cast
 
 
+class ToDevice(Function):
+    """y = x copied to another device (host ↔ GPU, GPU ↔ GPU).   VJP: dx = g copied back."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, device: Any) -> Any:
+        ctx.source = backend.device_of(x)
+        return backend.to_device(x, device)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None]:
+        return backend.to_device(g, ctx.source), None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None]:
+        return g.to(ctx.source), None
+
+
 class Clone(Function):
     """y = a copy of x (own memory).   VJP: dx = g."""
 

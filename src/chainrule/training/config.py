@@ -21,15 +21,17 @@ class TrainConfig:
     """Everything that decides a training run. The defaults train an MLP on scikit-learn's
     8×8 digits to about 98% test accuracy in a few seconds.
 
-    Model: ``model`` "mlp" or "cnn" (the default CNN of ``training.model.build_cnn``:
-    two conv–BatchNorm–ReLU–maxpool blocks and two linear layers). MLP: ``hidden`` sizes
+    Model: ``model`` "mlp" or "cnn" (the CNN of ``training.model.build_cnn``: one
+    conv–BatchNorm–ReLU–maxpool block per entry of ``channels``, then two linear
+    layers). MLP: ``hidden`` sizes
     of an MLP with ``activation`` and ``dropout`` after each hidden layer. Weights
     initialised by ``init`` (Kaiming: N(0, 2/fan_in) for ReLU-like activations, the
     lecture's advice; Xavier; or PyTorch's default uniform).
 
     Optimisation: ``optimizer`` with ``lr`` (``momentum``/``nesterov`` for SGD), L2
     ``weight_decay`` (added to the gradient; decoupled for AdamW), L1 ``l1`` (proximal:
-    useless weights become exactly 0), a per-epoch ``schedule`` after ``warmup_epochs`` of
+    useless weights become exactly 0), ``label_smoothing`` of the cross-entropy's
+    targets, a per-epoch ``schedule`` after ``warmup_epochs`` of
     linear warm-up.
 
     Data: ``stratified`` batches keep every class's share in each minibatch (the lecture's
@@ -46,6 +48,7 @@ class TrainConfig:
     batch_size: int = 32
     model: str = "mlp"
     hidden: tuple[int, ...] = (256, 128)
+    channels: tuple[int, ...] = (32, 64)
     activation: str = "relu"
     dropout: float = 0.3
     init: str = "kaiming"
@@ -67,6 +70,7 @@ class TrainConfig:
     augment: bool = False
     augment_shift: int = 2
     augment_flip: float = 0.0
+    label_smoothing: float = 0.0
     seed: int = 0
     eval_batch_size: int = 1000
     extra: dict[str, Any] = field(default_factory=dict)
@@ -87,6 +91,12 @@ class TrainConfig:
         _whole("seed", self.seed, 0)
         if any(not isinstance(h, numbers.Integral) or h < 1 for h in self.hidden):
             raise ValueError(f"--hidden sizes must be positive, got {list(self.hidden)}")
+        if not self.channels or any(
+            not isinstance(c, numbers.Integral) or c < 1 for c in self.channels
+        ):
+            raise ValueError(
+                f"--channels must be one or more positive sizes, got {list(self.channels)}"
+            )
         if any(not isinstance(m, numbers.Integral) or m < 1 for m in self.milestones):
             raise ValueError(f"--milestones must be positive epochs, got {list(self.milestones)}")
         # A NaN or infinite number trains to garbage (--lr inf: every weight NaN after one
@@ -96,6 +106,7 @@ class TrainConfig:
         _number("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
         _number("weight_decay", self.weight_decay, low=0.0)
         _number("l1", self.l1, low=0.0)
+        _number("label_smoothing", self.label_smoothing, low=0.0, high=1.0, high_open=True)
         _number("norm_eps", self.norm_eps, low=0.0, low_open=True)
         # gamma multiplies the learning rate: a negative one makes it negative (the steps
         # then climb the loss), one above 1 makes a "decay" grow it.
@@ -156,7 +167,7 @@ class TrainConfig:
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ValueError(f"unknown training options in saved config: {unknown}")
-        for name in ("hidden", "milestones"):
+        for name in ("hidden", "channels", "milestones"):
             if name in raw:
                 raw[name] = tuple(raw[name])
         return cls(**raw)

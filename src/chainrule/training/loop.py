@@ -73,7 +73,7 @@ class Run:
         )
         self.optimizer = build_optimizer(cfg, self.model)
         self.scheduler = build_scheduler(cfg, self.optimizer)
-        self.loss_fn = nn.CrossEntropyLoss()
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         # Under MPI: the same model on every rank (DDP broadcasts rank 0's weights) and the
         # global batch split between the ranks; only rank 0 prints and writes files.
         self.rank, self.world = dist.rank(), dist.world_size()

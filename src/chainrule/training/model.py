@@ -46,30 +46,32 @@ def build_mlp(cfg: TrainConfig, in_features: int, num_classes: int) -> nn.Sequen
     return model
 
 
-CNN_CHANNELS = (32, 64)
 CNN_HIDDEN = 128
 
 
 def build_cnn(cfg: TrainConfig, image_shape: tuple[int, ...], num_classes: int) -> nn.Sequential:
-    """The default CNN, for (C, H, W) images of any size of at least 4×4:
+    """The CNN of ``--model cnn``, for (C, H, W) images, one block per ``cfg.channels`` size:
 
-        [Conv2d 3×3 (padding 1) → BatchNorm2d → activation → MaxPool2d 2] × 2 (32, 64 channels)
-        → Flatten → Dropout → Linear (64·⌊H/4⌋·⌊W/4⌋ → 128) → activation → Dropout
+        [Conv2d 3×3 (padding 1) → BatchNorm2d → activation → MaxPool2d 2] per size
+        → Flatten → Dropout → Linear (c·⌊H/2ᵏ⌋·⌊W/2ᵏ⌋ → 128) → activation → Dropout
         → Linear (128 → classes)
 
-    28×28 images (the MNIST family) give 7×7 maps (a 3136 → 128 layer, 421k parameters);
-    the 8×8 digits give 2×2. Weights are initialised as ``build_mlp`` does (``cfg.init``),
-    the convolutions by their fan-in (C/groups · 3 · 3).
+    With the default sizes, 28×28 images (the MNIST family) end in 7×7 maps (a 3136 → 128
+    layer, 421k parameters) and the 8×8 digits in 2×2. Weights are initialised as
+    ``build_mlp`` does (``cfg.init``), the convolutions by their fan-in (C/groups · 3 · 3).
     """
-    if len(image_shape) != 3 or min(image_shape[1:]) < 4:
+    blocks = len(cfg.channels)
+    if len(image_shape) != 3 or min(image_shape[1:]) < 2**blocks:
         raise ValueError(
-            f"--model cnn needs images (C, H, W) of at least 4x4 pixels, got examples of "
-            f"shape {tuple(image_shape)}; use --model mlp for flat data"
+            f"--model cnn with {blocks} blocks (--channels {','.join(map(str, cfg.channels))}) "
+            f"needs images (C, H, W) of at least {2**blocks}x{2**blocks} pixels (each block "
+            f"halves them), got examples of shape {tuple(image_shape)}; give fewer "
+            f"--channels, or --model mlp for flat data"
         )
     channels, height, width = (int(v) for v in image_shape)
     act = _ACTIVATIONS[cfg.activation]
     layers: list[nn.Module] = []
-    for out_channels in CNN_CHANNELS:
+    for out_channels in cfg.channels:
         layers += [
             nn.Conv2d(channels, out_channels, 3, padding=1, bias=False),
             nn.BatchNorm2d(out_channels),
