@@ -103,24 +103,32 @@ def chainrule_tasks() -> dict[str, harness.Task]:
     return {**{name: layer(name) for name in LAYERS}, "step": train_step}
 
 
-def torch_model(torch: Any) -> Any:
+def torch_model(
+    torch: Any, channels: tuple[int, ...] = (32, 64), dropout: float = 0.3, size: int = 28
+) -> Any:
+    """``chainrule train --model cnn``'s network in torch.nn (``training.model.build_cnn``):
+    [conv 3×3 → BatchNorm → ReLU → maxpool 2] per channel size, dropout, linear 128, linear 10.
+    """
     tnn = torch.nn
-    return tnn.Sequential(
-        tnn.Conv2d(1, 32, 3, padding=1, bias=False),
-        tnn.BatchNorm2d(32),
-        tnn.ReLU(),
-        tnn.MaxPool2d(2),
-        tnn.Conv2d(32, 64, 3, padding=1, bias=False),
-        tnn.BatchNorm2d(64),
-        tnn.ReLU(),
-        tnn.MaxPool2d(2),
+    layers: list[Any] = []
+    width = 1
+    for c in channels:
+        layers += [
+            tnn.Conv2d(width, c, 3, padding=1, bias=False),
+            tnn.BatchNorm2d(c),
+            tnn.ReLU(),
+            tnn.MaxPool2d(2),
+        ]
+        width, size = c, size // 2
+    layers += [
         tnn.Flatten(),
-        tnn.Dropout(0.3),
-        tnn.Linear(3136, 128),
+        tnn.Dropout(dropout),
+        tnn.Linear(width * size * size, 128),
         tnn.ReLU(),
-        tnn.Dropout(0.3),
+        tnn.Dropout(dropout),
         tnn.Linear(128, 10),
-    )
+    ]
+    return tnn.Sequential(*layers)
 
 
 def torch_tasks() -> dict[str, harness.Task]:

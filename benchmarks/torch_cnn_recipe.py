@@ -5,9 +5,12 @@
 
 Same data (the Fashion-MNIST IDX files read by chainrule's reader, scaled to [0, 1] and
 standardised with the training set's mean and σ), same model (``bench_conv.torch_model``:
-2 × [conv 3×3 → BatchNorm → ReLU → maxpool 2], dropout 0.3, linear 128, linear 10),
-Kaiming-normal hidden weights, Xavier-normal output layer, zero biases, Adam lr 1e-3,
-cosine annealing per epoch, shuffled minibatches of 128, evaluation in batches of 1000.
+[conv 3×3 → BatchNorm → ReLU → maxpool 2] per ``--channels`` size, dropout, linear 128,
+linear 10), Kaiming-normal hidden weights, Xavier-normal output layer, zero biases, Adam
+lr 1e-3, cosine annealing per epoch, cross-entropy with ``--label-smoothing``, shuffled
+minibatches of 128, evaluation in batches of 1000; ``--augment-shift N`` shifts each
+training image by up to N pixels with chainrule's own ``RandomShiftFlip`` (the same
+augmentation, drawn from a seeded chainrule generator).
 """
 
 from __future__ import annotations
@@ -25,7 +28,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--channels", default="32,64", help="conv block sizes, e.g. 32,64,128")
+    parser.add_argument("--dropout", type=float, default=0.3)
+    parser.add_argument("--label-smoothing", type=float, default=0.0)
+    parser.add_argument("--augment-shift", type=int, default=0)
     args = parser.parse_args()
+    channels = tuple(int(c) for c in args.channels.split(","))
 
     import torch
 
@@ -40,7 +48,13 @@ def main() -> None:
     mean, std = x_train.mean(), x_train.std(unbiased=False)
     x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
 
-    model = torch_model(torch)
+    model = torch_model(torch, channels, args.dropout)
+    shift = None
+    if args.augment_shift:
+        import chainrule as cr
+        from chainrule.data.augment import RandomShiftFlip
+
+        shift = RandomShiftFlip(args.augment_shift, flip=0.0, generator=cr.Generator(args.seed))
     layers = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
     for i, layer in enumerate(layers):
         if i < len(layers) - 1:
@@ -51,14 +65,17 @@ def main() -> None:
             torch.nn.init.zeros_(layer.bias)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)
     for epoch in range(1, args.epochs + 1):
         start = time.perf_counter()
         model.train()
         order = torch.randperm(len(y_train))
         for i in range(0, len(order), args.batch_size):
             idx = order[i : i + args.batch_size]
-            loss = loss_fn(model(x_train[idx]), y_train[idx])
+            xb = x_train[idx]
+            if shift is not None:
+                xb = torch.from_numpy(shift(cr.Tensor(xb.numpy())).numpy())
+            loss = loss_fn(model(xb), y_train[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
