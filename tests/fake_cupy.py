@@ -20,6 +20,7 @@ the core for that.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -273,3 +274,8 @@ class FakeAccelerator:
 
     def random_stream(self, seed: int, index: int) -> FakeStream:
         return FakeStream(seed)
+
+    def using(self, index: int) -> Any:
+        if index != 0:
+            raise RuntimeError(f"fake CuPy has one GPU, cuda:0; asked for cuda:{index}")
+        return contextlib.nullcontext()

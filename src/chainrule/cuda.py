@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy
 
-from chainrule import backend
+from chainrule import backend, random
 from chainrule.errors import DeviceError
 
 INSTALL_HINT = (
@@ -97,6 +97,9 @@ class CupyAccelerator:
     def random_stream(self, seed: int, index: int) -> CupyStream:
         return CupyStream(self._cupy, seed, index)
 
+    def using(self, index: int) -> Any:
+        return self._cupy.cuda.Device(index)  # a context: arrays made inside go to GPU index
+
 
 def load_cupy() -> CupyAccelerator:
     """Import CuPy and check that it sees a GPU.
@@ -141,8 +144,29 @@ def device_count() -> int:
 
 
 def current_device() -> int:
-    """The index of the GPU that ``"cuda"`` without an index means."""
+    """The index of the GPU that ``"cuda"`` without an index means.
+
+    Raises:
+        DeviceError: no CuPy or no GPU (the message says what to install).
+    """
     return backend.accelerator().current_index()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the random stream of the current GPU (as ``torch.cuda.manual_seed``).
+
+    ``cr.manual_seed(seed)`` seeds the CPU and every GPU at once; this seeds only the
+    current GPU's stream of the default generator, which draws from it when asked for
+    ``device="cuda"``. Works without a GPU too (the seed waits for one).
+    """
+    index = backend.accelerator().current_index() if is_available() else 0
+    random.default_generator.manual_seed_device(seed, index)
+
+
+def manual_seed_all(seed: int) -> None:
+    """Seed the random streams of every GPU (as ``torch.cuda.manual_seed_all``); the CPU's
+    stream is left as it is."""
+    random.default_generator.manual_seed_device(seed, None)
 
 
 def synchronize(device: Any = None) -> None:
