@@ -235,6 +235,23 @@ def to_host(array: Any) -> numpy.ndarray:
     return numpy.asarray(array)
 
 
+def host_array(array: Any) -> numpy.ndarray:
+    """``array`` itself if it is in host memory (what ``numpy.asarray(tensor)`` gives).
+
+    Raises:
+        TypeError: ``array`` is on a GPU, as PyTorch raises for ``numpy.asarray`` of a CUDA
+            tensor: a copy from the GPU waits for it, so it must be asked for
+            (``tensor.cpu()``, ``tensor.numpy()``, ``to_host``), never happen silently.
+    """
+    if is_device_array(array):
+        raise TypeError(
+            f"can't convert {device_of(array)} device type tensor to numpy: NumPy cannot "
+            f"read GPU memory. Use tensor.cpu() (or tensor.numpy(), which copies) to copy "
+            f"the tensor to host memory first."
+        )
+    return numpy.asarray(array)
+
+
 def synchronize(device: Any = None) -> None:
     """Wait until the GPU has finished its queued work (nothing to do on the CPU)."""
     target = as_device(device if device is not None else "cuda")

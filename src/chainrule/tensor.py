@@ -180,16 +180,7 @@ class Tensor(InPlaceMethods, HookMethods):
         return bool(self.data.item())
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        """``numpy.asarray(t)`` for a CPU tensor. A GPU tensor raises ``TypeError``, as
-        in PyTorch: a silent copy from the GPU in NumPy code would hide a sync (and a
-        slowdown); call ``t.cpu().numpy()`` (or ``t.numpy()``) to copy on purpose."""
-        if backend.is_device_array(self.data):
-            raise TypeError(
-                f"can't convert {self.device} device type tensor to numpy: NumPy cannot "
-                f"read GPU memory. Use tensor.cpu() (or tensor.numpy(), which copies) to "
-                f"copy the tensor to host memory first."
-            )
-        arr = self.data
+        arr = backend.host_array(self.data)  # a GPU tensor raises TypeError, as in PyTorch
         return arr if dtype is None else arr.astype(dtype)
 
     def detach(self) -> Tensor:
