@@ -190,7 +190,7 @@ class on_device:  # a lowercase name: used as a context, like numpy.errstate
 
     def __enter__(self) -> Any:
         device = self._device
-        if device is None or device == "cpu":  # the CPU's fast path: no parsing
+        if device is None or device is CPU or device == "cpu":  # the CPU's: no parsing
             return numpy
         target = resolve_device(device)
         if target.type == "cpu":

@@ -31,7 +31,7 @@ from typing import Any
 import numpy
 
 from chainrule import backend
-from chainrule.device import as_device
+from chainrule.device import CPU, as_device
 
 # A device stream's seed is derived from (base seed, GPU index, draw count at which the
 # stream restarted, this tag), so it never coincides with the host stream's seed.
@@ -215,7 +215,7 @@ def _check_seed(seed: Any) -> int:
 
 
 def _on_host(device: Any) -> bool:
-    if device is None or device == "cpu":
+    if device is None or device is CPU or device == "cpu":  # Tensor.device gives CPU itself
         return True
     return as_device(device).type == "cpu"
 
