@@ -1,5 +1,14 @@
 """NVIDIA GPUs through CuPy: ``cr.cuda.is_available()``, ``device_count()``,
-``synchronize()``, and the adapter that ``chainrule.backend`` loads for ``"cuda"``.
+``current_device()``, ``synchronize()``, ``manual_seed()``, ``manual_seed_all()`` (as in
+``torch.cuda``), and the adapter that ``chainrule.backend`` loads for ``"cuda"``.
+
+Example (on a machine with a GPU and ``pip install "chainrule[cuda]"``)::
+
+    import chainrule as cr
+    if cr.cuda.is_available():
+        x = cr.randn(128, 784, device="cuda")    # drawn on the GPU, seeded by cr.manual_seed
+        y = (x @ x.T).sum()
+        print(y.item())                          # the one sync: a number back on the host
 
 CuPy mirrors NumPy's API, so the ops run on it unchanged; what differs is gathered in
 ``CupyAccelerator`` (moving arrays between host and GPU, scatter-add, ``erfc``, random

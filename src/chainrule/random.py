@@ -220,8 +220,17 @@ def _on_host(device: Any) -> bool:
     return as_device(device).type == "cpu"
 
 
+_DIRECT = {
+    kind: numpy.dtype(kind)
+    for kind in (numpy.float32, numpy.float64, numpy.dtype("float32"), numpy.dtype("float64"))
+}
+
+
 def _draw_dtype(dtype: Any) -> tuple[Any, Any]:
     """(the dtype to draw in, the dtype to return)."""
+    direct = _DIRECT.get(dtype)
+    if direct is not None:  # the common case, one lookup (dropout draws every step)
+        return direct, direct
     dtype = numpy.dtype(dtype)
     if dtype.kind != "f":
         raise TypeError(f"random floats need a floating-point dtype, got {dtype}")
