@@ -338,6 +338,7 @@ def _no_gpu_calls() -> dict[str, object]:
         "to()": lambda: x.to("cuda"),
         "load": lambda: cr.load("never-read.safetensors", device="cuda"),
         "current_device": lambda: cr.cuda.current_device(),
+        "synchronize": lambda: cr.cuda.synchronize(),
     }
 
 
@@ -405,3 +406,9 @@ def test_index_past_the_last_gpu_is_an_error(fake_cuda: str) -> None:
     assert cr.cuda.is_available() and cr.cuda.device_count() == 1
     assert cr.cuda.current_device() == 0
     cr.cuda.synchronize()
+    cr.cuda.synchronize(0)
+    cr.cuda.synchronize("cuda:0")
+    with pytest.raises(cr.DeviceError, match="cuda:2 does not exist"):
+        cr.cuda.synchronize(2)
+    with pytest.raises(ValueError, match="not a GPU"):
+        cr.cuda.synchronize("cpu")

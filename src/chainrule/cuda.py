@@ -23,6 +23,7 @@ from typing import Any
 import numpy
 
 from chainrule import backend, random
+from chainrule.device import Device
 from chainrule.errors import DeviceError
 
 INSTALL_HINT = (
@@ -179,5 +180,17 @@ def manual_seed_all(seed: int) -> None:
 
 
 def synchronize(device: Any = None) -> None:
-    """Wait for the GPU's queued work to finish (``device``: a GPU, default the current)."""
-    backend.synchronize(device)
+    """Wait for the GPU's queued work to finish (as ``torch.cuda.synchronize``).
+
+    Args:
+        device: a GPU (an index, "cuda:1", a ``cr.device``); default the current one.
+
+    Raises:
+        DeviceError: no CuPy or no GPU (the message says what to install).
+    """
+    if isinstance(device, int) and not isinstance(device, bool):
+        device = Device("cuda", device)
+    target = backend.resolve_device("cuda" if device is None else device)
+    if target.type != "cuda":
+        raise ValueError(f"cr.cuda.synchronize({device!r}): not a GPU")
+    backend.synchronize(target)

@@ -43,7 +43,7 @@ def derive_seed(base: int, index: int, start: int) -> int:
     a 63-bit integer mixed by NumPy's ``SeedSequence`` (nearby inputs give unrelated
     seeds)."""
     words = numpy.random.SeedSequence([base, index, start, _DEVICE_TAG]).generate_state(2)
-    return (int(words[0]) << 31 | int(words[1])) & (2**63 - 1)
+    return (int(words[0]) << 32 | int(words[1])) & (2**63 - 1)
 
 
 class _DeviceStream:
