@@ -196,6 +196,7 @@ def test_like_functions_follow_their_input(fake_cuda: str) -> None:
     assert cr.ones_like(x).numpy().sum() == 6.0 and cr.full_like(x, 2.0).numpy().sum() == 12.0
     assert cr.zeros_like(x, device="cpu").device == "cpu"
     assert cr.zeros_like(cr.zeros(2), device="cuda").device == "cuda:0"
+    assert cr.zeros_like(x.data).device == "cuda:0"  # an array: its device too
 
 
 def test_tensor_copies_and_as_tensor_does_not(fake_cuda: str) -> None:

@@ -218,7 +218,10 @@ def randperm(
 
 
 def _like_device(t: Tensor, device: Any) -> Any:
-    return t.device if device is None else device
+    """The device asked for, else ``t``'s (a Tensor's or an array's)."""
+    if device is not None:
+        return device
+    return backend.device_of(t.data if isinstance(t, Tensor) else t)
 
 
 def zeros_like(
