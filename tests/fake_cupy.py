@@ -7,7 +7,8 @@ CuPy's arrays do where the difference finds bugs:
 - NumPy's functions refuse them (``numpy.concatenate(gpu_arrays)`` raises), as NumPy
   cannot read GPU memory: code must go through the array's module;
 - mixing a host array into an op on device arrays raises (CuPy: "Unsupported type");
-- reductions give 0-d device arrays, never host scalars;
+- reductions and indexing down to one element give 0-d device arrays, never host
+  scalars;
 - NumPy-only names (``errstate``, ``add.at``, ``flags.writeable``, ``array2string``…)
   are missing from the namespace;
 - every read back to the host (``item``, ``float``, ``bool``, ``tolist``, ``get``) is
@@ -20,6 +21,7 @@ the core for that.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -125,6 +127,10 @@ class FakeDeviceArray(numpy.ndarray):
                 f"memory; call it through the array's module (backend.get_array_module(x))"
             )
         return super().__array_function__(func, types, args, kwargs)
+
+    def __getitem__(self, index: Any) -> Any:
+        # CuPy: indexing down to one element gives a 0-d device array, not a host scalar.
+        return _wrap(super().__getitem__(_unwrap(index, allow_host=True)))
 
     @property
     def flags(self) -> Any:  # type: ignore[override]
@@ -273,3 +279,8 @@ class FakeAccelerator:
 
     def random_stream(self, seed: int, index: int) -> FakeStream:
         return FakeStream(seed)
+
+    def using(self, index: int) -> Any:
+        if index != 0:
+            raise RuntimeError(f"fake CuPy has one GPU, cuda:0; asked for cuda:{index}")
+        return contextlib.nullcontext()

@@ -11,20 +11,24 @@ import pytest
 import chainrule as cr
 
 
-def test_shapes_and_dtypes() -> None:
-    assert cr.zeros(2, 3).shape == (2, 3) and cr.zeros((2, 3)).dtype == cr.float32
-    assert cr.ones(4, dtype=cr.float64).dtype == cr.float64
-    assert cr.full((2,), 7).dtype == cr.int64
-    assert cr.full((2,), 7.0).dtype == cr.float32
-    assert cr.arange(5).dtype == cr.int64 and cr.arange(0.0, 1.0, 0.5).dtype == cr.float32
-    np.testing.assert_array_equal(cr.arange(2, 8, 3).numpy(), [2, 5])
-    assert cr.eye(3).numpy().trace() == 3
-    x = cr.randn(2, 5, dtype=cr.float64)
-    for like in (cr.zeros_like, cr.ones_like, cr.randn_like, cr.rand_like):
+def test_shapes_and_dtypes(device: str) -> None:
+    assert cr.zeros(2, 3, device=device).shape == (2, 3)
+    assert cr.zeros((2, 3), device=device).dtype == cr.float32
+    assert cr.ones(4, dtype=cr.float64, device=device).dtype == cr.float64
+    assert cr.full((2,), 7, device=device).dtype == cr.int64
+    assert cr.full((2,), 7.0, device=device).dtype == cr.float32
+    assert cr.arange(5, device=device).dtype == cr.int64
+    assert cr.arange(0.0, 1.0, 0.5, device=device).dtype == cr.float32
+    np.testing.assert_array_equal(cr.arange(2, 8, 3, device=device).numpy(), [2, 5])
+    assert cr.eye(3, device=device).numpy().trace() == 3
+    x = cr.randn(2, 5, dtype=cr.float64, device=device)
+    for like in (cr.zeros_like, cr.ones_like, cr.empty_like, cr.randn_like, cr.rand_like):
         y = like(x)
-        assert y.shape == x.shape and y.dtype == x.dtype
+        assert y.shape == x.shape and y.dtype == x.dtype and y.device == x.device
     assert cr.full_like(x, 2.0).numpy().sum() == 20.0
-    assert cr.zeros(2, requires_grad=True).requires_grad
+    z = cr.zeros(2, requires_grad=True, device=device)
+    assert z.requires_grad and z.device == x.device
+    assert str(x.device) == ("cpu" if device == "cpu" else "cuda:0")
 
 
 def test_tensor_copies_numpy_but_from_numpy_shares() -> None:
@@ -35,25 +39,26 @@ def test_tensor_copies_numpy_but_from_numpy_shares() -> None:
     assert t.numpy()[0] == 0 and s.numpy()[0] == 1
 
 
-def test_manual_seed_reproduces_everything() -> None:
+def test_manual_seed_reproduces_everything(device: str) -> None:
+    def draws() -> tuple[np.ndarray, ...]:
+        return (
+            cr.randn(3, 3, device=device).numpy(),
+            cr.rand(4, device=device).numpy(),
+            cr.randint(0, 10, (5,), device=device).numpy(),
+            cr.randperm(6, device=device).numpy(),
+        )
+
     cr.manual_seed(123)
-    a = (
-        cr.randn(3, 3).numpy(),
-        cr.rand(4).numpy(),
-        cr.randint(0, 10, (5,)).numpy(),
-        cr.randperm(6).numpy(),
-    )
+    a = draws()
     cr.manual_seed(123)
-    b = (
-        cr.randn(3, 3).numpy(),
-        cr.rand(4).numpy(),
-        cr.randint(0, 10, (5,)).numpy(),
-        cr.randperm(6).numpy(),
-    )
+    b = draws()
     for u, v in zip(a, b):
         np.testing.assert_array_equal(u, v)
+    assert a[2].dtype == a[3].dtype == np.int64
+    assert sorted(a[3].tolist()) == list(range(6))
+    assert ((a[1] >= 0) & (a[1] < 1)).all() and ((a[2] >= 0) & (a[2] < 10)).all()
     cr.manual_seed(124)
-    assert not np.array_equal(cr.randn(3, 3).numpy(), a[0])
+    assert not np.array_equal(cr.randn(3, 3, device=device).numpy(), a[0])
 
 
 def test_generator_state_round_trip() -> None:

@@ -16,22 +16,24 @@ from chainrule.serialization import CorruptFileError, load, load_metadata, save
 pytest.importorskip("safetensors")
 
 
-def test_round_trip_keeps_values_dtypes_and_shapes(tmp_path: Path) -> None:
+def test_round_trip_keeps_values_dtypes_and_shapes(tmp_path: Path, device: str) -> None:
     tensors = {
-        "w": cr.randn(3, 4),
-        "d": cr.randn(2, dtype=cr.float64),
-        "i": cr.tensor(np.arange(6).reshape(2, 3)),
-        "b": cr.tensor(np.array([True, False])),
-        "s": cr.tensor(np.float32(2.5)),
+        "w": cr.randn(3, 4, device=device),
+        "d": cr.randn(2, dtype=cr.float64, device=device),
+        "i": cr.tensor(np.arange(6).reshape(2, 3), device=device),
+        "b": cr.tensor(np.array([True, False]), device=device),
+        "s": cr.tensor(np.float32(2.5), device=device),
     }
     path = tmp_path / "t.safetensors"
     save(tensors, path, metadata={"epoch": "3"})
-    loaded = load(path)
-    assert set(loaded) == set(tensors)
-    for name, t in tensors.items():
-        assert loaded[name].dtype == t.dtype and loaded[name].shape == t.shape
-        np.testing.assert_array_equal(loaded[name].numpy(), t.numpy())
-    loaded["w"].data[0, 0] = 1.0  # tensors own writable memory
+    for where in (None, device):
+        loaded = load(path, device=where)
+        assert set(loaded) == set(tensors)
+        for name, t in tensors.items():
+            assert loaded[name].dtype == t.dtype and loaded[name].shape == t.shape
+            assert loaded[name].device == (cr.device("cpu") if where is None else t.device)
+            np.testing.assert_array_equal(loaded[name].numpy(), t.numpy())
+        loaded["w"].data[0, 0] = 1.0  # tensors own writable memory
     assert load_metadata(path) == {"epoch": "3"}
 
 

@@ -64,6 +64,9 @@ class Accelerator(Protocol):
     def scatter_add(self, target: Any, index: Any, values: Any) -> None: ...
     def erfc(self, x: Any) -> Any: ...
     def random_stream(self, seed: int, index: int) -> Any: ...
+    def using(self, index: int) -> contextlib.AbstractContextManager[Any]:
+        """A context in which new arrays are made on GPU ``index``."""
+        ...
 
 
 _accelerator: Accelerator | None = None
@@ -147,13 +150,17 @@ def device_of(array: Any) -> Device:
     return CPU
 
 
-def to_device(array: Any, device: Any) -> Any:
-    """``array`` on ``device`` (a ``Device`` or a string): the array itself when it is
-    there already, else a copy."""
+def resolve_device(device: Any) -> Device:
+    """``device`` made concrete: ``"cuda"`` becomes the current GPU (``cuda:0`` unless
+    another is selected); loads CuPy for a GPU and checks that the GPU exists.
+
+    Raises:
+        DeviceError: no CuPy or no GPU (the message says what to install), or an index
+            past the last GPU.
+    """
     target = as_device(device)
-    on_gpu = is_device_array(array)
     if target.type == "cpu":
-        return _host_array(array) if on_gpu else array
+        return CPU
     acc = accelerator()
     index = acc.current_index() if target.index is None else target.index
     if index >= acc.device_count():
@@ -161,6 +168,54 @@ def to_device(array: Any, device: Any) -> Any:
             f"device cuda:{index} does not exist: {acc.name} sees {acc.device_count()} GPU(s) "
             f"(cuda:0 to cuda:{acc.device_count() - 1})"
         )
+    return target if target.index == index else Device("cuda", index)
+
+
+class on_device:  # a lowercase name: used as a context, like numpy.errstate
+    """``with backend.on_device(device) as xp:`` the array library that makes arrays on
+    ``device`` (NumPy for the CPU and for None), with that GPU selected, so that
+    ``xp.zeros(...)`` inside the block allocates there directly, not on the host first.
+
+    Example:
+        >>> with on_device("cpu") as xp:
+        ...     xp.zeros(2).tolist()
+        [0.0, 0.0]
+    """
+
+    __slots__ = ("_device", "_scope")
+
+    def __init__(self, device: Any) -> None:
+        self._device = device
+        self._scope: Any = None
+
+    def __enter__(self) -> Any:
+        device = self._device
+        if device is None or device is CPU or device == "cpu":  # the CPU's: no parsing
+            return numpy
+        target = resolve_device(device)
+        if target.type == "cpu":
+            return numpy
+        acc = accelerator()
+        assert target.index is not None
+        self._scope = acc.using(target.index)
+        self._scope.__enter__()
+        return acc.xp
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._scope is not None:
+            self._scope.__exit__(*exc)
+            self._scope = None
+
+
+def to_device(array: Any, device: Any) -> Any:
+    """``array`` on ``device`` (a ``Device`` or a string): the array itself when it is
+    there already, else a copy."""
+    on_gpu = is_device_array(array)
+    if as_device(device).type == "cpu":
+        return _host_array(array) if on_gpu else array
+    acc = accelerator()
+    index = resolve_device(device).index
+    assert index is not None
     if on_gpu:
         return array if acc.device_index(array) == index else acc.copy_to(array, index)
     return acc.from_host(numpy.asarray(array), index)
@@ -177,6 +232,23 @@ def to_host(array: Any) -> numpy.ndarray:
     on the CPU, a copy (which waits for the GPU) for a GPU array."""
     if is_device_array(array):
         return _host_array(array)
+    return numpy.asarray(array)
+
+
+def host_array(array: Any) -> numpy.ndarray:
+    """``array`` itself if it is in host memory (what ``numpy.asarray(tensor)`` gives).
+
+    Raises:
+        TypeError: ``array`` is on a GPU, as PyTorch raises for ``numpy.asarray`` of a CUDA
+            tensor: a copy from the GPU waits for it, so it must be asked for
+            (``tensor.cpu()``, ``tensor.numpy()``, ``to_host``), never happen silently.
+    """
+    if is_device_array(array):
+        raise TypeError(
+            f"can't convert {device_of(array)} device type tensor to numpy: NumPy cannot "
+            f"read GPU memory. Use tensor.cpu() (or tensor.numpy(), which copies) to copy "
+            f"the tensor to host memory first."
+        )
     return numpy.asarray(array)
 
 

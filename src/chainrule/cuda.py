@@ -1,5 +1,14 @@
 """NVIDIA GPUs through CuPy: ``cr.cuda.is_available()``, ``device_count()``,
-``synchronize()``, and the adapter that ``chainrule.backend`` loads for ``"cuda"``.
+``current_device()``, ``synchronize()``, ``manual_seed()``, ``manual_seed_all()`` (as in
+``torch.cuda``), and the adapter that ``chainrule.backend`` loads for ``"cuda"``.
+
+Example (on a machine with a GPU and ``pip install "chainrule[cuda]"``)::
+
+    import chainrule as cr
+    if cr.cuda.is_available():
+        x = cr.randn(128, 784, device="cuda")    # drawn on the GPU, seeded by cr.manual_seed
+        y = (x @ x.T).sum()
+        print(y.item())                          # the one sync: a number back on the host
 
 CuPy mirrors NumPy's API, so the ops run on it unchanged; what differs is gathered in
 ``CupyAccelerator`` (moving arrays between host and GPU, scatter-add, ``erfc``, random
@@ -13,7 +22,8 @@ from typing import Any
 
 import numpy
 
-from chainrule import backend
+from chainrule import backend, random
+from chainrule.device import Device
 from chainrule.errors import DeviceError
 
 INSTALL_HINT = (
@@ -97,6 +107,9 @@ class CupyAccelerator:
     def random_stream(self, seed: int, index: int) -> CupyStream:
         return CupyStream(self._cupy, seed, index)
 
+    def using(self, index: int) -> Any:
+        return self._cupy.cuda.Device(index)  # a context: arrays made inside go to GPU index
+
 
 def load_cupy() -> CupyAccelerator:
     """Import CuPy and check that it sees a GPU.
@@ -141,10 +154,43 @@ def device_count() -> int:
 
 
 def current_device() -> int:
-    """The index of the GPU that ``"cuda"`` without an index means."""
+    """The index of the GPU that ``"cuda"`` without an index means.
+
+    Raises:
+        DeviceError: no CuPy or no GPU (the message says what to install).
+    """
     return backend.accelerator().current_index()
 
 
+def manual_seed(seed: int) -> None:
+    """Seed the random stream of the current GPU (as ``torch.cuda.manual_seed``).
+
+    ``cr.manual_seed(seed)`` seeds the CPU and every GPU at once; this seeds only the
+    current GPU's stream of the default generator, which draws from it when asked for
+    ``device="cuda"``. Works without a GPU too (the seed waits for one).
+    """
+    index = backend.accelerator().current_index() if is_available() else 0
+    random.default_generator.manual_seed_device(seed, index)
+
+
+def manual_seed_all(seed: int) -> None:
+    """Seed the random streams of every GPU (as ``torch.cuda.manual_seed_all``); the CPU's
+    stream is left as it is."""
+    random.default_generator.manual_seed_device(seed, None)
+
+
 def synchronize(device: Any = None) -> None:
-    """Wait for the GPU's queued work to finish (``device``: a GPU, default the current)."""
-    backend.synchronize(device)
+    """Wait for the GPU's queued work to finish (as ``torch.cuda.synchronize``).
+
+    Args:
+        device: a GPU (an index, "cuda:1", a ``cr.device``); default the current one.
+
+    Raises:
+        DeviceError: no CuPy or no GPU (the message says what to install).
+    """
+    if isinstance(device, int) and not isinstance(device, bool):
+        device = Device("cuda", device)
+    target = backend.resolve_device("cuda" if device is None else device)
+    if target.type != "cuda":
+        raise ValueError(f"cr.cuda.synchronize({device!r}): not a GPU")
+    backend.synchronize(target)

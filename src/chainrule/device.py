@@ -103,7 +103,7 @@ def as_device(spec: Any) -> Device:
 
 def parse_to_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Device | None, Any]:
     """The (device, dtype) that PyTorch-style ``to(...)`` arguments ask for (None where
-    unchanged): devices as strings or ``Device``, anything else a dtype."""
+    unchanged): devices as strings, ``Device`` or a GPU index, anything else a dtype."""
     device = kwargs.pop("device", None)
     dtype = kwargs.pop("dtype", None)
     kwargs.pop("non_blocking", None)  # PyTorch's: copies are ordered on the stream anyway
@@ -111,7 +111,9 @@ def parse_to_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Device
     if kwargs:
         raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
     for arg in args:
-        if isinstance(arg, Device) or (
+        if isinstance(arg, int) and not isinstance(arg, bool):  # x.to(1): GPU 1, as PyTorch
+            device = Device("cuda", arg)
+        elif isinstance(arg, Device) or (
             isinstance(arg, str) and arg.partition(":")[0].strip().lower() in DEVICE_TYPES
         ):
             device = arg

@@ -31,12 +31,14 @@ import os
 import re
 import secrets
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy
 
+from chainrule import backend
+from chainrule.device import Device
 from chainrule.safetensors_header import (
     CHECKSUM_KEY,
     DTYPE_NAMES,
@@ -102,21 +104,34 @@ def save(
     _fsync_directory(directory)
 
 
-def load(path: PathLike) -> dict[str, Tensor]:
+DeviceMap = str | Device | Mapping[str, Any] | Callable[[str], Any] | None
+
+
+def load(path: PathLike, device: DeviceMap = None) -> dict[str, Tensor]:
     """Read a safetensors file into a dict of name → Tensor (never runs code).
 
-    Each tensor is read straight into its own array, so the peak memory is the state
-    itself. Checksums written by ``cr.save`` are verified; files from other tools (no
+    Each tensor is read straight into its own host array (and, for a GPU, copied there
+    before the next one is read), so the peak memory is the state itself plus one
+    tensor. Checksums written by ``cr.save`` are verified; files from other tools (no
     checksum) load unverified.
+
+    Args:
+        path: the file.
+        device: where the tensors go (a file holds no device): None or ``"cpu"`` for the
+            CPU, ``"cuda"``/``"cuda:1"``/a ``cr.device`` for all of them, a dict
+            name → device (names it lacks stay on the CPU), or a function name → device.
 
     Raises:
         FileNotFoundError: no file at ``path``.
         CorruptFileError: the file is truncated, damaged (a checksum does not match) or
             not safetensors; the message names the file (and the tensor, for data).
+        DeviceError: a GPU asked for where there is none (the message says what to
+            install); checked before the file is read.
 
     Example:
-        ``model.load_state_dict(cr.load("model.safetensors"))``
+        ``model.load_state_dict(cr.load("model.safetensors", device="cuda"))``
     """
+    place = _placement(device)
     name = os.fspath(path)
     with open(path, "rb", buffering=0) as handle:
         header = read_header(handle, name)
@@ -136,8 +151,35 @@ def load(path: PathLike) -> dict[str, Tensor]:
                 )
             if not array.dtype.isnative:  # big-endian hosts only
                 array = array.astype(array.dtype.newbyteorder("="))
-            out[entry.name] = Tensor(array)
+            target = place(entry.name)
+            out[entry.name] = Tensor(array if target is None else backend.to_device(array, target))
     return out
+
+
+def _placement(device: DeviceMap) -> Callable[[str], Device | None]:
+    """``device`` as a function name → concrete GPU, or None for the CPU; every GPU a
+    fixed device or a dict names is resolved now, so a missing GPU is reported before the
+    file is read."""
+    if device is None:
+        return lambda name: None
+    if isinstance(device, (str, Device)):
+        fixed = _gpu_or_none(device)
+        return lambda name: fixed
+    if isinstance(device, Mapping):
+        table = {key: _gpu_or_none(value) for key, value in device.items()}
+        return lambda name: table.get(name)
+    if callable(device):
+        chosen = device
+        return lambda name: _gpu_or_none(chosen(name))
+    raise TypeError(
+        f"load: device must be 'cpu', 'cuda', 'cuda:N', a cr.device, a dict name -> device "
+        f"or a function name -> device; got {type(device).__name__} {device!r}"
+    )
+
+
+def _gpu_or_none(device: Any) -> Device | None:
+    target = backend.resolve_device(device)
+    return None if target.type == "cpu" else target
 
 
 def load_metadata(path: PathLike) -> dict[str, str]:
@@ -165,7 +207,8 @@ def _arrays_to_save(tensors: Mapping[str, Any]) -> list[tuple[str, numpy.ndarray
             raise TypeError(f"save: tensor names must be strings, got {name!r}")
         if name == "__metadata__":
             raise TypeError("save: '__metadata__' is reserved by the format; rename the tensor")
-        array = numpy.asarray(value.detach() if isinstance(value, Tensor) else value)
+        # A GPU tensor is copied to the host here, one tensor at a time (an explicit sync).
+        array = backend.to_host(value.data if isinstance(value, Tensor) else value)
         if (array.dtype.kind, array.dtype.itemsize) not in DTYPE_NAMES:
             raise TypeError(
                 f"save: {name!r} has dtype {array.dtype}, which safetensors "

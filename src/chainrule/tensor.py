@@ -180,7 +180,7 @@ class Tensor(InPlaceMethods, HookMethods):
         return bool(self.data.item())
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        arr = backend.to_host(self.data)
+        arr = backend.host_array(self.data)  # a GPU tensor raises TypeError, as in PyTorch
         return arr if dtype is None else arr.astype(dtype)
 
     def detach(self) -> Tensor:
