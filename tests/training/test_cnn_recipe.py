@@ -68,8 +68,15 @@ def test_default_cnn_state_dict_loads_into_torch_with_the_same_outputs(
 def test_build_model_picks_by_option_and_refuses_flat_data_for_the_cnn() -> None:
     assert isinstance(build_model(TrainConfig(), (1, 8, 8), 10)[0], nn.Flatten)
     assert isinstance(build_model(TrainConfig(model="cnn"), (1, 8, 8), 10)[0], nn.Conv2d)
-    with pytest.raises(ValueError, match="--model cnn needs images"):
+    with pytest.raises(ValueError, match=r"--model cnn with 2 blocks .* needs images"):
         build_model(TrainConfig(model="cnn"), (64,), 10)
+    # Each block halves the maps: three fit 8x8 (8 -> 4 -> 2 -> 1), four do not.
+    three = build_model(TrainConfig(model="cnn", channels=(4, 4, 4)), (1, 8, 8), 10)
+    assert sum(isinstance(m, nn.Conv2d) for m in three.modules()) == 3
+    with pytest.raises(ValueError, match="at least 16x16 pixels"):
+        build_model(TrainConfig(model="cnn", channels=(4, 4, 4, 4)), (1, 8, 8), 10)
+    with pytest.raises(ValueError, match="--channels must be one or more positive sizes"):
+        TrainConfig(model="cnn", channels=()).validate()
     with pytest.raises(ValueError, match="--model must be one of mlp, cnn"):
         TrainConfig(model="resnet").validate()
 
@@ -78,6 +85,11 @@ def test_cli_model_option() -> None:
     args = build_parser().parse_args(["train", "--model", "cnn", "--epochs", "2"])
     assert _config(args).model == "cnn"
     assert _config(build_parser().parse_args(["train"])).model == "mlp"
+    args = build_parser().parse_args(
+        ["train", "--channels", "32,64,128", "--label-smoothing", "0.1"]
+    )
+    assert _config(args).channels == (32, 64, 128)
+    assert _config(args).label_smoothing == 0.1
 
 
 def test_cnn_learns_the_digits(tmp_path: Path) -> None:
