@@ -251,6 +251,10 @@ def cross_entropy(
         reduction: "mean" (divided by the summed weights of the counted rows), "sum" or
             "none".
         label_smoothing: ε in [0, 1]: the target becomes (1 − ε)·one-hot + ε/C.
+
+    Class indices on the CPU are range-checked (``IndexError``); on a GPU they are not,
+    as that would read them back and wait for the device at every step. Targets and
+    weights given as lists or NumPy arrays are copied to the input's device.
     """
     _check_reduction(reduction, "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:
