@@ -118,6 +118,8 @@ class Embedding(Module):
 
     Shape:
         input (…) of integers in [0, num_embeddings) → output (…, embedding_dim).
+        Indices on the CPU are range-checked; on a GPU they are not (the check would
+        wait for the device at every step).
     """
 
     def __init__(
