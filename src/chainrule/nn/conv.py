@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from chainrule.backend import default_float, xp
-from chainrule.nn import init
+from chainrule import backend
+from chainrule.backend import default_float
+from chainrule.nn import device_arrays, init
 from chainrule.nn.functional_conv import conv1d, conv2d, pair
 from chainrule.nn.module import Module
 from chainrule.nn.parameter import Parameter
@@ -31,6 +32,7 @@ class _ConvNd(Module):
         padding_mode: str,
         dtype: Any,
         generator: Generator | None,
+        device: Any,
     ) -> None:
         super().__init__()
         if groups < 1 or in_channels % groups or out_channels % groups:
@@ -55,11 +57,11 @@ class _ConvNd(Module):
         self.dilation = dilation
         self.groups = int(groups)
         self.padding_mode = padding_mode
-        dtype = default_float if dtype is None else xp.dtype(dtype)
+        dtype = default_float if dtype is None else backend.DType(dtype)
         shape = (self.out_channels, self.in_channels // self.groups, *kernel)
-        self.weight = Parameter(xp.empty(shape, dtype))
+        self.weight = Parameter(device_arrays.empty(shape, dtype, device))
         if bias:
-            self.bias = Parameter(xp.empty((self.out_channels,), dtype))
+            self.bias = Parameter(device_arrays.empty((self.out_channels,), dtype, device))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters(generator)
@@ -116,6 +118,7 @@ class Conv2d(_ConvNd):
         bias: learn a per-output-channel bias.
         padding_mode: only "zeros".
         dtype, generator: the parameters' dtype; where the initial values come from.
+        device: where the parameters are made and drawn (default the CPU).
 
     Shape:
         (N, C, H, W) → (N, O, Ho, Wo), Ho = ⌊(H + 2p − d(k − 1) − 1)/s⌋ + 1.
@@ -145,6 +148,7 @@ class Conv2d(_ConvNd):
         padding_mode: str = "zeros",
         dtype: Any = None,
         generator: Generator | None = None,
+        device: Any = None,
     ) -> None:
         if not isinstance(padding, str):
             padding = pair(padding, "padding")
@@ -160,6 +164,7 @@ class Conv2d(_ConvNd):
             padding_mode,
             dtype,
             generator,
+            device,
         )
 
     def forward(self, input: Tensor) -> Tensor:
@@ -195,6 +200,7 @@ class Conv1d(_ConvNd):
         padding_mode: str = "zeros",
         dtype: Any = None,
         generator: Generator | None = None,
+        device: Any = None,
     ) -> None:
         if not isinstance(padding, str):
             padding = _one(padding)
@@ -210,6 +216,7 @@ class Conv1d(_ConvNd):
             padding_mode,
             dtype,
             generator,
+            device,
         )
 
     def forward(self, input: Tensor) -> Tensor:

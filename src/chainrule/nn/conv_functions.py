@@ -29,8 +29,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from chainrule import backend
 from chainrule.autograd.function import Function
-from chainrule.backend import xp
 from chainrule.tensor import Tensor
 
 
@@ -58,18 +58,27 @@ def _pad(x: Any, geo: ConvGeometry, value: float = 0.0) -> Any:
     (pt, pb), (pl, pr) = geo.padding
     if not (pt or pb or pl or pr):
         return x
+    xp = backend.get_array_module(x)
     return xp.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=value)
 
 
 def windows(x: Any, kh: int, kw: int, geo: ConvGeometry, pad_value: float = 0.0) -> Any:
     """A strided view (N, C, Ho, Wo, kh, kw) of the padded input: the patch of each output
-    pixel, without copying.
+    pixel, without copying. Read-only by contract: its windows overlap in memory.
+
+    Built with ``as_strided``, which NumPy and CuPy both have (CuPy's
+    ``sliding_window_view`` is recent): element [n, c, i, j, a, b] is
+    xpad[n, c, s_h·i + d_h·a, s_w·j + d_w·b].
     """
     xpad = _pad(x, geo, pad_value)
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
-    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
-    view = xp.lib.stride_tricks.sliding_window_view(xpad, span, axis=(2, 3))
-    return view[:, :, ::sh, ::sw, ::dh, ::dw]
+    n, c, hp, wp = xpad.shape
+    ho = (hp - dh * (kh - 1) - 1) // sh + 1
+    wo = (wp - dw * (kw - 1) - 1) // sw + 1
+    s_n, s_c, s_h, s_w = xpad.strides
+    strides = (s_n, s_c, s_h * sh, s_w * sw, s_h * dh, s_w * dw)
+    as_strided = backend.get_array_module(xpad).lib.stride_tricks.as_strided
+    return as_strided(xpad, shape=(n, c, ho, wo, kh, kw), strides=strides)
 
 
 def im2col(x: Any, kh: int, kw: int, geo: ConvGeometry) -> Any:
@@ -84,7 +93,7 @@ def im2col(x: Any, kh: int, kw: int, geo: ConvGeometry) -> Any:
     view = windows(x, kh, kw, geo)
     ho, wo = view.shape[2:4]
     # (C, kh, kw, N, Ho, Wo) in memory: rows ordered like the weight's (C/G, kh, kw).
-    cols = xp.ascontiguousarray(view.transpose(1, 4, 5, 0, 2, 3))
+    cols = backend.get_array_module(x).ascontiguousarray(view.transpose(1, 4, 5, 0, 2, 3))
     return cols.reshape(geo.groups, (c // geo.groups) * kh * kw, n * ho * wo)
 
 
@@ -98,6 +107,7 @@ def col2im(
     (pt, pb), (pl, pr) = geo.padding
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
     patches = dcols.reshape(c, kh, kw, n, ho, wo)
+    xp = backend.get_array_module(dcols)
     dxpad = xp.zeros((c, n, h + pt + pb, w + pl + pr), dtype=dcols.dtype)
     for a in range(kh):
         rows = slice(a * dh, a * dh + sh * (ho - 1) + 1, sh)
@@ -109,13 +119,19 @@ def col2im(
 def _to_nchw(y: Any, n: int, ho: int, wo: int) -> Any:
     """(G, O/G, N·Ho·Wo) → (N, O, Ho, Wo), C-ordered."""
     o = y.shape[0] * y.shape[1]
-    return xp.ascontiguousarray(y.reshape(o, n, ho, wo).transpose(1, 0, 2, 3))
+    return backend.get_array_module(y).ascontiguousarray(
+        y.reshape(o, n, ho, wo).transpose(1, 0, 2, 3)
+    )
 
 
 def _from_nchw(g: Any, groups: int) -> Any:
     """(N, O, Ho, Wo) → (G, O/G, N·Ho·Wo), the layout of the products."""
     o = g.shape[1]
-    return xp.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(groups, o // groups, -1)
+    return (
+        backend.get_array_module(g)
+        .ascontiguousarray(g.transpose(1, 0, 2, 3))
+        .reshape(groups, o // groups, -1)
+    )
 
 
 def conv2d_cols_array(cols: Any, weight: Any, geo: ConvGeometry, n: int, ho: int, wo: int) -> Any:
@@ -150,6 +166,7 @@ def conv2d_weight_grad_array(cols: Any, g: Any, w_shape: tuple[int, ...], geo: C
     # product with a long inner dimension ~12x faster (measured at conv2's shapes,
     # (288 × 25088)·(25088 × 64): 35 ms against 430 ms for (64 × 25088)·(25088 × 288)).
     dw_t = cols @ _from_nchw(g, geo.groups).transpose(0, 2, 1)  # (G, K, O/G)
+    xp = backend.get_array_module(dw_t)
     return xp.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(w_shape)
 
 

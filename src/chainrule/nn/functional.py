@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chainrule import ops
-from chainrule.backend import xp
+from chainrule import backend, ops
 from chainrule.errors import ShapeError
 
 # The image layers' forms live in functional_conv; they are part of this namespace too.
@@ -128,7 +127,7 @@ def maximum(*inputs: Tensor) -> Tensor:
         return inputs[0]
     if len(inputs) == 2:
         return ops.maximum(inputs[0], inputs[1])
-    shape = xp.broadcast_shapes(*(x.shape for x in inputs))
+    shape = backend.xp.broadcast_shapes(*(x.shape for x in inputs))  # on shapes: host
     same = [x if x.shape == shape else ops.expand(x, shape) for x in inputs]
     return ops.amax(ops.stack(same, 0), 0)
 
@@ -137,7 +136,7 @@ def embedding(input: Any, weight: Tensor) -> Tensor:
     """Rows of ``weight`` picked by the integer indices ``input``: (…) → (…, dim).
     Repeated indices accumulate their gradients.
     """
-    indices = input.data if isinstance(input, Tensor) else xp.asarray(input)
+    indices = _array(input, weight)
     if indices.dtype.kind not in "iu":
         raise TypeError(f"embedding indices must be integers, got dtype {indices.dtype}")
     return weight[indices]
@@ -198,14 +197,20 @@ def _check_reduction(reduction: str, loss: str) -> None:
         raise ValueError(f"{loss}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
-def _array(value: Any) -> Any:
+def _array(value: Any, like: Tensor) -> Any:
+    """The array of a Tensor argument; other data (lists, NumPy arrays, numbers) as an
+    array on ``like``'s device, so a host list of class weights works on a GPU too."""
     if value is None:
         return None
-    return value.data if isinstance(value, Tensor) else xp.asarray(value)
+    if isinstance(value, Tensor):
+        return value.data
+    if backend.is_device_array(value):
+        return value
+    return backend.to_device(backend.to_host(value), like.device)
 
 
-def _class_weight(weight: Any, n_classes: int, dtype: Any, loss: str) -> Any:
-    w = _array(weight)
+def _class_weight(weight: Any, input: Tensor, n_classes: int, loss: str) -> Any:
+    w = _array(weight, input)
     if w is None:
         return None
     if w.shape != (n_classes,):
@@ -213,7 +218,7 @@ def _class_weight(weight: Any, n_classes: int, dtype: Any, loss: str) -> Any:
             f"{loss}: weight must have one entry per class, shape "
             f"({n_classes},), got {tuple(w.shape)}"
         )
-    return w.astype(dtype, copy=False)
+    return w.astype(input.dtype, copy=False)
 
 
 def _check_class_target(input: Tensor, target: Any, loss: str) -> None:
@@ -246,16 +251,20 @@ def cross_entropy(
         reduction: "mean" (divided by the summed weights of the counted rows), "sum" or
             "none".
         label_smoothing: ε in [0, 1]: the target becomes (1 − ε)·one-hot + ε/C.
+
+    Class indices on the CPU are range-checked (``IndexError``); on a GPU they are not,
+    as that would read them back and wait for the device at every step. Targets and
+    weights given as lists or NumPy arrays are copied to the input's device.
     """
     _check_reduction(reduction, "cross_entropy")
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     n_classes = input.shape[1] if input.ndim > 1 else input.shape[0]
-    w = _class_weight(weight, n_classes, input.dtype, "cross_entropy")
-    target_dtype = target.dtype if isinstance(target, Tensor) else xp.asarray(target).dtype
-    if target_dtype.kind == "f":
-        return SoftCrossEntropyFunction.apply(input, target, w, reduction, float(label_smoothing))
-    t = _array(target)
+    w = _class_weight(weight, input, n_classes, "cross_entropy")
+    t = target if isinstance(target, Tensor) else _array(target, input)
+    if t.dtype.kind == "f":
+        return SoftCrossEntropyFunction.apply(input, t, w, reduction, float(label_smoothing))
+    t = _array(t, input)
     _check_class_target(input, t, "cross_entropy")
     return CrossEntropyFunction.apply(
         input, t, w, int(ignore_index), reduction, float(label_smoothing)
@@ -274,14 +283,16 @@ def nll_loss(
     """
     _check_reduction(reduction, "nll_loss")
     n_classes = input.shape[1] if input.ndim > 1 else input.shape[0]
-    w = _class_weight(weight, n_classes, input.dtype, "nll_loss")
-    t = _array(target)
+    w = _class_weight(weight, input, n_classes, "nll_loss")
+    t = _array(target, input)
     _check_class_target(input, t, "nll_loss")
     return NLLFunction.apply(input, t, w, int(ignore_index), reduction)
 
 
 def _check_same_shape(input: Tensor, target: Any, loss: str) -> None:
-    target_shape = target.shape if isinstance(target, Tensor) else xp.shape(target)
+    target_shape = getattr(target, "shape", None)
+    if target_shape is None:  # a list or a number
+        target_shape = backend.to_host(target).shape
     if tuple(target_shape) != input.shape:
         raise ShapeError(
             f"{loss}: input has shape {input.shape} but target has "
@@ -292,7 +303,7 @@ def _check_same_shape(input: Tensor, target: Any, loss: str) -> None:
 def _float_target(target: Any, input: Tensor) -> Any:
     if isinstance(target, Tensor):
         return target
-    return xp.asarray(target, dtype=input.dtype)
+    return _array(target, input).astype(input.dtype, copy=False)
 
 
 def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
@@ -341,7 +352,11 @@ def binary_cross_entropy_with_logits(
     _check_reduction(reduction, "binary_cross_entropy_with_logits")
     _check_same_shape(input, target, "binary_cross_entropy_with_logits")
     return BCEWithLogitsFunction.apply(
-        input, _float_target(target, input), _array(weight), _array(pos_weight), reduction
+        input,
+        _float_target(target, input),
+        _array(weight, input),
+        _array(pos_weight, input),
+        reduction,
     )
 
 
@@ -353,4 +368,4 @@ def binary_cross_entropy(
     """
     _check_reduction(reduction, "binary_cross_entropy")
     _check_same_shape(input, target, "binary_cross_entropy")
-    return BCEFunction.apply(input, _float_target(target, input), _array(weight), reduction)
+    return BCEFunction.apply(input, _float_target(target, input), _array(weight, input), reduction)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from chainrule.backend import xp
+from chainrule import backend
 from chainrule.errors import DTypeError, ShapeError
 from chainrule.nn.conv_functions import Conv2dFunction, ConvGeometry
+from chainrule.nn.device_arrays import random_on
 from chainrule.nn.norm_functions import BatchNormFunction, channel_shape
 from chainrule.nn.pool_functions import (
     AdaptiveAvgPool2dFunction,
@@ -249,14 +250,16 @@ def avg_pool2d(
     elif count_include_pad or geo.padding == ((0, 0), (0, 0)):
         divisor = kernel[0] * kernel[1]
     else:
-        divisor = _inside_counts(input.shape, kernel, geo, input.data.dtype)
+        divisor = _inside_counts(input.shape, kernel, geo, input.data)
     return AvgPool2dFunction.apply(input, kernel, geo, divisor)
 
 
 def _inside_counts(
-    shape: tuple[int, ...], kernel: tuple[int, int], geo: ConvGeometry, dtype: Any
+    shape: tuple[int, ...], kernel: tuple[int, int], geo: ConvGeometry, like: Any
 ) -> Any:
-    """How many pixels of each window lie inside the (unpadded) input: (1, 1, Ho, Wo)."""
+    """How many pixels of each window lie inside the (unpadded) input: (1, 1, Ho, Wo),
+    of ``like``'s dtype and on its device."""
+    xp = backend.get_array_module(like)
     ho, wo = geo.output_size(shape[2], shape[3], *kernel)
     counts = []
     for size, k, s, (before, _), n_out in zip(
@@ -264,7 +267,7 @@ def _inside_counts(
     ):
         start = xp.arange(n_out) * s - before
         counts.append(xp.minimum(start + k, size) - xp.maximum(start, 0))
-    return (counts[0][:, None] * counts[1][None, :]).astype(dtype).reshape(1, 1, ho, wo)
+    return (counts[0][:, None] * counts[1][None, :]).astype(like.dtype).reshape(1, 1, ho, wo)
 
 
 def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
@@ -323,7 +326,10 @@ def batch_norm(
             )
         rm = None if running_mean is None else running_mean.data
         rv = None if running_var is None else running_var.data
-        y = BatchNormFunction.apply(input, weight, bias, rm, rv, float(momentum), float(eps))
+        # momentum may be a 0-d array (BatchNorm's cumulative average, 1/batches seen,
+        # computed on the device): float() of it would wait for the GPU.
+        factor = momentum if hasattr(momentum, "dtype") else float(momentum)
+        y = BatchNormFunction.apply(input, weight, bias, rm, rv, factor, float(eps))
         for buf in (running_mean, running_var):
             if buf is not None:
                 buf.increment_version()
@@ -360,7 +366,8 @@ def dropout2d(
         return input
     dtype = input.data.dtype
     mask_shape = (*input.shape[: input.ndim - 2], 1, 1)
-    keep = resolve(generator).random(mask_shape, dtype) >= p
+    # Drawn on the input's device (nn.device_arrays.random_on), never on the host.
+    keep = random_on(resolve(generator), mask_shape, dtype, input.device) >= p
     mask = keep.astype(dtype)
     mask *= (1.0 / (1.0 - p)) if p < 1 else 0.0
     return input * Tensor(mask)

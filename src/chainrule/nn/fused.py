@@ -19,9 +19,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from chainrule import ops
+from chainrule import backend, ops
 from chainrule.autograd.function import Function
-from chainrule.backend import xp
+from chainrule.nn.device_arrays import random_on
 from chainrule.ops import kernels
 from chainrule.tensor import Tensor
 
@@ -80,11 +80,13 @@ class DropoutFunction(Function):
     dropout: the expectation of y is x, so evaluation needs no rescaling).
 
     VJP: dx = g · m / (1 − p), the same scaled mask.
+
+    The mask is drawn on x's device from ``generator`` (``nn.device_arrays.random_on``).
     """
 
     @staticmethod
     def forward(ctx: Any, x: Any, p: float, generator: Any) -> Any:
-        keep = generator.random(x.shape, x.dtype) >= p
+        keep = random_on(generator, x.shape, x.dtype, backend.device_of(x)) >= p
         mask = keep.astype(x.dtype)
         mask *= (1.0 / (1.0 - p)) if p < 1 else 0.0
         ctx.save_for_backward(mask)
@@ -109,12 +111,12 @@ class LeakyReLUFunction(Function):
         positive = x > 0
         ctx.save_for_backward(positive)
         ctx.slope = slope
-        return xp.where(positive, x, x * slope)
+        return ctx.xp.where(positive, x, x * slope)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None]:
         (positive,) = ctx.saved_tensors
-        return xp.where(positive, g, g * ctx.slope), None
+        return ctx.xp.where(positive, g, g * ctx.slope), None
 
     @staticmethod
     def backward_graph(ctx: Any, g: Tensor) -> tuple[Tensor, None]:
@@ -132,6 +134,7 @@ class ELUFunction(Function):
     @staticmethod
     def forward(ctx: Any, x: Any, alpha: float) -> Any:
         positive = x > 0
+        xp = ctx.xp
         negative_part = xp.minimum(x, 0)  # eˣ only where it cannot overflow
         ctx.save_for_backward(positive, negative_part)
         ctx.alpha = alpha
@@ -140,6 +143,7 @@ class ELUFunction(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None]:
         positive, negative_part = ctx.saved_tensors
+        xp = ctx.xp
         return xp.where(positive, g, g * (ctx.alpha * xp.exp(negative_part))), None
 
     @staticmethod
@@ -257,12 +261,21 @@ _GELU_TAIL = {"none": -5.0, "tanh": -5.0}
 
 def _exact_left_tail(out: Any, x: Any, start: float, formula: Any) -> Any:
     """``out`` (a fresh array of ``formula(x)`` values) with the float32 elements where
-    x < ``start`` replaced by ``formula`` evaluated in float64."""
-    if x.dtype != xp.float32:
+    x < ``start`` replaced by ``formula`` evaluated in float64.
+
+    On the CPU only the few tail elements are recomputed, after asking whether there are
+    any; on a GPU that question would wait for the device (a sync per layer), so the
+    float64 formula runs on every element and a ``where`` picks the tail, without a sync.
+    """
+    if x.dtype != backend.float32:
         return out
     tail = x < start
+    if backend.is_device_array(x):
+        xp = backend.get_array_module(x)
+        exact = formula(x.astype(backend.float64)).astype(out.dtype)
+        return xp.where(tail, exact, out)
     if tail.any():
-        out[tail] = formula(x[tail].astype(xp.float64))
+        out[tail] = formula(x[tail].astype(backend.float64))
     return out
 
 
@@ -291,7 +304,7 @@ class NormalCDFFunction(Function):
 
 def _normal_pdf(x: Any) -> Any:
     """φ(x) = e^(−x²/2)/√(2π) on arrays."""
-    return _INV_SQRT_2PI * xp.exp(-0.5 * x * x)
+    return _INV_SQRT_2PI * backend.get_array_module(x).exp(-0.5 * x * x)
 
 
 def _normal_cdf(x: Any) -> Any:
@@ -301,15 +314,16 @@ def _normal_cdf(x: Any) -> Any:
 
 
 def _erfc(x: Any) -> Any:
-    """erfc = 1 − erf, elementwise. NumPy has none: SciPy's (exact to float64 rounding)
-    when it is installed, else the Numerical Recipes Chebyshev fit of erfc (relative error
-    below 1.2e-7 for x ≥ 0, enough for float32 training; erfc(−z) = 2 − erfc(z)).
+    """erfc = 1 − erf, elementwise, on x's device: ``backend.erfc`` (CuPy's on a GPU,
+    SciPy's on the CPU, exact to float64 rounding); on a CPU without SciPy, the Numerical
+    Recipes Chebyshev fit of erfc (relative error below 1.2e-7 for x ≥ 0, enough for
+    float32 training; erfc(−z) = 2 − erfc(z)).
     """
     try:
-        from scipy.special import erfc
-    except ImportError:
+        values = backend.erfc(x)
+    except ImportError:  # SciPy is optional on the CPU
         return _erfc_chebyshev(x)
-    return erfc(x).astype(x.dtype, copy=False)
+    return values.astype(x.dtype, copy=False)
 
 
 # The Numerical Recipes coefficients of erfc(z) ≈ t·exp(−z² + P(t)), t = 1/(1 + z/2), z ≥ 0.
@@ -328,6 +342,7 @@ _ERFC_COEFFICIENTS = (
 
 
 def _erfc_chebyshev(x: Any) -> Any:
+    xp = backend.get_array_module(x)
     z = xp.abs(x)
     t = 1.0 / (1.0 + 0.5 * z)
     poly = xp.zeros_like(t)

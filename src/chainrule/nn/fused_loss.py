@@ -14,11 +14,11 @@ gradient penalty can be differentiated again. Log-softmax, softplus and σ are t
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from chainrule import ops
+from chainrule import backend, ops
 from chainrule.autograd.function import Function
-from chainrule.backend import xp
 from chainrule.errors import ShapeError
 from chainrule.ops import kernels
 from chainrule.tensor import Tensor
@@ -30,7 +30,7 @@ def _rows(x: Any) -> Any:
         return x.reshape(1, -1)
     if x.ndim == 2:
         return x
-    return xp.moveaxis(x, 1, -1).reshape(-1, x.shape[1])
+    return x.transpose(0, *range(2, x.ndim), 1).reshape(-1, x.shape[1])
 
 
 def _unrows(rows: Any, shape: tuple[int, ...]) -> Any:
@@ -38,7 +38,7 @@ def _unrows(rows: Any, shape: tuple[int, ...]) -> Any:
     if len(shape) <= 2:
         return rows.reshape(shape)
     moved = rows.reshape((shape[0], *shape[2:], shape[1]))
-    return xp.moveaxis(moved, -1, 1)
+    return moved.transpose(0, len(shape) - 1, *range(1, len(shape) - 1))
 
 
 def _rows_graph(x: Any) -> Any:
@@ -63,6 +63,7 @@ def _unrows_graph(rows: Tensor, shape: tuple[int, ...]) -> Tensor:
 
 def _one_hot(safe: Any, n_classes: int, dtype: Any) -> Any:
     """(N, C) array with a 1 at each row's target class: a constant of backward_graph."""
+    xp = backend.get_array_module(safe)
     hot = xp.zeros((len(safe), n_classes), dtype=dtype)
     hot[xp.arange(len(safe)), safe] = 1
     return hot
@@ -71,7 +72,13 @@ def _one_hot(safe: Any, n_classes: int, dtype: Any) -> Any:
 def _targets(
     t: Any, n_classes: int, ignore_index: int, dtype: Any, weight: Any
 ) -> tuple[Any, Any, Any]:
-    """(t with ignored rows pointed at class 0, m, w_t · m) for flat targets ``t``."""
+    """(t with ignored rows pointed at class 0, m, w_t · m) for flat targets ``t``.
+
+    Targets on the CPU are checked (a class outside [0, C) is a clear ``IndexError``).
+    Targets on a GPU are not: reading their minimum and maximum back would make the host
+    wait for the device at every step; an out-of-range class there gives an undefined loss
+    (CuPy's indexing wraps it around), as PyTorch's CUDA kernels only assert later.
+    """
     t = t.reshape(-1)
     if t.dtype.kind not in "iu":
         raise TypeError(
@@ -80,8 +87,12 @@ def _targets(
             f"input's shape"
         )
     mask = t != ignore_index
-    safe = xp.where(mask, t, 0)
-    if safe.size and (int(safe.min()) < 0 or int(safe.max()) >= n_classes):
+    safe = backend.get_array_module(t).where(mask, t, 0)
+    if (
+        safe.size
+        and not backend.is_device_array(safe)
+        and (int(safe.min()) < 0 or int(safe.max()) >= n_classes)
+    ):
         bad = safe[(safe < 0) | (safe >= n_classes)][0]
         raise IndexError(
             f"target class {int(bad)} is out of range for {n_classes} classes "
@@ -96,7 +107,10 @@ def _reduce(per_row: Any, reduction: str, denominator: Any, out_shape: tuple[int
     if reduction == "none":
         return per_row.reshape(out_shape)
     total = per_row.sum()
-    return xp.asarray(total / denominator if reduction == "mean" else total)
+    # NumPy's sums are scalars, CuPy's 0-d arrays: asarray makes both 0-d arrays.
+    return backend.get_array_module(per_row).asarray(
+        total / denominator if reduction == "mean" else total
+    )
 
 
 def _row_scale(g: Any, reduction: str, denominator: Any) -> Any:
@@ -132,7 +146,7 @@ class CrossEntropyFunction(Function):
         n, c = rows.shape
         logp, p = kernels.log_softmax(rows, 1)
         safe, mask, wt = _targets(target, c, ignore_index, x.dtype, weight)
-        arange = xp.arange(n)
+        arange = ctx.xp.arange(n)
         per_row = -logp[arange, safe] * wt
         if smoothing:
             per_row *= 1.0 - smoothing
@@ -159,7 +173,7 @@ class CrossEntropyFunction(Function):
             grad -= soft.reshape(-1, 1) * (1.0 if weight is None else weight)
         else:
             grad = p * hard.reshape(-1, 1)
-        grad[xp.arange(n), safe] -= hard
+        grad[ctx.xp.arange(n), safe] -= hard
         return _unrows(grad, ctx.in_shape), None, None, None, None, None
 
     @staticmethod
@@ -174,7 +188,7 @@ class CrossEntropyFunction(Function):
         if eps:
             soft = scale * ((eps / c) * mask.astype(dtype))
             total_w = c if weight is None else weight.sum()
-            w = xp.ones(c, dtype) if weight is None else weight
+            w = ctx.xp.ones(c, dtype) if weight is None else weight
             grad = grad + (p * total_w - w) * soft.reshape(-1, 1)
         return _unrows_graph(grad, ctx.in_shape), None, None, None, None, None
 
@@ -210,7 +224,7 @@ class SoftCrossEntropyFunction(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, ...]:
         p, logp, wq = ctx.saved_tensors
-        scale = xp.reshape(_row_scale(g, ctx.reduction, ctx.n), (-1, 1))
+        scale = ctx.xp.reshape(_row_scale(g, ctx.reduction, ctx.n), (-1, 1))
         dx = dq = None
         if ctx.needs_input_grad[0]:
             dx = _unrows(scale * (p * wq.sum(axis=1, keepdims=True) - wq), ctx.in_shape)
@@ -222,7 +236,7 @@ class SoftCrossEntropyFunction(Function):
     @staticmethod
     def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, ...]:
         x, q = ctx.inputs[0], ctx.inputs[1]
-        q = q if isinstance(q, Tensor) else Tensor(xp.asarray(q))
+        q = q if isinstance(q, Tensor) else Tensor(ctx.xp.asarray(q))
         eps, weight = ctx.smoothing, ctx.weight
         x_rows, q_rows = _rows_graph(x), _rows_graph(q)
         c = x_rows.shape[1]
@@ -253,7 +267,7 @@ class NLLFunction(Function):
         rows = _rows(y)
         n, c = rows.shape
         safe, _, wt = _targets(target, c, ignore_index, y.dtype, weight)
-        per_row = -rows[xp.arange(n), safe] * wt
+        per_row = -rows[ctx.xp.arange(n), safe] * wt
         denominator = wt.sum()
         ctx.save_for_backward(safe, wt)
         ctx.reduction, ctx.denominator, ctx.in_shape, ctx.rows_shape = (
@@ -268,6 +282,7 @@ class NLLFunction(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, ...]:
         safe, wt = ctx.saved_tensors
+        xp = ctx.xp
         grad = xp.zeros(ctx.rows_shape, dtype=g.dtype)
         grad[xp.arange(len(safe)), safe] = -_row_scale(g, ctx.reduction, ctx.denominator) * wt
         return _unrows(grad, ctx.in_shape), None, None, None, None
@@ -313,18 +328,18 @@ class L1Function(Function):
         diff = x - y
         ctx.save_for_backward(diff)
         ctx.reduction = reduction
-        return _reduce(xp.abs(diff), reduction, diff.size, diff.shape)
+        return _reduce(ctx.xp.abs(diff), reduction, diff.size, diff.shape)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any, None]:
         (diff,) = ctx.saved_tensors
-        dx = xp.sign(diff) * _elementwise_scale(g, ctx.reduction, diff.size)
+        dx = ctx.xp.sign(diff) * _elementwise_scale(g, ctx.reduction, diff.size)
         return dx, (-dx if ctx.needs_input_grad[1] else None), None
 
     @staticmethod
     def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, Any, None]:
         (diff,) = ctx.saved_tensors  # sign(x − y) is piecewise constant: a constant here
-        dx = _elementwise_scale(g, ctx.reduction, diff.size) * xp.sign(diff)
+        dx = _elementwise_scale(g, ctx.reduction, diff.size) * ctx.xp.sign(diff)
         return dx, (-dx if ctx.needs_input_grad[1] else None), None
 
 
@@ -337,6 +352,7 @@ class HuberFunction(Function):
     @staticmethod
     def forward(ctx: Any, x: Any, y: Any, delta: float, reduction: str) -> Any:
         diff = x - y
+        xp = ctx.xp
         a = xp.abs(diff)
         per = xp.where(a <= delta, 0.5 * diff * diff, delta * (a - 0.5 * delta))
         ctx.save_for_backward(diff)
@@ -346,7 +362,8 @@ class HuberFunction(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any, None, None]:
         (diff,) = ctx.saved_tensors
-        dx = xp.clip(diff, -ctx.delta, ctx.delta) * _elementwise_scale(g, ctx.reduction, diff.size)
+        clipped = ctx.xp.clip(diff, -ctx.delta, ctx.delta)
+        dx = clipped * _elementwise_scale(g, ctx.reduction, diff.size)
         return dx, (-dx if ctx.needs_input_grad[1] else None), None, None
 
     @staticmethod
@@ -378,13 +395,13 @@ class BCEWithLogitsFunction(Function):
             per = per * weight
         ctx.save_for_backward(x, y, softplus_pos, softplus_neg)
         ctx.weight, ctx.pos_weight, ctx.reduction = weight, pos_weight, reduction
+        ctx.size = _broadcast_size(x, y)
         return _reduce(per, reduction, per.size, per.shape)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any, None, None, None]:
         x, y, softplus_pos, softplus_neg = ctx.saved_tensors
-        size = xp.broadcast_shapes(x.shape, xp.shape(y))
-        scale = _elementwise_scale(g, ctx.reduction, int(xp.prod(size)))
+        scale = _elementwise_scale(g, ctx.reduction, ctx.size)
         if ctx.weight is not None:
             scale = scale * ctx.weight
         pw = 1.0 if ctx.pos_weight is None else ctx.pos_weight
@@ -398,8 +415,7 @@ class BCEWithLogitsFunction(Function):
     @staticmethod
     def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, Any, None, None, None]:
         x, y = ctx.inputs[0], ctx.inputs[1]
-        size = xp.broadcast_shapes(x.shape, xp.shape(ctx.saved_tensors[1]))
-        scale = _elementwise_scale(g, ctx.reduction, int(xp.prod(size)))
+        scale = _elementwise_scale(g, ctx.reduction, ctx.size)
         if ctx.weight is not None:
             scale = scale * ctx.weight
         pw = 1.0 if ctx.pos_weight is None else ctx.pos_weight
@@ -420,6 +436,7 @@ class BCEFunction(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any, y: Any, weight: Any, reduction: str) -> Any:
+        xp = ctx.xp
         log_x = xp.maximum(xp.log(x), -100.0)
         log_1mx = xp.maximum(xp.log1p(-x), -100.0)
         per = -(y * log_x + (1.0 - y) * log_1mx)
@@ -427,24 +444,25 @@ class BCEFunction(Function):
             per = per * weight
         ctx.save_for_backward(x, y, log_x, log_1mx)
         ctx.weight, ctx.reduction = weight, reduction
+        ctx.size = _broadcast_size(x, y)
         return _reduce(per, reduction, per.size, per.shape)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any, None, None]:
         x, y, log_x, log_1mx = ctx.saved_tensors
-        size = xp.broadcast_shapes(x.shape, xp.shape(y))
-        scale = _elementwise_scale(g, ctx.reduction, int(xp.prod(size)))
+        scale = _elementwise_scale(g, ctx.reduction, ctx.size)
         if ctx.weight is not None:
             scale = scale * ctx.weight
-        dx = scale * (x - y) / xp.maximum(x * (1.0 - x), 1e-12) if ctx.needs_input_grad[0] else None
+        dx = None
+        if ctx.needs_input_grad[0]:
+            dx = scale * (x - y) / ctx.xp.maximum(x * (1.0 - x), 1e-12)
         dy = scale * (log_1mx - log_x) if ctx.needs_input_grad[1] else None
         return dx, dy, None, None
 
     @staticmethod
     def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, Any, None, None]:
         x, y = ctx.inputs[0], ctx.inputs[1]
-        size = xp.broadcast_shapes(x.shape, xp.shape(ctx.saved_tensors[1]))
-        scale = _elementwise_scale(g, ctx.reduction, int(xp.prod(size)))
+        scale = _elementwise_scale(g, ctx.reduction, ctx.size)
         if ctx.weight is not None:
             scale = scale * ctx.weight
         dx = dy = None
@@ -455,6 +473,14 @@ class BCEFunction(Function):
             log_1mx = (1.0 - x).log().clamp(min=-100.0)
             dy = scale * (log_1mx - log_x)
         return dx, dy, None, None
+
+
+def _broadcast_size(x: Any, y: Any) -> int:
+    """The number of elements of x and y broadcast together (y may be a Python number)."""
+    shapes = [x.shape, getattr(y, "shape", ())]
+    ndim = max(len(shape) for shape in shapes)
+    padded = [(1,) * (ndim - len(shape)) + tuple(shape) for shape in shapes]
+    return math.prod(max(sizes) if min(sizes) else 0 for sizes in zip(*padded))
 
 
 def _elementwise_scale(g: Any, reduction: str, size: int) -> Any:

@@ -21,7 +21,8 @@ import math
 import warnings
 from typing import Any
 
-from chainrule.backend import xp
+from chainrule import backend
+from chainrule.nn.device_arrays import random_on, standard_normal_on
 from chainrule.random import Generator, resolve
 from chainrule.tensor import Tensor
 
@@ -92,16 +93,16 @@ def _is_empty(tensor: Tensor) -> bool:
 def uniform_(
     tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: Generator | None = None
 ) -> Tensor:
-    """Fill with draws from U(a, b)."""
-    draw = resolve(generator).random(tensor.shape, tensor.dtype)
+    """Fill with draws from U(a, b) (drawn on the tensor's device)."""
+    draw = random_on(resolve(generator), tensor.shape, tensor.dtype, tensor.device)
     return _write(tensor, draw * (b - a) + a)
 
 
 def normal_(
     tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: Generator | None = None
 ) -> Tensor:
-    """Fill with draws from N(mean, std²)."""
-    draw = resolve(generator).standard_normal(tensor.shape, tensor.dtype)
+    """Fill with draws from N(mean, std²) (drawn on the tensor's device)."""
+    draw = standard_normal_on(resolve(generator), tensor.shape, tensor.dtype, tensor.device)
     return _write(tensor, draw * std + mean)
 
 
@@ -179,4 +180,5 @@ def eye_(tensor: Tensor) -> Tensor:
     """The identity matrix (a 2-D tensor), which passes inputs through a Linear unchanged."""
     if tensor.ndim != 2:
         raise ValueError(f"eye_ needs a 2-D tensor, got shape {tensor.shape}")
+    xp = backend.get_array_module(tensor.data)
     return _write(tensor, xp.eye(*tensor.shape, dtype=tensor.dtype))

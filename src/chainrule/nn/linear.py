@@ -8,9 +8,9 @@ import math
 import operator
 from typing import Any
 
-from chainrule import ops
-from chainrule.backend import default_float, xp
-from chainrule.nn import init
+from chainrule import backend, ops
+from chainrule.backend import default_float
+from chainrule.nn import device_arrays, init
 from chainrule.nn.functional import embedding
 from chainrule.nn.fused import LinearFunction
 from chainrule.nn.module import Module
@@ -46,6 +46,7 @@ class Linear(Module):
         bias: learn an additive bias b.
         dtype: the parameters' dtype (float32 unless given).
         generator: where the initial values are drawn from (the seeded default if None).
+        device: where the parameters are made and drawn (default the CPU).
 
     Shape:
         input (…, in_features) → output (…, out_features).
@@ -76,14 +77,16 @@ class Linear(Module):
         bias: bool = True,
         dtype: Any = None,
         generator: Generator | None = None,
+        device: Any = None,
     ) -> None:
         super().__init__()
         self.in_features = _size("Linear", "in_features", in_features)
         self.out_features = _size("Linear", "out_features", out_features)
-        dtype = default_float if dtype is None else xp.dtype(dtype)
-        self.weight = Parameter(xp.empty((self.out_features, self.in_features), dtype))
+        dtype = default_float if dtype is None else backend.DType(dtype)
+        shape = (self.out_features, self.in_features)
+        self.weight = Parameter(device_arrays.empty(shape, dtype, device))
         if bias:
-            self.bias = Parameter(xp.empty((self.out_features,), dtype))
+            self.bias = Parameter(device_arrays.empty((self.out_features,), dtype, device))
         else:
             self.register_parameter("bias", None)
         self.reset_parameters(generator)
@@ -115,6 +118,8 @@ class Embedding(Module):
 
     Shape:
         input (…) of integers in [0, num_embeddings) → output (…, embedding_dim).
+        Indices on the CPU are range-checked; on a GPU they are not (the check would
+        wait for the device at every step).
     """
 
     def __init__(
@@ -123,17 +128,25 @@ class Embedding(Module):
         embedding_dim: int,
         dtype: Any = None,
         generator: Generator | None = None,
+        device: Any = None,
     ) -> None:
         super().__init__()
         self.num_embeddings = _size("Embedding", "num_embeddings", num_embeddings)
         self.embedding_dim = _size("Embedding", "embedding_dim", embedding_dim)
-        dtype = default_float if dtype is None else xp.dtype(dtype)
-        self.weight = Parameter(xp.empty((self.num_embeddings, self.embedding_dim), dtype))
+        dtype = default_float if dtype is None else backend.DType(dtype)
+        shape = (self.num_embeddings, self.embedding_dim)
+        self.weight = Parameter(device_arrays.empty(shape, dtype, device))
         init.normal_(self.weight, generator=generator)
 
     def forward(self, input: Any) -> Tensor:
-        indices = input.data if isinstance(input, Tensor) else xp.asarray(input)
-        if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= self.num_embeddings):
+        indices = input.data if isinstance(input, Tensor) else backend.to_host(input)
+        # Checked on the CPU only: on a GPU, reading the range back would wait for it.
+        on_host = not backend.is_device_array(indices)
+        if (
+            on_host
+            and indices.size
+            and (int(indices.min()) < 0 or int(indices.max()) >= self.num_embeddings)
+        ):
             raise module_shape_error(
                 self,
                 f"expected indices in [0, {self.num_embeddings}), got values from "

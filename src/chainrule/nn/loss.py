@@ -48,6 +48,11 @@ class CrossEntropyLoss(_Loss):
         (N, d₁, …)), or probabilities of the input's shape; output () or, with
         reduction "none", (N,) (or (N, d₁, …)).
 
+    Targets on the CPU are checked: a class outside [0, C) is an ``IndexError``. On a GPU
+    they are not, because reading them back would make every step wait for the device
+    (the check PyTorch's CUDA kernels do asynchronously): there, an out-of-range class
+    gives an undefined loss; check the labels once on the CPU (e.g. the dataset's).
+
     Example:
         >>> import chainrule as cr
         >>> from chainrule import nn
@@ -77,8 +82,9 @@ class CrossEntropyLoss(_Loss):
 class NLLLoss(_Loss):
     """Negative log-likelihood of log-probabilities: ℓᵢ = −w_tᵢ xᵢ,tᵢ.
 
-    Feed it ``LogSoftmax`` outputs (or use ``CrossEntropyLoss`` on logits). Arguments and
-    shapes as ``CrossEntropyLoss`` (class-index targets only).
+    Feed it ``LogSoftmax`` outputs (or use ``CrossEntropyLoss`` on logits). Arguments,
+    shapes and target checks (on the CPU only) as ``CrossEntropyLoss`` (class-index
+    targets only).
     """
 
     def __init__(

@@ -17,7 +17,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-from chainrule.backend import xp
+from chainrule import backend
+from chainrule.device import CPU, Device, as_device, parse_to_args
 from chainrule.errors import ShapeError
 from chainrule.nn.parameter import Parameter
 from chainrule.nn.paths import locate
@@ -317,23 +318,57 @@ class Module:
             else:
                 param.grad.data[...] = 0
 
-    def to(self: M, dtype: Any) -> M:
-        """Convert every floating-point parameter, gradient and buffer to ``dtype`` in
-        place (the Parameter objects stay the same, so optimisers keep their references).
-        ``"cpu"`` is accepted and changes nothing. Returns self.
+    def to(self: M, *args: Any, **kwargs: Any) -> M:
+        """Move and/or convert every parameter, gradient and buffer in place; returns self.
+
+        As PyTorch: ``model.to("cuda")``, ``model.to(cr.float64)``,
+        ``model.to("cuda", cr.float16)``, ``model.to(device=..., dtype=...)``,
+        ``model.to(tensor)`` (the tensor's device and dtype). A dtype converts only the
+        floating-point tensors (``num_batches_tracked`` stays int64); a device moves all.
+        The Parameter objects (and their ``.grad`` tensors) stay the same objects, their
+        ``.data`` replaced, so an optimiser made before ``to`` keeps working.
+
+        Raises:
+            TypeError: the dtype is not a floating-point dtype.
+
+        Example:
+            >>> import chainrule as cr
+            >>> from chainrule import nn
+            >>> layer = nn.Linear(2, 2)
+            >>> w = layer.weight
+            >>> layer.to(cr.float64).weight is w, w.dtype
+            (True, dtype('float64'))
         """
-        if isinstance(dtype, str) and dtype == "cpu":
-            return self
-        target = xp.dtype(dtype)
-        if target.kind != "f":
-            raise TypeError(f"Module.to({dtype!r}): modules convert to a floating-point dtype")
+        args = tuple(
+            v for a in args for v in ((a.device, a.dtype) if isinstance(a, Tensor) else (a,))
+        )
+        device, dtype = parse_to_args(args, dict(kwargs))
+        target = None
+        if dtype is not None:
+            target = backend.DType(dtype)
+            if target.kind != "f":
+                raise TypeError(
+                    f"{type(self).__name__}.to({dtype!r}): modules convert only to a "
+                    f"floating-point dtype (cr.float32, cr.float64, cr.float16)"
+                )
         for tensor in [*self.parameters(), *self.buffers()]:
-            if tensor.data.dtype.kind == "f" and tensor.data.dtype != target:
-                tensor.data = tensor.data.astype(target)
-                tensor.increment_version()
-                if tensor.grad is not None:
-                    tensor.grad = Tensor(tensor.grad.data.astype(target))
+            _move(tensor, device, target)
+            if tensor.grad is not None:
+                _move(tensor.grad, device, target)
         return self
+
+    def cuda(self: M, device: Any = None) -> M:
+        """``to`` a GPU: ``device`` an index or a device, default the current GPU."""
+        if device is None or isinstance(device, int):
+            return self.to(Device("cuda", device))
+        target = as_device(device)
+        if target.type != "cuda":
+            raise ValueError(f"cuda({device!r}): not a GPU; use .to({str(target)!r})")
+        return self.to(target)
+
+    def cpu(self: M) -> M:
+        """``to("cpu")``: every parameter, gradient and buffer into host memory."""
+        return self.to(CPU)
 
     def float(self: M) -> M:
         return self.to("float32")
@@ -397,6 +432,19 @@ class Module:
 
     def __dir__(self) -> list[str]:
         return sorted({*super().__dir__(), *self._parameters, *self._modules, *self._buffers})
+
+
+def _move(tensor: Tensor, device: Device | None, dtype: Any) -> None:
+    """Replace ``tensor.data`` by its copy on ``device`` and/or in ``dtype`` (floats only),
+    in place, bumping the version when it changed."""
+    data = tensor.data
+    if dtype is not None and data.dtype.kind == "f" and data.dtype != dtype:
+        data = data.astype(dtype)
+    if device is not None:
+        data = backend.to_device(data, device)
+    if data is not tensor.data:
+        tensor.data = data
+        tensor.increment_version()
 
 
 def _check_name(module: Module, name: str) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 from chainrule.autograd.function import Function
-from chainrule.backend import xp
 
 
 def channel_axes(ndim: int) -> tuple[int, ...]:
@@ -60,8 +59,8 @@ class BatchNormFunction(Function):
         centred = x - mean
         # Σ (x − μ)² per channel in one pass, without a squared temporary.
         flat = centred.reshape(x.shape[0], x.shape[1], -1)
-        var = xp.einsum("ncl,ncl->c", flat, flat) / count
-        invstd = 1.0 / xp.sqrt(var + eps)
+        var = ctx.xp.einsum("ncl,ncl->c", flat, flat) / count
+        invstd = 1.0 / ctx.xp.sqrt(var + eps)
         centred *= invstd.reshape(shape)  # now x̂; ``centred`` is our own array
         x_hat = centred
         if running_mean is not None:

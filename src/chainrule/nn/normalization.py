@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from chainrule.backend import default_float, xp
+from chainrule import backend
+from chainrule.backend import default_float
+from chainrule.nn import device_arrays
 from chainrule.nn.functional_conv import batch_norm, dropout2d
 from chainrule.nn.module import Module
 from chainrule.nn.parameter import Parameter
@@ -29,6 +31,7 @@ class _BatchNorm(Module):
         affine: bool = True,
         track_running_stats: bool = True,
         dtype: Any = None,
+        device: Any = None,
     ) -> None:
         super().__init__()
         self.num_features = int(num_features)
@@ -36,18 +39,23 @@ class _BatchNorm(Module):
         self.momentum = momentum
         self.affine = affine
         self.track_running_stats = track_running_stats
-        dtype = default_float if dtype is None else xp.dtype(dtype)
+        dtype = default_float if dtype is None else backend.DType(dtype)
         c = self.num_features
+
+        def filled(value: float) -> Any:  # a (C,) vector on the device asked for
+            return device_arrays.constant((c,), value, dtype, device)
+
         if affine:
-            self.weight = Parameter(xp.ones((c,), dtype))
-            self.bias = Parameter(xp.zeros((c,), dtype))
+            self.weight = Parameter(filled(1.0))
+            self.bias = Parameter(filled(0.0))
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
         if track_running_stats:
-            self.register_buffer("running_mean", Tensor(xp.zeros((c,), dtype)))
-            self.register_buffer("running_var", Tensor(xp.ones((c,), dtype)))
-            self.register_buffer("num_batches_tracked", Tensor(xp.zeros((), xp.int64)))
+            self.register_buffer("running_mean", Tensor(filled(0.0)))
+            self.register_buffer("running_var", Tensor(filled(1.0)))
+            count = device_arrays.constant((), 0, backend.int64, device)
+            self.register_buffer("num_batches_tracked", Tensor(count))
         else:
             self.register_buffer("running_mean", None)
             self.register_buffer("running_var", None)
@@ -74,13 +82,16 @@ class _BatchNorm(Module):
             )
         # PyTorch's rule: batch statistics in training, or whenever no running ones exist.
         use_batch = self.training or not self.track_running_stats
-        factor = 0.0
+        factor: Any = 0.0
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
             self.num_batches_tracked.increment_version()
-            # momentum None: the cumulative average over all batches seen.
-            seen = int(self.num_batches_tracked.data)
-            factor = 1.0 / seen if self.momentum is None else float(self.momentum)
+            # momentum None: the cumulative average over all batches seen, 1/count as a
+            # 0-d array where the count is (reading it as a number would wait for a GPU).
+            if self.momentum is None:
+                factor = 1.0 / self.num_batches_tracked.data
+            else:
+                factor = float(self.momentum)
         update = self.training and self.track_running_stats
         return batch_norm(
             input,
@@ -114,6 +125,8 @@ class BatchNorm1d(_BatchNorm):
         track_running_stats: keep ``running_mean``, ``running_var`` and
             ``num_batches_tracked`` buffers (saved in the state_dict); without them the
             batch statistics are used in eval too.
+        dtype: of the parameters and running statistics (default float32).
+        device: where they are made (default the CPU; ``to`` moves them later).
 
     Example:
         >>> import chainrule as cr

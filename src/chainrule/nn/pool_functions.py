@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from chainrule import backend
 from chainrule.autograd.function import Function
-from chainrule.backend import xp
 from chainrule.nn.conv_functions import ConvGeometry, ConvTranspose2dFunction, windows
 from chainrule.tensor import Tensor
 
@@ -39,7 +39,7 @@ def _offset_slices(
     ]
 
 
-def _padded_zeros(x_shape: tuple[int, ...], geo: ConvGeometry, dtype: Any) -> Any:
+def _padded_zeros(xp: Any, x_shape: tuple[int, ...], geo: ConvGeometry, dtype: Any) -> Any:
     n, c, h, w = x_shape
     (pt, pb), (pl, pr) = geo.padding
     return xp.zeros((n, c, h + pt + pb, w + pl + pr), dtype=dtype)
@@ -66,7 +66,7 @@ class MaxPool2dFunction(Function):
         offsets = [view[..., k // kw, k % kw] for k in range(kh * kw)]
         best = offsets[0].copy()
         for candidate in offsets[1:]:
-            xp.maximum(best, candidate, out=best)
+            ctx.xp.maximum(best, candidate, out=best)
         # Which offset won is found again in backward from x and y (a few comparisons of
         # output-sized arrays), not stored as an argmax here: building the argmax costs
         # 4x the maximum itself (measured at pool1's shapes, 45 ms against 11 ms).
@@ -83,7 +83,8 @@ class MaxPool2dFunction(Function):
         kh, kw = kernel
         ho, wo = g.shape[2:]
         view = windows(x, kh, kw, geo, pad_value=-math.inf)
-        dxpad = _padded_zeros(ctx.x_shape, geo, g.dtype)
+        xp = ctx.xp
+        dxpad = _padded_zeros(xp, ctx.x_shape, geo, g.dtype)
         (sh, sw), (dh, dw) = geo.stride, geo.dilation
         disjoint = sh >= dh * (kh - 1) + 1 and sw >= dw * (kw - 1) + 1
         taken = xp.zeros(best.shape, dtype=bool)  # windows whose maximum was routed
@@ -106,7 +107,7 @@ class MaxPool2dFunction(Function):
         view = windows(x, kh, kw, geo, pad_value=-math.inf)
         arg = _first_max([view[..., k // kw, k % kw] for k in range(kh * kw)], best)
         n, c, h, w = ctx.x_shape
-        planes = xp.arange(n * c).reshape(n, c, 1, 1) * (h * w)
+        planes = ctx.xp.arange(n * c).reshape(n, c, 1, 1) * (h * w)
         flat = planes + _flat_indices(arg, kernel, geo, ctx.x_shape)
         return MaxUnpoolFunction.apply(g, flat, ctx.x_shape), None, None, None
 
@@ -121,7 +122,7 @@ class MaxUnpoolFunction(Function):
     @staticmethod
     def forward(ctx: Any, g: Any, index: Any, x_shape: tuple[int, ...]) -> Any:
         size = math.prod(x_shape)
-        dx = xp.bincount(index.ravel(), weights=g.ravel(), minlength=size)
+        dx = ctx.xp.bincount(index.ravel(), weights=g.ravel(), minlength=size)
         return dx.astype(g.dtype, copy=False).reshape(x_shape)
 
     @staticmethod
@@ -139,7 +140,8 @@ def _first_max(offsets: list[Any], best: Any) -> Any:
     """The offset k of each window's first maximum: written from the last offset to the
     first, so that ties end with the first in row-major order, PyTorch's rule.
     """
-    arg = xp.zeros(best.shape, dtype=xp.uint8 if len(offsets) < 256 else xp.int32)
+    xp = backend.get_array_module(best)
+    arg = xp.zeros(best.shape, dtype=backend.uint8 if len(offsets) < 256 else backend.int32)
     for k in range(len(offsets) - 1, -1, -1):
         xp.copyto(arg, k, where=offsets[k] == best)
     return arg
@@ -155,7 +157,8 @@ def _flat_indices(
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
     (pt, _), (pl, _) = geo.padding
     ho, wo = arg.shape[2:]
-    a, b = xp.divmod(arg.astype(xp.int64), kw)
+    xp = backend.get_array_module(arg)
+    a, b = xp.divmod(arg.astype(backend.int64), kw)
     rows = xp.arange(ho).reshape(ho, 1) * sh + a * dh - pt
     cols = xp.arange(wo).reshape(1, wo) * sw + b * dw - pl
     result: Any = rows * x_shape[3] + cols
@@ -185,7 +188,7 @@ class AvgPool2dFunction(Function):
         _, kernel, geo, divisor = ctx.inputs
         kh, kw = kernel
         share = g / divisor
-        dxpad = _padded_zeros(ctx.x_shape, geo, g.dtype)
+        dxpad = _padded_zeros(ctx.xp, ctx.x_shape, geo, g.dtype)
         for rows, cols in _offset_slices(kh, kw, geo, *g.shape[2:]):
             dxpad[:, :, rows, cols] += share
         return _crop(dxpad, ctx.x_shape, geo), None, None, None
@@ -197,22 +200,23 @@ class AvgPool2dFunction(Function):
         _, kernel, geo, divisor = ctx.inputs
         n, c, h, w = ctx.x_shape
         ho, wo = g.shape[2:]
-        ones = xp.ones((1, 1, *kernel), dtype=g.data.dtype)
+        ones = ctx.xp.ones((1, 1, *kernel), dtype=g.data.dtype)
         plane = (g / divisor).reshape(n * c, 1, ho, wo)
         dx = ConvTranspose2dFunction.apply(plane, ones, geo, (n * c, 1, h, w))
         return dx.reshape(n, c, h, w), None, None, None
 
 
-def adaptive_matrix(size_in: int, size_out: int, dtype: Any) -> Any:
+def adaptive_matrix(xp: Any, size_in: int, size_out: int, dtype: Any) -> Any:
     """A (size_out, size_in) matrix whose row i averages inputs ⌊i·in/out⌋ … ⌈(i+1)·in/out⌉−1
-    (PyTorch's adaptive windows).
+    (PyTorch's adaptive windows), made with ``xp`` (on its device) in a few whole-array
+    ops rather than a write per row (a kernel launch each on a GPU).
     """
-    m = xp.zeros((size_out, size_in), dtype=dtype)
-    for i in range(size_out):
-        start = (i * size_in) // size_out
-        end = -((-(i + 1) * size_in) // size_out)
-        m[i, start:end] = 1.0 / (end - start)
-    return m
+    rows = xp.arange(size_out).reshape(-1, 1)
+    start = (rows * size_in) // size_out
+    end = -((-(rows + 1) * size_in) // size_out)
+    cols = xp.arange(size_in).reshape(1, -1)
+    inside = (cols >= start) & (cols < end)
+    return (inside / (end - start)).astype(dtype)
 
 
 class AdaptiveAvgPool2dFunction(Function):
@@ -220,8 +224,8 @@ class AdaptiveAvgPool2dFunction(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any, output_size: tuple[int, int]) -> Any:
-        a_h = adaptive_matrix(x.shape[2], output_size[0], x.dtype)
-        a_w = adaptive_matrix(x.shape[3], output_size[1], x.dtype)
+        a_h = adaptive_matrix(ctx.xp, x.shape[2], output_size[0], x.dtype)
+        a_w = adaptive_matrix(ctx.xp, x.shape[3], output_size[1], x.dtype)
         ctx.save_for_backward(a_h, a_w)
         return a_h @ x @ a_w.T
 

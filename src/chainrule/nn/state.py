@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+from chainrule import backend
 from chainrule.autograd.grad_mode import no_grad
-from chainrule.backend import xp
 from chainrule.errors import ShapeError
 from chainrule.tensor import Tensor
 
@@ -20,7 +20,11 @@ class IncompatibleKeys(NamedTuple):
 
 
 def _array_of(value: Any) -> Any:
-    return value.data if isinstance(value, Tensor) else xp.asarray(value)
+    """The array of a state-dict value (a Tensor, an array of either device, or host
+    data such as a list)."""
+    if isinstance(value, Tensor):
+        return value.data
+    return value if backend.is_device_array(value) else backend.to_host(value)
 
 
 def load_state(self: Any, state_dict: Any, strict: bool) -> IncompatibleKeys:
@@ -58,7 +62,10 @@ def load_state(self: Any, state_dict: Any, strict: bool) -> IncompatibleKeys:
         for key, target in own.items():
             if key in state_dict:
                 # The targets share memory with the live parameters: copying into
-                # them updates the model and keeps the Parameter objects.
-                target.data[...] = _array_of(state_dict[key])
+                # them updates the model and keeps the Parameter objects. The value is
+                # first copied onto the parameter's device (a GPU state dict loads into a
+                # CPU model and the other way round).
+                value = backend.to_device(_array_of(state_dict[key]), target.device)
+                target.data[...] = value
                 target.increment_version()
     return IncompatibleKeys(missing, unexpected)

@@ -20,7 +20,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from chainrule.backend import xp
+from chainrule import backend
 from chainrule.tensor import Tensor
 
 TensorOrTensors = Tensor | Iterable[Tensor]
@@ -49,9 +49,10 @@ def get_total_norm(
     items = [tensors] if isinstance(tensors, Tensor) else list(tensors)
     p = _norm_order("get_total_norm", norm_type)
     if not items:
-        return Tensor(xp.asarray(0.0, dtype=xp.float32))
+        return Tensor(backend.xp.zeros((), dtype=backend.float32))  # no device to be on
     norms = [_vector_norm(t.data.reshape(-1), p) for t in items]
-    total = _vector_norm(xp.stack(norms), p)
+    # The norms stay 0-d arrays on the gradients' device: no value is read back here.
+    total = _vector_norm(backend.get_array_module(norms[0]).stack(norms), p)
     if error_if_nonfinite and not math.isfinite(float(total)):
         raise RuntimeError(_nonfinite_message("get_total_norm", p, total, items, norms))
     return Tensor(total)
@@ -74,13 +75,17 @@ def clip_grads_with_norm_(
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return
+    xp = backend.get_array_module(grads[0].data)
     total = total_norm.data if isinstance(total_norm, Tensor) else xp.asarray(total_norm)
+    total = backend.to_device(total, grads[0].device)
     # PyTorch's own arithmetic in the norm's dtype: c = (1 / (‖g‖ + 1e-6)) · max_norm.
     one = xp.ones((), dtype=total.dtype)
     coef = xp.minimum(one / (total + total.dtype.type(1e-6)) * limit, one)
     for grad in grads:
         # In the gradient's dtype, as PyTorch multiplies by a 0-d coefficient.
-        xp.multiply(grad.data, coef.astype(grad.data.dtype, copy=False), out=grad.data)
+        backend.get_array_module(grad.data).multiply(
+            grad.data, coef.astype(grad.data.dtype, copy=False), out=grad.data
+        )
         grad.increment_version()
 
 
@@ -105,6 +110,9 @@ def clip_grad_norm_(
         error_if_nonfinite: raise instead of scaling by a NaN or infinite norm (which
             would turn every gradient into NaN or zeros).
         foreach: accepted for PyTorch compatibility; NumPy has no multi-tensor kernels.
+
+    On a GPU the norm and the scaling stay on the device: nothing is read back to the host
+    (no sync) unless ``error_if_nonfinite=True``, which must look at the norm's value.
 
     Returns:
         The total norm of the gradients *before* clipping, a 0-d Tensor (PyTorch's
@@ -176,19 +184,20 @@ def clip_grad_value_(
     for q in params:
         grad = q.grad
         if grad is not None:
-            xp.clip(grad.data, -value, value, out=grad.data)
+            backend.get_array_module(grad.data).clip(grad.data, -value, value, out=grad.data)
             grad.increment_version()
 
 
 # ------------------------------------------------------------------------------- helpers
 def _vector_norm(v: Any, p: float) -> Any:
     """‖v‖_p of a flat array, as a 0-d array of v's dtype (PyTorch's vector_norm)."""
+    xp = backend.get_array_module(v)
     if v.size == 0:
         return xp.zeros((), dtype=v.dtype)
     if p == 2.0:
         # One BLAS pass, no temporary. Squares beyond the dtype's range give inf, which
         # error_if_nonfinite reports; NumPy's overflow warning would only repeat it.
-        with xp.errstate(over="ignore"):
+        with backend.errstate(v, over="ignore"):
             return xp.sqrt(xp.dot(v, v))
     if p == math.inf:
         return xp.max(xp.abs(v))
@@ -230,7 +239,12 @@ def _nonfinite_message(
     indices: list[int] | None = None,
 ) -> str:
     indices = list(range(len(grads))) if indices is None else indices
-    bad = [i for i, g in zip(indices, grads) if not bool(xp.isfinite(g.data).all())]
+    # Only reached when the user asked for the check: reading values back is expected.
+    bad = [
+        i
+        for i, g in zip(indices, grads)
+        if not bool(backend.get_array_module(g.data).isfinite(g.data).all())
+    ]
     if bad:
         cause = (
             f"the gradients of parameters {bad} (indices into the parameters given) hold "
