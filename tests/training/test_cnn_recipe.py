@@ -68,7 +68,7 @@ def test_default_cnn_state_dict_loads_into_torch_with_the_same_outputs(
 def test_build_model_picks_by_option_and_refuses_flat_data_for_the_cnn() -> None:
     assert isinstance(build_model(TrainConfig(), (1, 8, 8), 10)[0], nn.Flatten)
     assert isinstance(build_model(TrainConfig(model="cnn"), (1, 8, 8), 10)[0], nn.Conv2d)
-    with pytest.raises(ValueError, match="--model cnn with 2 blocks .* needs images"):
+    with pytest.raises(ValueError, match=r"--model cnn with 2 blocks .* needs images"):
         build_model(TrainConfig(model="cnn"), (64,), 10)
     with pytest.raises(ValueError, match="--model must be one of mlp, cnn"):
         TrainConfig(model="resnet").validate()
