@@ -303,7 +303,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
             f"{f'cnn {list(cfg.channels)}' if cfg.model == 'cnn' else f'mlp {list(cfg.hidden)}'}, "
             f"{cfg.activation}, "
             f"dropout {cfg.dropout}, {cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule, "
-            f"{cfg.epochs} epochs -> {out}/"
+            f"{cfg.epochs} epochs{'' if cfg.device == 'cpu' else f' on {cfg.device}'} -> {out}/"
         )
     return _run_training(
         out, lambda train: train(cfg, out=out, progress=progress, report=args.report), False

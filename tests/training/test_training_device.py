@@ -182,3 +182,17 @@ def test_cuda_without_a_gpu_says_what_to_install(
     assert "--device cuda:" in err and 'pip install "chainrule[cuda]"' in err
     assert "--device cpu" in err
     assert not (tmp_path / "r").exists()
+
+
+def test_cli_trains_on_the_device_and_resumes_there(
+    fake_cuda: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    _needs_device_port(fake_cuda, TrainConfig(**SMALL))
+    out = str(tmp_path / "run")
+    small = ["--hidden", "32", "--dropout", "0", "--schedule", "step", "--no-progress"]
+    assert main(["train", *small, "--epochs", "1", "--device", "cuda", "--out", out]) == 0
+    assert "1 epochs on cuda ->" in capsys.readouterr().out
+    # --device is accepted with --resume (it moves the run; other options are refused).
+    assert main(["train", "--resume", out, "--epochs", "2", "--device", "cpu"]) == 0
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["device"] == "cpu" and saved["epochs"] == 2
