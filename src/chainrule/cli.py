@@ -228,6 +228,12 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
 
     r = t.add_argument_group("run")
     r.add_argument("--seed", type=int, default=given_or_default(DEFAULTS.seed))
+    r.add_argument(
+        "--device",
+        default=given_or_default(DEFAULTS.device),
+        help="where to train: cpu, cuda or cuda:N (an NVIDIA GPU through CuPy: pip install "
+        "'chainrule[cuda]'); the whole dataset is put on it; with --resume, continue there",
+    )
     r.add_argument("--out", default=None, help="output directory (default: runs/DATASET-TIMESTAMP)")
     r.add_argument(
         "--resume",
@@ -297,7 +303,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
             f"{f'cnn {list(cfg.channels)}' if cfg.model == 'cnn' else f'mlp {list(cfg.hidden)}'}, "
             f"{cfg.activation}, "
             f"dropout {cfg.dropout}, {cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule, "
-            f"{cfg.epochs} epochs -> {out}/"
+            f"{cfg.epochs} epochs{'' if cfg.device == 'cpu' else f' on {cfg.device}'} -> {out}/"
         )
     return _run_training(
         out, lambda train: train(cfg, out=out, progress=progress, report=args.report), False
@@ -307,21 +313,29 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
 def _resume(args: argparse.Namespace, argv: list[str], progress: bool, speak: bool) -> int:
     """``--resume DIR [--epochs N]``: the run's own options, so any other is refused."""
     given = set(vars(build_parser(defaults=False).parse_args(argv))) & set(CONFIG_OPTIONS)
-    others = sorted(given - {"epochs"})
+    # --device moves the run, it does not change what it computes: allowed, as --epochs.
+    others = sorted(given - {"epochs", "device"})
     if others:
         names = ", ".join(f"--{n.replace('_', '-')}" for n in others)
         args.parser.error(
             f"--resume continues the run with the options it was started with; {names} "
-            f"cannot change them (only --epochs can); start a new run to train differently"
+            f"cannot change them (only --epochs and --device can); start a new run to "
+            f"train differently"
         )
     epochs = args.epochs if "epochs" in given else None
+    device = args.device if "device" in given else None
     target = f" to {epochs} epochs" if epochs is not None else ""
     if speak:
         print(f"resuming the run in {args.resume}{target}")
     return _run_training(
         args.resume,
         lambda train: train(
-            out=args.resume, resume=True, progress=progress, epochs=epochs, report=args.report
+            out=args.resume,
+            resume=True,
+            progress=progress,
+            epochs=epochs,
+            report=args.report,
+            device=device,
         ),
         True,
         f" --epochs {epochs}" if epochs is not None else "",

@@ -4,13 +4,18 @@ A new view of each training image every epoch, so a convolutional network sees t
 garment a few pixels off or mirrored and learns what does not depend on the position.
 Everything is drawn from a seeded ``chainrule.Generator``: the same seed gives the same
 augmented batches, and a checkpoint that saves the generator resumes them bit-identically.
+
+Batches on a GPU are augmented there (with the batch's array module). The random offsets
+are drawn on the host from the same stream as on the CPU, so a seed gives the same
+augmented images on either device; they reach the GPU as one small copy (3 numbers per
+image) per batch, and nothing is read back.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from chainrule.backend import xp
+from chainrule import backend
 from chainrule.errors import ShapeError
 from chainrule.random import Generator, resolve
 from chainrule.tensor import Tensor
@@ -56,14 +61,22 @@ class RandomShiftFlip:
         n, _, h, w = x.shape
         s = self.max_shift
         gen = resolve(self.generator)
-        # Offsets in [0, 2s] into the zero-padded images: every image its own window.
-        offsets = (gen.random((2, n), xp.float64) * (2 * s + 1)).astype(xp.int64)
-        offsets = xp.minimum(offsets, 2 * s)
+        host = backend.xp  # the draws: NumPy, then one copy to the batch's device
+        # Offsets in [0, 2s] into the zero-padded images: every image its own window; a
+        # third row of draws decides the mirrors (one (3, N) draw is the same stream as
+        # the (2, N) and (N,) draws of earlier releases: the same images for a seed).
+        draws = backend.to_host(gen.random((3 if self.flip else 2, n), backend.float64))
+        offsets = host.minimum((draws[:2] * (2 * s + 1)).astype(backend.int64), 2 * s)
+        if self.flip:
+            flips = (draws[2] < self.flip).astype(backend.int64)
+            offsets = host.concatenate([offsets, flips[None, :]])
+        offsets = backend.to_device(offsets, backend.device_of(x))
+        xp = backend.get_array_module(x)
         padded = xp.pad(x, ((0, 0), (0, 0), (s, s), (s, s)))
         rows = offsets[0][:, None] + xp.arange(h)[None, :]  # (N, H)
         cols = offsets[1][:, None] + xp.arange(w)[None, :]  # (N, W)
         if self.flip:
-            mirrored = gen.random((n,), xp.float64) < self.flip
+            mirrored = offsets[2] == 1
             cols = xp.where(mirrored[:, None], cols[:, ::-1], cols)
         batch_index = xp.arange(n)[:, None, None, None]
         channel_index = xp.arange(x.shape[1])[None, :, None, None]

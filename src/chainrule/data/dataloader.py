@@ -1,4 +1,10 @@
-"""``DataLoader``: a dataset served as minibatches of Tensors, reshuffled every epoch."""
+"""``DataLoader``: a dataset served as minibatches of Tensors, reshuffled every epoch.
+
+The order of the examples is drawn on the host (samplers are host code); a batch is
+gathered where the dataset lives. For a dataset on a GPU the epoch's whole order is copied
+there once, when the epoch starts, and each batch is a slice of it: one small transfer
+per epoch, none per batch, and no read back to the host.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,6 @@ from typing import Any
 import numpy
 
 from chainrule import backend
-from chainrule.backend import xp
 from chainrule.data.sampler import (
     BatchSampler,
     RandomSampler,
@@ -16,6 +21,7 @@ from chainrule.data.sampler import (
     SequentialSampler,
     positive_int,
 )
+from chainrule.device import Device
 from chainrule.ops import stack
 from chainrule.random import Generator
 from chainrule.tensor import Tensor
@@ -46,15 +52,19 @@ def default_collate(samples: Sequence[Any]) -> Any:
     if isinstance(first, Tensor):
         if any(isinstance(s, Tensor) and s.requires_grad for s in samples):
             return stack(samples)
-        return Tensor(xp.stack([_array(s) for s in samples]))
-    if isinstance(first, (xp.ndarray, numpy.ndarray, numpy.generic)):
-        return Tensor(xp.stack([xp.asarray(s) for s in samples]))
+        arrays = [_array(s) for s in samples]
+        # Stacked by the examples' own array module: GPU examples give a GPU batch.
+        return Tensor(backend.array_module(*arrays).stack(arrays))
+    if isinstance(first, (numpy.ndarray, numpy.generic)) or backend.is_device_array(first):
+        arrays = [_array(s) for s in samples]
+        return Tensor(backend.array_module(*arrays).stack(arrays))
+    # Python numbers: host data.
     if isinstance(first, bool):
-        return Tensor(xp.asarray(samples, dtype=backend.bool_))
+        return Tensor(numpy.asarray(samples, dtype=backend.bool_))
     if isinstance(first, int):
-        return Tensor(xp.asarray(samples, dtype=backend.int64))
+        return Tensor(numpy.asarray(samples, dtype=backend.int64))
     if isinstance(first, float):
-        return Tensor(xp.asarray(samples, dtype=backend.default_float))
+        return Tensor(numpy.asarray(samples, dtype=backend.default_float))
     if isinstance(first, Mapping):
         return {key: default_collate([s[key] for s in samples]) for key in first}
     if isinstance(first, (tuple, list)):
@@ -73,7 +83,9 @@ def default_collate(samples: Sequence[Any]) -> Any:
 
 
 def _array(x: Any) -> Any:
-    return x.data if isinstance(x, Tensor) else xp.asarray(x)
+    if isinstance(x, Tensor):
+        return x.data
+    return x if backend.is_device_array(x) else numpy.asarray(x)
 
 
 class DataLoader:
@@ -91,6 +103,10 @@ class DataLoader:
     datasets in ``chainrule.data.datasets``) and no ``collate_fn`` is given, each batch is
     taken with one fancy-index per field; otherwise examples are fetched one by one and
     combined by ``collate_fn`` (default ``default_collate``).
+
+    A dataset on a GPU (a ``TensorDataset`` of GPU tensors) gives GPU batches: the epoch's
+    order, drawn on the host, is copied to the GPU once per epoch and each batch is
+    gathered there with a slice of it (no transfer per batch).
 
     Args:
         dataset: a map-style dataset (``__getitem__`` and ``__len__``).
@@ -180,8 +196,29 @@ class DataLoader:
 
     def _load(self, index_batches: Any) -> Iterator[Any]:
         get_batch = self._get_batch
-        for indices in index_batches:
-            if get_batch is not None:
-                yield get_batch(numpy.asarray(indices, dtype=numpy.int64))
-            else:
+        if get_batch is None:
+            for indices in index_batches:
                 yield self.collate_fn([self.dataset[int(i)] for i in indices])
+            return
+        device = getattr(self.dataset, "device", None)
+        if isinstance(device, Device) and device.type != "cpu" and isinstance(index_batches, list):
+            yield from _device_batches(get_batch, index_batches, device)
+            return
+        for indices in index_batches:
+            yield get_batch(numpy.asarray(indices, dtype=numpy.int64))
+
+
+def _device_batches(
+    get_batch: Callable[[Any], Any], batches: list[Any], device: Device
+) -> Iterator[Any]:
+    """The batches of one epoch, gathered on ``device`` with index arrays that live there:
+    the whole epoch's order is copied once, then each batch takes a slice (a view)."""
+    sizes = [len(b) for b in batches]
+    if not sizes:
+        return
+    host = numpy.concatenate([numpy.asarray(b, dtype=numpy.int64) for b in batches])
+    order = backend.to_device(host, device)
+    start = 0
+    for size in sizes:
+        yield get_batch(order[start : start + size])
+        start += size

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy
 
+from chainrule import backend
 from chainrule.data.sampler import Sampler, positive_int
 from chainrule.random import Generator, resolve
 
@@ -82,7 +83,8 @@ class StratifiedBatchSampler(Sampler[list[int]]):
     ) -> None:
         name = "StratifiedBatchSampler"
         self.batch_size = positive_int(batch_size, "batch_size", name)
-        labels = numpy.asarray(getattr(labels, "data", labels))
+        # The batches are drawn on the host: labels on a GPU are copied once, here.
+        labels = backend.to_host(getattr(labels, "data", labels))
         if labels.ndim != 1:
             raise ValueError(
                 f"{name}: labels must be one class per example, shape (N,), got shape "

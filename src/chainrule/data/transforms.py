@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from chainrule import backend
-from chainrule.backend import xp
+from chainrule.device import Device
 from chainrule.errors import ShapeError
 from chainrule.tensor import Tensor
 
@@ -26,6 +26,10 @@ class Normalize:
     The statistics travel with the model: ``state_dict()`` gives
     ``{"mean": Tensor, "std": Tensor, "eps": float}`` for the checkpoint and
     ``load_state_dict`` restores them.
+
+    Devices: ``fit`` and the transform work on CPU and GPU data alike, each with the
+    data's own array module; the statistics stay where they were measured (or loaded),
+    and a copy on the input's device is made once, the first time it is needed.
 
     Args:
         eps: the floor ε on σ (must be positive). It only guards against σ = 0: a
@@ -56,6 +60,7 @@ class Normalize:
         self.channel_axis = channel_axis
         self.mean: Tensor | None = None
         self.std: Tensor | None = None
+        self._moved: dict[Device, tuple[Any, Any]] = {}  # the statistics on other devices
 
     @property
     def fitted(self) -> bool:
@@ -70,7 +75,8 @@ class Normalize:
                 every input of that channel after normalisation: clean or impute the
                 data first (e.g. ``numpy.nan_to_num`` or the channel's ``nanmean``).
         """
-        data = x.data if isinstance(x, Tensor) else xp.asarray(x)
+        data = _as_array(x)
+        xp = backend.get_array_module(data)
         if data.ndim == 0 or data.shape[0] == 0:
             raise ShapeError(
                 f"Normalize.fit needs a batch of examples (N, ...) with N >= 1, got shape "
@@ -86,13 +92,15 @@ class Normalize:
             keepdims = True
         # Statistics in float64 so a large training set does not lose digits.
         # NaN/Inf in the data are reported below, not as NumPy's "invalid value" warning.
-        with xp.errstate(invalid="ignore", over="ignore"):
+        with backend.errstate(data, invalid="ignore", over="ignore"):
             mean = xp.mean(data, axis=reduce, dtype=backend.float64, keepdims=keepdims)
             std = xp.std(data, axis=reduce, dtype=backend.float64, keepdims=keepdims)
-        if not (bool(xp.isfinite(mean).all()) and bool(xp.isfinite(std).all())):
-            _check_finite(data, reduce)
+        # One read of a GPU's result (fit runs once, before training).
+        if not bool(xp.isfinite(mean).all() & xp.isfinite(std).all()):
+            _check_finite(backend.to_host(data), reduce)
         self.mean = Tensor(xp.asarray(mean, dtype=dtype))
         self.std = Tensor(xp.asarray(std, dtype=dtype))
+        self._moved = {}
         return self
 
     def __call__(self, x: Any) -> Any:
@@ -106,9 +114,10 @@ class Normalize:
                 "Normalize is used before fit: call norm.fit(x_train) on the training "
                 "inputs (or load_state_dict from a checkpoint) first"
             )
-        data = x.data if isinstance(x, Tensor) else xp.asarray(x)
+        data = _as_array(x)
+        xp = backend.get_array_module(data)
         dtype = data.dtype if backend.is_floating(data.dtype) else backend.default_float
-        mean, std = self._stats_for(tuple(data.shape))
+        mean, std = self._stats_for(tuple(data.shape), data)
         mean = mean.astype(dtype, copy=False)
         denom = xp.maximum(std, self.eps).astype(dtype, copy=False)
         if isinstance(x, Tensor) and x.requires_grad:
@@ -116,10 +125,18 @@ class Normalize:
         out = (data.astype(dtype, copy=False) - mean) / denom
         return Tensor(out) if isinstance(x, Tensor) else out
 
-    def _stats_for(self, shape: tuple[int, ...]) -> tuple[Any, Any]:
-        """The stored statistics shaped to broadcast against an input of ``shape``."""
+    def _stats_for(self, shape: tuple[int, ...], data: Any) -> tuple[Any, Any]:
+        """The stored statistics on the device of ``data``, shaped to broadcast against
+        an input of ``shape``."""
         assert self.mean is not None and self.std is not None
         mean, std = self.mean.data, self.std.data
+        device = backend.device_of(data)
+        if backend.device_of(mean) != device:
+            moved = self._moved.get(device)
+            if moved is None:
+                moved = (backend.to_device(mean, device), backend.to_device(std, device))
+                self._moved[device] = moved
+            mean, std = moved
         if mean.ndim == 0:
             return mean, std
         if len(shape) == mean.ndim - 1:
@@ -148,7 +165,7 @@ class Normalize:
             raise KeyError(f"Normalize.load_state_dict: missing entries {sorted(missing)}")
         mean = state["mean"].data if isinstance(state["mean"], Tensor) else state["mean"]
         std = state["std"].data if isinstance(state["std"], Tensor) else state["std"]
-        mean, std = xp.asarray(mean), xp.asarray(std)
+        mean, std = _as_array(mean), _as_array(std)
         if mean.shape != std.shape:
             raise ShapeError(
                 f"Normalize.load_state_dict: mean has shape {tuple(mean.shape)} but std "
@@ -165,18 +182,27 @@ class Normalize:
             self.eps = _check_eps(float(state["eps"]))
         self.mean = Tensor(mean)
         self.std = Tensor(std)
+        self._moved = {}
 
     def __repr__(self) -> str:
         shape = None if self.mean is None else tuple(self.mean.shape)
         return f"Normalize(eps={self.eps}, channel_axis={self.channel_axis!r}, stats={shape})"
 
 
+def _as_array(x: Any) -> Any:
+    """The array of a Tensor, a GPU array as it is, anything else as a NumPy array."""
+    if isinstance(x, Tensor):
+        return x.data
+    return x if backend.is_device_array(x) else backend.to_host(x)
+
+
 def _check_finite(data: Any, reduce: tuple[int, ...] | None) -> None:
-    """Raise, saying which channels of ``data`` hold NaN or ±Inf and how many of each.
+    """Raise, saying which channels of ``data`` (host data) hold NaN or ±Inf and how many.
 
     Called only when the statistics are not finite, so the common case costs nothing.
     Finite data whose σ overflows (values near 1e300) pass: that is their scale.
     """
+    xp = backend.xp  # the host's NumPy: an error path, after one copy of the data
     # Fail rather than skip them (a nanmean): a NaN in the training inputs is almost
     # always a bug in loading or preprocessing, the same value would turn the loss NaN
     # at training time anyway, and statistics measured around it would hide the bug.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chainrule.backend import xp
+from chainrule import backend
 from chainrule.optim.kernels import effective_grad, soft_threshold_
 from chainrule.optim.optimizer import Optimizer, ParamsLike
 from chainrule.optim.options import check_nonnegative
@@ -85,10 +85,12 @@ class Adagrad(Optimizer):
         )
 
     def _init_state(self, state: dict[str, Any], w: Any, group: dict[str, Any]) -> None:
+        xp = backend.get_array_module(w)
         state["step"] = 0
         state["sum"] = Tensor(xp.full_like(w, group["initial_accumulator_value"]))
 
     def _update(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any]) -> None:
+        xp = backend.get_array_module(w)
         l1 = group["l1"]
         ws = self._workspace
         state["step"] += 1

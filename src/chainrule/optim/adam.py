@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chainrule.backend import xp
+from chainrule import backend
 from chainrule.optim.kernels import effective_grad, soft_threshold_
 from chainrule.optim.optimizer import Optimizer, ParamsLike
 from chainrule.optim.options import check_nonnegative, check_number
@@ -108,6 +108,7 @@ class Adam(Optimizer):
             )
 
     def _init_state(self, state: dict[str, Any], w: Any, group: dict[str, Any]) -> None:
+        xp = backend.get_array_module(w)
         state["step"] = 0
         state["exp_avg"] = Tensor(xp.zeros_like(w))
         state["exp_avg_sq"] = Tensor(xp.zeros_like(w))
@@ -118,6 +119,7 @@ class Adam(Optimizer):
         weight_decay = group["weight_decay"]
         amsgrad = group["amsgrad"]
         ws = self._workspace
+        xp = backend.get_array_module(w)
         if amsgrad and "max_exp_avg_sq" not in state:
             state["max_exp_avg_sq"] = Tensor(xp.zeros_like(w))
         state["step"] += 1
@@ -125,6 +127,7 @@ class Adam(Optimizer):
         if self._decoupled and weight_decay != 0:
             w *= 1 - lr * weight_decay
         step = _AdamStep(
+            xp,
             lr=lr,
             beta1=beta1,
             beta2=beta2,
@@ -138,10 +141,11 @@ class Adam(Optimizer):
         arrays = [w, g, state["exp_avg"].data, state["exp_avg_sq"].data]
         if amsgrad:
             arrays.append(state["max_exp_avg_sq"].data)
-        # The update is a dozen elementwise passes; run them over cache-sized blocks so
-        # each block stays in cache across the passes instead of streaming every array
-        # through memory a dozen times. Elementwise, so the result is the same bits.
-        if not all(a.flags.c_contiguous for a in arrays):  # no flat views: one block
+        # The update is a dozen elementwise passes; on the CPU, run them over cache-sized
+        # blocks so each block stays in cache across the passes instead of streaming every
+        # array through memory a dozen times. Elementwise, so the result is the same bits.
+        # On a GPU, blocks would only multiply the kernel launches: one block.
+        if backend.is_device_array(w) or not all(a.flags.c_contiguous for a in arrays):
             step.apply(*arrays, ws.get(w, 0), ws.get(w, 1))
             return
         flat = [a.reshape(-1) for a in arrays]
@@ -166,6 +170,7 @@ class _AdamStep:
 
     def __init__(
         self,
+        xp: Any,
         *,
         lr: float,
         beta1: float,
@@ -177,6 +182,7 @@ class _AdamStep:
         step_size: float,
         bias_correction2_sqrt: float,
     ) -> None:
+        self.xp = xp  # the array module of the parameter (NumPy or CuPy)
         self.lr = lr
         self.beta1 = beta1
         self.beta2 = beta2
@@ -193,6 +199,7 @@ class _AdamStep:
         else:
             v_max = None
             scratch, tmp = rest
+        xp = self.xp
         d = effective_grad(w, g, self.weight_decay, self.maximize, scratch)
         # m ← m + (1 − β₁)(d − m), the same rounding as PyTorch's lerp.
         xp.subtract(d, m, out=tmp)

@@ -1,32 +1,34 @@
 """The array pieces the update rules share: scratch space, the L2/maximize gradient, L1.
 
 Each rule writes into ``param.data`` in place with ``out=`` ufuncs; these helpers keep
-that allocation-free and write each shared formula once.
+that allocation-free and write each shared formula once. They call the array module of
+the arrays they are given (NumPy or CuPy), so one formula serves every device.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from chainrule.backend import xp
+from chainrule import backend
 
 
 class Workspace:
     """Scratch arrays shared by all parameters, so an update allocates no temporaries.
 
     ``get(like, slot)`` returns a view of shape ``like.shape`` into a flat buffer kept per
-    (dtype, slot) and sized to the largest parameter seen: a few slots cover every rule,
-    and the memory is that of the largest parameter, not of all of them.
+    (device, dtype, slot) and sized to the largest parameter seen: a few slots cover every
+    rule, and the memory is that of the largest parameter, not of all of them. Each buffer
+    lives on the device of the arrays it serves (made with their array module).
     """
 
     def __init__(self) -> None:
-        self._buffers: dict[tuple[Any, int], Any] = {}
+        self._buffers: dict[tuple[Any, Any, int], Any] = {}
 
     def get(self, like: Any, slot: int) -> Any:
-        key = (like.dtype, slot)
+        key = (backend.device_of(like), like.dtype, slot)
         buf = self._buffers.get(key)
         if buf is None or buf.size < like.size:
-            buf = xp.empty(like.size, like.dtype)
+            buf = backend.get_array_module(like).empty(like.size, like.dtype)
             self._buffers[key] = buf
         return buf[: like.size].reshape(like.shape)
 
@@ -37,6 +39,7 @@ def effective_grad(w: Any, g: Any, weight_decay: float, maximize: bool, scratch:
     Returns ``g`` itself when there is nothing to add (no copy); otherwise writes into
     ``scratch`` and returns it.
     """
+    xp = backend.get_array_module(w)
     if weight_decay != 0:
         xp.multiply(w, weight_decay, out=scratch)
         if maximize:
@@ -62,6 +65,7 @@ def soft_threshold_(w: Any, threshold: Any, scratch: Any) -> None:
         threshold: t = η·λ₁, a number or an array of w's shape (per-weight step sizes).
         scratch: an array of w's shape to work in.
     """
+    xp = backend.get_array_module(w)
     xp.abs(w, out=scratch)
     xp.subtract(scratch, threshold, out=scratch)
     xp.maximum(scratch, 0, out=scratch)

@@ -6,6 +6,11 @@ buffers, moment estimates, step counts). ``step()`` applies the update rule of t
 subclass to every parameter that has a gradient; each rule writes into ``param.data``
 in place with ``out=`` ufuncs, so a step allocates no arrays after the first one.
 
+Devices: a parameter's state is made on the parameter's device with its array module
+(NumPy on the CPU, CuPy on a GPU), and ``step()`` reads no value back to the host, so it
+never waits for the GPU. ``state_dict()`` gives host copies (for files) and
+``load_state_dict`` puts each entry back on its parameter's device.
+
 Regularisation comes in three kinds, each named for what it does:
 
 * ``weight_decay=λ`` (L2, PyTorch's convention): the gradient becomes ∂C/∂w + λ·w, the
@@ -25,8 +30,7 @@ from typing import Any, TypeVar
 
 from chainrule import backend
 from chainrule.autograd.grad_mode import enable_grad
-from chainrule.backend import xp
-from chainrule.errors import DTypeError, ShapeError
+from chainrule.errors import DeviceError, DTypeError, ShapeError
 from chainrule.nn.module import RemovableHandle
 from chainrule.optim.hooks import (
     StepHooks,
@@ -218,6 +222,8 @@ class Optimizer:
             if not isinstance(grad, Tensor) or grad.data.shape != w.shape:
                 self._reject_grad(p, grad)
             g = grad.data
+            if type(g) is not type(w):  # a gradient on another device than its parameter
+                self._reject_grad(p, grad)
             if g.dtype is not w.dtype and not backend.is_floating(g.dtype):
                 self._reject_grad(p, grad)
             entries = state[p]
@@ -240,6 +246,13 @@ class Optimizer:
             raise TypeError(
                 f"{where} is a {type(grad).__name__}, not a Tensor; assign p.grad a Tensor "
                 f"of the parameter's shape and dtype (e.g. cr.tensor(array))"
+            )
+        grad_device, param_device = grad.device, p.device
+        if grad_device != param_device:
+            raise DeviceError(
+                f"{where} is on {grad_device}, the parameter on {param_device}; a gradient "
+                f"must live on its parameter's device: move the model with model.to(device) "
+                f"before making the optimizer, or the gradient with .to({str(param_device)!r})"
             )
         if grad.shape != p.shape:
             raise ShapeError(
@@ -309,8 +322,10 @@ class Optimizer:
         Returns:
             ``{"state": {index: {name: Tensor or number}}, "param_groups": [{option:
             value, "params": [indices]}]}``, as in PyTorch. Indices count parameters
-            across groups in order. Tensors are copies, so training on does not change
-            a saved dict. ``optimizer_state_to_flat`` turns it into safetensors form.
+            across groups in order. Tensors are host (CPU) copies, so training on does
+            not change a saved dict, and a GPU's state can be written to a file (this
+            waits for the GPU). ``optimizer_state_to_flat`` turns it into safetensors
+            form.
         """
         index: dict[int, int] = {}
         groups = []
@@ -325,7 +340,7 @@ class Optimizer:
         for p, entries in self.state.items():
             if id(p) in index and entries:
                 state[index[id(p)]] = {
-                    k: Tensor(v.data.copy()) if isinstance(v, Tensor) else v
+                    k: Tensor(_host_copy(v.data)) if isinstance(v, Tensor) else v
                     for k, v in entries.items()
                 }
         return {"state": state, "param_groups": groups}
@@ -334,8 +349,9 @@ class Optimizer:
         """Restore the state saved by ``state_dict`` (or ``optimizer_state_from_flat``).
 
         The optimizer must hold the same parameters in the same groups as the one that was
-        saved. Arrays are copied and cast to each parameter's dtype, so training resumed
-        from a loaded state is bit-identical to training that was never interrupted.
+        saved. Arrays are copied, cast to each parameter's dtype and put on its device
+        (host arrays go to the GPU of a GPU parameter), so training resumed from a loaded
+        state is bit-identical to training that was never interrupted.
 
         Raises:
             ValueError: the number of groups or of parameters in a group differs.
@@ -400,7 +416,7 @@ def _restore_value(optimizer: str, index: Any, name: str, value: Any, p: Tensor)
     """A saved state entry as it must live in the optimizer: an owned array of p's dtype."""
     if isinstance(value, Tensor):
         value = value.data
-    elif not isinstance(value, xp.ndarray):
+    elif not (isinstance(value, backend.ndarray) or backend.is_device_array(value)):
         return value  # a number, such as a step count
     if value.shape != p.data.shape:
         raise ShapeError(
@@ -408,7 +424,17 @@ def _restore_value(optimizer: str, index: Any, name: str, value: Any, p: Tensor)
             f"{tuple(value.shape)}, the parameter has shape {p.shape}; the saved state "
             f"belongs to a different model"
         )
-    return Tensor(xp.array(value, dtype=p.data.dtype, copy=True))
+    device = backend.device_of(p.data)
+    if backend.device_of(value) == device:
+        return Tensor(value.astype(p.data.dtype, copy=True))
+    # Another device (a host array from a file, for a GPU parameter): the move copies.
+    return Tensor(backend.to_device(value.astype(p.data.dtype, copy=False), device))
+
+
+def _host_copy(array: Any) -> Any:
+    """A NumPy copy of ``array`` that training on does not change."""
+    host = backend.to_host(array)
+    return host.copy() if host is array else host
 
 
 def _like(current: Any, saved: Any) -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chainrule.backend import xp
+from chainrule import backend
 from chainrule.optim.kernels import effective_grad, soft_threshold_
 from chainrule.optim.optimizer import Optimizer, ParamsLike
 from chainrule.optim.options import check_nonnegative, check_number
@@ -87,10 +87,12 @@ class RMSprop(Optimizer):
         )
 
     def _init_state(self, state: dict[str, Any], w: Any, group: dict[str, Any]) -> None:
+        xp = backend.get_array_module(w)
         state["step"] = 0
         state["square_avg"] = Tensor(xp.zeros_like(w))
 
     def _update(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any]) -> None:
+        xp = backend.get_array_module(w)
         lr = group["lr"]
         alpha = group["alpha"]
         momentum = group["momentum"]

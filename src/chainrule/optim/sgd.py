@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chainrule.backend import xp
+from chainrule import backend
 from chainrule.optim.kernels import effective_grad, soft_threshold_
 from chainrule.optim.optimizer import Optimizer, ParamsLike
 from chainrule.optim.options import check_nonnegative, check_number
@@ -99,6 +99,7 @@ class SGD(Optimizer):
             )
 
     def _update(self, w: Any, g: Any, state: dict[str, Any], group: dict[str, Any]) -> None:
+        xp = backend.get_array_module(w)
         lr = group["lr"]
         momentum = group["momentum"]
         l1 = group["l1"]
@@ -117,6 +118,7 @@ class SGD(Optimizer):
         self, state: dict[str, Any], d: Any, momentum: float, dampening: float, nesterov: bool
     ) -> Any:
         """Update the momentum buffer in ``state`` with d; return the direction to step along."""
+        xp = backend.get_array_module(d)
         buf = state.get("momentum_buffer")
         if buf is None:
             b = d.copy()

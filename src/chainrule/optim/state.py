@@ -5,6 +5,9 @@ block. ``optimizer_state_to_flat`` splits ``Optimizer.state_dict()`` into those 
 parts (arrays under ``"{prefix}state.{index}.{name}"``, everything else as JSON), and
 ``optimizer_state_from_flat`` puts them back together, so a checkpoint can keep the model
 and its optimizer in one file.
+
+Host-only: the flat form is for files, so its arrays are NumPy arrays (a GPU optimizer's
+state is copied to the host here; ``Optimizer.load_state_dict`` moves it back).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 from typing import Any
 
 from chainrule import backend
-from chainrule.backend import xp
+from chainrule.backend import xp  # host-only (files): NumPy
 from chainrule.tensor import Tensor
 
 _GROUPS = "param_groups"
@@ -32,9 +35,9 @@ def optimizer_state_to_flat(
 
     Returns:
         ``(arrays, metadata)``: ``arrays`` maps ``"{prefix}state.{index}.{name}"`` to a
-        contiguous NumPy array; ``metadata`` maps ``"{prefix}param_groups"`` and
-        ``"{prefix}state_scalars"`` to JSON strings. Floats are written with ``repr``,
-        so they read back bit for bit.
+        contiguous NumPy array (a host copy of a GPU array); ``metadata`` maps
+        ``"{prefix}param_groups"`` and ``"{prefix}state_scalars"`` to JSON strings.
+        Floats are written with ``repr``, so they read back bit for bit.
 
     Example:
         >>> import chainrule as cr
@@ -49,10 +52,10 @@ def optimizer_state_to_flat(
     scalars: dict[str, dict[str, Any]] = {}
     for index, entries in state_dict["state"].items():
         for name, value in entries.items():
-            if isinstance(value, Tensor | xp.ndarray):
+            if isinstance(value, Tensor | xp.ndarray) or backend.is_device_array(value):
                 array = value.data if isinstance(value, Tensor) else value
-                arrays[f"{prefix}state.{index}.{name}"] = backend.to_host(
-                    xp.ascontiguousarray(array)
+                arrays[f"{prefix}state.{index}.{name}"] = xp.ascontiguousarray(
+                    backend.to_host(array)
                 )
             else:
                 scalars.setdefault(str(index), {})[name] = value

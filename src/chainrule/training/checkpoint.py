@@ -5,6 +5,9 @@ Tensors: the model's ``state_dict`` under ``model.``, the optimiser's state arra
 strings): the options, the epoch reached, the optimiser's and scheduler's numbers, and
 the positions of both random streams (dropout and shuffling), so that a resumed run
 continues bit for bit where the interrupted one stopped.
+
+Everything is written as host (CPU) copies, whatever device the run trains on, so a
+checkpoint made on a GPU opens anywhere; ``Run.restore`` puts it back on the run's device.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from chainrule import backend
 from chainrule import random as cr_random
 from chainrule.optim import optimizer_state_from_flat, optimizer_state_to_flat
 from chainrule.serialization import CorruptFileError, load, load_metadata, save
@@ -34,7 +38,9 @@ def save_checkpoint(
     history: list[dict[str, Any]],
     world_size: int = 1,
 ) -> None:
-    tensors: dict[str, Tensor] = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors: dict[str, Tensor] = {
+        f"model.{k}": host_tensor(v) for k, v in model.state_dict().items()
+    }
     opt_arrays, opt_meta = optimizer_state_to_flat(opt.state_dict(), prefix="optimizer.")
     tensors.update({k: Tensor(v) for k, v in opt_arrays.items()})
     metadata = {
@@ -50,12 +56,17 @@ def save_checkpoint(
     }
     if normalizer is not None:
         state = normalizer.state_dict()
-        tensors["normalizer.mean"] = state["mean"]
-        tensors["normalizer.std"] = state["std"]
+        tensors["normalizer.mean"] = host_tensor(state["mean"])
+        tensors["normalizer.std"] = host_tensor(state["std"])
         metadata["normalizer"] = json.dumps(
             {k: v for k, v in state.items() if k not in ("mean", "std")}
         )
     save(tensors, path, metadata=metadata)
+
+
+def host_tensor(t: Tensor) -> Tensor:
+    """``t`` with its values in host memory (itself on the CPU: saving copies anyway)."""
+    return t if not backend.is_device_array(t.data) else Tensor(backend.to_host(t.data))
 
 
 class Checkpoint:

@@ -40,6 +40,10 @@ class TrainConfig:
     ``augment`` (cnn only) shifts each training image by up to ``augment_shift`` pixels
     and mirrors it left-right with probability ``augment_flip`` (0.5 suits clothes, 0
     digits), a new draw every epoch (``data.augment.RandomShiftFlip``).
+
+    Device: ``device`` "cpu" (default) or "cuda" / "cuda:N" (a GPU through CuPy): the
+    model, its optimiser state and the whole dataset live there; the weights are drawn on
+    the host first, so a seed gives the same starting point on every device.
     """
 
     dataset: str = "digits"
@@ -73,6 +77,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     seed: int = 0
     eval_batch_size: int = 1000
+    device: str = "cpu"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> TrainConfig:
@@ -124,6 +129,7 @@ class TrainConfig:
             raise ValueError("--augment shifts images: it needs --model cnn")
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
             raise ValueError("--nesterov needs --optimizer sgd with a non-zero --momentum")
+        _device(self.device)
         return self
 
     def continued(self, epochs: int, completed: int) -> TrainConfig:
@@ -176,6 +182,29 @@ class TrainConfig:
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ValueError(f"--{name} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def _device(spec: object) -> None:
+    """Raise ``ValueError`` unless ``spec`` names a device this machine has; for a GPU
+    the message says what is missing (CuPy, a GPU) and how to install it."""
+    from chainrule import backend
+    from chainrule.device import Device
+    from chainrule.errors import DeviceError
+
+    try:
+        device = Device(spec)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"--device: {exc}") from None
+    if device.type == "cpu":
+        return
+    try:
+        count = backend.accelerator().device_count()
+    except DeviceError as exc:
+        raise ValueError(f"--device {spec}: {exc}; or train with --device cpu") from None
+    if device.index is not None and device.index >= count:
+        raise ValueError(
+            f"--device {spec}: this machine has {count} GPU(s), cuda:0 to cuda:{count - 1}"
+        )
 
 
 def _whole(name: str, value: object, low: int) -> None:

@@ -5,21 +5,29 @@ on the cross-entropy of the logits, a scheduler step, an evaluation on the test 
 one line of metrics, and a checkpoint. The checkpoint holds every piece of state that
 influences what comes next (weights, optimiser moments, schedule, both random streams),
 so ``resume`` continues an interrupted run to bit-identical weights.
+
+On a GPU (``TrainConfig.device``): the model, its optimiser state and the whole dataset
+(normalised on the host first) are moved there once; each step's loss and correct count
+are added up on the GPU and read back once per epoch (and once per evaluation), so a
+training step never waits for the GPU. The progress bar is the one exception the user
+asks for: it shows the running figures every ``BAR_REFRESH`` batches, one read each.
+Checkpoints hold host copies, and a run resumes onto whichever device it is given.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import chainrule as cr
-from chainrule import data, nn
+from chainrule import backend, data, nn
 from chainrule import distributed as dist
 from chainrule.data import datasets
 from chainrule.data.augment import RandomShiftFlip
-from chainrule.training.checkpoint import Checkpoint, save_checkpoint
+from chainrule.training.checkpoint import Checkpoint, host_tensor, save_checkpoint
 from chainrule.training.config import TrainConfig
 from chainrule.training.files import write_json, write_jsonl
 from chainrule.training.model import build_model, build_optimizer, build_scheduler
@@ -32,6 +40,41 @@ CONFIG = "config.json"
 SUMMARY = "summary.json"
 
 EpochCallback = Callable[[dict[str, Any]], None]
+
+BAR_REFRESH = 10
+"""Batches between two updates of the progress bar's running loss and accuracy (each
+update reads the running totals back from the GPU: one sync per ``BAR_REFRESH`` batches)."""
+
+
+class Totals:
+    """The running loss sum and correct count of an epoch, added up where the batches are
+    (GPU arrays on a GPU) and read back only by ``read``: adding a batch never syncs."""
+
+    def __init__(self) -> None:
+        self.loss_sum: Any = None  # float64 0-d array: Σ batch mean loss × batch size
+        self.correct: Any = None  # int64 0-d array
+        self.seen = 0  # a host count: batch sizes are known without reading the GPU
+
+    def add(self, loss: cr.Tensor, logits: cr.Tensor, labels: cr.Tensor) -> None:
+        """Count one batch: its mean ``loss`` and the ``logits`` for its ``labels``."""
+        n = labels.shape[0]
+        # float64, as Python floats were: the same sums, bit for bit, on the CPU.
+        batch_loss = loss.data.astype(backend.float64) * n
+        hits = (logits.data.argmax(1) == labels.data).sum()
+        if self.loss_sum is None:
+            self.loss_sum, self.correct = batch_loss, hits
+        else:
+            self.loss_sum = self.loss_sum + batch_loss
+            self.correct = self.correct + hits
+        self.seen += n
+
+    def read(self) -> tuple[float, int, int]:
+        """(loss sum, correct, seen) on the host: one read of the GPU."""
+        if self.loss_sum is None:
+            return 0.0, 0, 0
+        xp = backend.array_module(self.loss_sum, self.correct)
+        both = backend.to_host(xp.stack([self.loss_sum, self.correct.astype(backend.float64)]))
+        return float(both[0]), int(both[1]), self.seen
 
 
 def load_splits(cfg: TrainConfig) -> tuple[Any, Any]:
@@ -53,6 +96,7 @@ class Run:
     def __init__(self, cfg: TrainConfig, out: Path) -> None:
         self.cfg = cfg.validate()
         self.out = out
+        self.device = cr.device(cfg.device)
         cr.manual_seed(cfg.seed)
         # Shuffling has a stream of its own, so that changing dropout does not change the
         # order of the examples (and the other way round).
@@ -67,7 +111,10 @@ class Run:
             self.normalizer = data.Normalize(eps=cfg.norm_eps, channel_axis=1).fit(x_train)
         self.x_train_raw, self.x_test_raw = x_train, x_test
 
+        # Built on the host (the seeded draws are the CPU's on every device), then moved
+        # before the optimiser exists, so that its state is made on the device.
         self.model = build_model(cfg, tuple(x_train.shape[1:]), len(self.classes))
+        self.model.to(cfg.device)
         self.augment = (
             RandomShiftFlip(cfg.augment_shift, flip=cfg.augment_flip) if cfg.augment else None
         )
@@ -77,6 +124,11 @@ class Run:
         # Under MPI: the same model on every rank (DDP broadcasts rank 0's weights) and the
         # global batch split between the ranks; only rank 0 prints and writes files.
         self.rank, self.world = dist.rank(), dist.world_size()
+        if self.world > 1 and self.device.type != "cpu":
+            raise ValueError(
+                f"--device {cfg.device} with --nproc {self.world}: training on several "
+                f"processes runs on the CPU only for now; train on one process on the GPU"
+            )
         self.ddp = dist.DistributedDataParallel(self.model) if self.world > 1 else None
         self.epoch = 0
         self.history: list[dict[str, Any]] = []
@@ -91,7 +143,10 @@ class Run:
                 f"and is being resumed on {self.world}; resume it with the same number "
                 f"(--nproc {ckpt.world_size}) so that its batches and random streams continue"
             )
-        self.model.load_state_dict(ckpt.model_state())
+        # The checkpoint holds host copies: onto the model's device first.
+        self.model.load_state_dict(
+            {k: cr.Tensor(v.data, device=self.device) for k, v in ckpt.model_state().items()}
+        )
         self.optimizer.load_state_dict(ckpt.optimizer_state())
         if self.scheduler is not None:
             self.scheduler.load_state_dict(ckpt.scheduler_state())
@@ -103,12 +158,17 @@ class Run:
         self.history = ckpt.history
 
     def prepare_data(self) -> None:
-        """Normalise both splits with the training statistics and make the loader."""
+        """Normalise both splits with the training statistics (on the host), move them to
+        the run's device (once), and make the loader."""
         x_train, x_test = self.x_train_raw, self.x_test_raw
         if self.normalizer is not None:
             x_train, x_test = self.normalizer(x_train), self.normalizer(x_test)
-        self.x_test = cr.tensor(x_test)
-        train_ds = data.TensorDataset(cr.tensor(x_train), cr.tensor(self.y_train))
+        device = self.device
+        self.x_test = cr.Tensor(x_test, device=device)
+        self.y_test_device = cr.Tensor(self.y_test, device=device)
+        train_ds = data.TensorDataset(
+            cr.Tensor(x_train, device=device), cr.Tensor(self.y_train, device=device)
+        )
         cfg = self.cfg
         self.shares: dist.DistributedBatchSampler | None = None
         if self.world > 1:
@@ -144,51 +204,66 @@ class Run:
                 train_ds, batch_size=cfg.batch_size, shuffle=True, generator=self.loader_generator
             )
 
+    def train_step(self, xb: cr.Tensor, yb: cr.Tensor, totals: Totals, share: float = 1.0) -> None:
+        """One minibatch: augment, forward, loss, backward, optimiser step, and the batch
+        added to ``totals``. Reads nothing back from the device.
+
+        ``share`` weights the loss under MPI (see ``train_epoch``).
+        """
+        if self.augment is not None:
+            xb = self.augment(xb)
+        model = self.ddp or self.model
+        logits = model(xb)
+        loss = self.loss_fn(logits, yb)
+        self.optimizer.zero_grad()
+        if share != 1.0:
+            (loss * share).backward()
+        else:
+            loss.backward()
+        self.optimizer.step()
+        totals.add(loss, logits, yb)
+
     def train_epoch(self, bar: Any = None) -> tuple[float, float]:
         """One pass over the training set; returns (mean loss, accuracy).
 
-        ``bar`` (a tqdm bar or None) is advanced per batch and shows the running figures.
+        ``bar`` (a tqdm bar or None) is advanced per batch and shows the running figures,
+        refreshed every ``BAR_REFRESH`` batches (each refresh reads the totals back from
+        a GPU; without a bar the epoch reads them once, at its end).
         """
         self.model.train()
         if self.world > 1 and self.rank > 0:
             # Dropout masks differ per rank, from a stream that depends only on the seed,
             # the rank and the epoch (rank 0 keeps the checkpointed stream): reproducible.
             cr.manual_seed(self.cfg.seed + 7919 * self.rank + 104729 * self.epoch)
-        model = self.ddp or self.model
-        total_loss, correct, seen = 0.0, 0, 0
+        totals = Totals()
         for i, (xb, yb) in enumerate(self.loader):
-            if self.augment is not None:
-                xb = self.augment(xb)
-            logits = model(xb)
-            loss = self.loss_fn(logits, yb)
-            self.optimizer.zero_grad()
+            share = 1.0
             if self.shares is not None:
                 # Weight this rank's mean by its share n/G of the global batch (times R, as
                 # DDP averages): the exact global mean even when the shares differ by one.
                 share = len(yb) * self.world / self.shares.global_batch_sizes[i]
-                (loss * share).backward()
-            else:
-                loss.backward()
-            self.optimizer.step()
-            n = len(yb)
-            total_loss += loss.item() * n
-            correct += int((logits.data.argmax(1) == yb.data).sum())
-            seen += n
+            self.train_step(xb, yb, totals, share)
             if bar is not None:
-                if i % 10 == 0:
+                if i % BAR_REFRESH == 0:
+                    running, hits, count = totals.read()
                     bar.set_postfix(
-                        loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.2%}", refresh=False
+                        loss=f"{running / count:.4f}", acc=f"{hits / count:.2%}", refresh=False
                     )
                 bar.update(1)
+        total_loss, correct, seen = totals.read()
         if self.world > 1:
-            totals = cr.tensor([total_loss, correct, seen], dtype=cr.float64)
-            dist.all_reduce(totals)
-            total_loss, correct, seen = float(totals[0]), int(totals[1]), int(totals[2])
+            summed = cr.tensor([total_loss, correct, seen], dtype=cr.float64)
+            dist.all_reduce(summed)
+            total_loss, correct, seen = float(summed[0]), int(summed[1]), int(summed[2])
         return total_loss / seen, correct / seen
 
     def evaluate(self) -> dict[str, Any]:
         return evaluate_model(
-            self.model, self.x_test, self.y_test, len(self.classes), self.cfg.eval_batch_size
+            self.model,
+            self.x_test,
+            self.y_test_device,
+            len(self.classes),
+            self.cfg.eval_batch_size,
         )
 
     def step_scheduler(self, train_loss: float) -> None:
@@ -221,26 +296,39 @@ class Run:
 def evaluate_model(
     model: nn.Module, x: cr.Tensor, y: Any, num_classes: int, batch_size: int = 1000
 ) -> dict[str, Any]:
-    """Loss, accuracy and confusion matrix (rows: true class, columns: predicted)."""
-    import numpy
+    """Loss, accuracy and confusion matrix (rows: true class, columns: predicted).
+
+    Runs where ``x`` lives: the labels ``y`` (a Tensor or array) are put on that device
+    (a copy only if they are elsewhere), the loss is summed and the predictions gathered
+    there, and the results come back to the host in one read at the end.
+    """
+    import numpy  # the confusion matrix is host bookkeeping
 
     model.eval()
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
-    total = 0.0
+    labels = backend.to_device(y.data if isinstance(y, cr.Tensor) else y, x.device)
+    total: Any = None
     predictions = []
     with cr.no_grad():
-        for start in range(0, len(y), batch_size):
-            xb = x[start : start + batch_size]
-            yb = cr.tensor(y[start : start + batch_size])
-            logits = model(xb)
-            total += loss_fn(logits, yb).item()
+        for start in range(0, len(labels), batch_size):
+            stop = start + batch_size
+            logits = model(cr.Tensor(x.data[start:stop]))
+            batch_loss = loss_fn(logits, cr.Tensor(labels[start:stop])).data
+            batch_loss = batch_loss.astype(backend.float64)
+            total = batch_loss if total is None else total + batch_loss
             predictions.append(logits.data.argmax(1))
-    predicted = numpy.concatenate(predictions)
+    xp = backend.get_array_module(labels)
+    # One read: predictions, labels (class indices, exact in float64) and the loss.
+    n = len(labels)
+    pieces = [*predictions, labels, xp.reshape(total, (1,))]
+    host = backend.to_host(xp.concatenate([p.astype(backend.float64) for p in pieces]))
+    predicted, truth = host[:n].astype(numpy.int64), host[n : 2 * n].astype(numpy.int64)
+    total_loss = float(host[-1])
     confusion = numpy.zeros((num_classes, num_classes), dtype=numpy.int64)
-    numpy.add.at(confusion, (numpy.asarray(y), predicted), 1)
+    numpy.add.at(confusion, (truth, predicted), 1)
     return {
-        "loss": total / len(y),
-        "accuracy": float((predicted == numpy.asarray(y)).mean()),
+        "loss": total_loss / len(truth),
+        "accuracy": float((predicted == truth).mean()),
         "confusion": confusion.tolist(),
     }
 
@@ -254,6 +342,7 @@ def train(
     log: Callable[[str], None] | None = print,
     epochs: int | None = None,
     report: bool = False,
+    device: str | None = None,
 ) -> dict[str, Any]:
     """Train an MLP as ``config`` says, writing checkpoints and metrics into ``out``.
 
@@ -274,6 +363,10 @@ def train(
             differ from a run started with ``epochs`` (see ``TrainConfig.continued``).
         report: watch gradients and activations with a ``viz.Monitor`` and write plots
             and ``report/report.html`` at the end (``chainrule.viz.report``; Matplotlib).
+        device: with ``resume``, continue on this device instead of the run's own
+            (``--resume DIR --device cuda``: checkpoints hold host copies, so a run
+            started on one device goes on on another; the numbers then differ in the
+            last bits, as any CPU and GPU results do).
 
     Returns:
         The summary (also written to ``out/summary.json``).
@@ -283,15 +376,18 @@ def train(
     if not main_rank:
         log, progress = None, False
     if resume:
-        run = _resumed_run(out, epochs)
+        run = _resumed_run(out, epochs, device)
     else:
-        if epochs is not None:
-            raise ValueError("train(epochs=...) is for resume; set TrainConfig.epochs instead")
+        if epochs is not None or device is not None:
+            raise ValueError(
+                "train(epochs=..., device=...) are for resume; set TrainConfig.epochs and "
+                "TrainConfig.device instead"
+            )
         run = _new_run(config or TrainConfig(), out, write=main_rank)
     return _train_epochs(run, progress, on_epoch_end, log, report and main_rank)
 
 
-def _resumed_run(out: Path, epochs: int | None) -> Run:
+def _resumed_run(out: Path, epochs: int | None, device: str | None = None) -> Run:
     ckpt_path = out / CHECKPOINT
     if not ckpt_path.exists():
         raise FileNotFoundError(f"--resume {out}: no {CHECKPOINT} there to resume from")
@@ -299,6 +395,8 @@ def _resumed_run(out: Path, epochs: int | None) -> Run:
     cfg = TrainConfig.from_json(ckpt.metadata["config"])
     if epochs is not None:
         cfg = cfg.continued(epochs, completed=ckpt.epoch)
+    if device is not None:
+        cfg = dataclasses.replace(cfg, device=device)
     run = Run(cfg, out)
     run.restore(ckpt)
     run.prepare_data()
@@ -381,7 +479,7 @@ def _train_epochs(
     from chainrule.serialization import save
 
     if main_rank:
-        save(run.model.state_dict(), out / WEIGHTS)
+        save({k: host_tensor(v) for k, v in run.model.state_dict().items()}, out / WEIGHTS)
     final = run.evaluate()
     best = max(run.history, key=lambda m: m["test_accuracy"])
     summary = {
