@@ -206,7 +206,10 @@ extern "C" __global__ void chainrule_ce_forward_scalar_t(
     sl[threadIdx.x] = a; sd[threadIdx.x] = d;
     __syncthreads();
     for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s) { sl[threadIdx.x] += sl[threadIdx.x + s]; sd[threadIdx.x] += sd[threadIdx.x + s]; }
+        if (threadIdx.x < s) {
+            sl[threadIdx.x] += sl[threadIdx.x + s];
+            sd[threadIdx.x] += sd[threadIdx.x + s];
+        }
         __syncthreads();
     }
     if (threadIdx.x == 0) {
