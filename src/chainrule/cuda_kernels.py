@@ -358,7 +358,7 @@ def cross_entropy_backward(g: Any, logits: Any, saved: CrossEntropySaved) -> Any
     x = cupy.ascontiguousarray(logits)
     w = saved.weight
     w = _no_weight(cupy, dtype) if w is None else cupy.ascontiguousarray(w, dtype)
-    g = cupy.ascontiguousarray(g, dtype)
+    g = cupy.ascontiguousarray(g, dtype).reshape(-1)  # 0-d (mean, sum) or (N,)
     dx = cupy.empty(x.shape, dtype)
     _ce_backward_kernel()(
         x, saved.lse, saved.target, w, numpy.int32(saved.weight is not None), g,
