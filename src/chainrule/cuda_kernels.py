@@ -41,9 +41,21 @@ def _cupy() -> Any:
     return cupy
 
 
+FUSED_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
+"""The dtypes the fused kernels take."""
+
+
+def fusable(*arrays: Any) -> bool:
+    """True when the fused kernels take these arrays' dtypes (one of ``FUSED_DTYPES``, all
+    the same). Callers check the device first (``ctx.xp is not backend.xp``): the kernels
+    take CuPy arrays only."""
+    dtype = arrays[0].dtype
+    return dtype in FUSED_DTYPES and all(a.dtype == dtype for a in arrays)
+
+
 def _check_float(name: str, *arrays: Any) -> Any:
     dtype = arrays[0].dtype
-    if dtype not in (numpy.float32, numpy.float64) or any(a.dtype != dtype for a in arrays):
+    if not fusable(*arrays):
         kinds = ", ".join(str(a.dtype) for a in arrays)
         raise TypeError(
             f"cuda_kernels.{name}: the fused kernels take float32 or float64 arrays of one "

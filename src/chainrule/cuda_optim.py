@@ -1,9 +1,8 @@
-"""The optimiser update of every parameter in one CUDA launch (CuPy).
+"""The optimiser updates as single CUDA kernels (CuPy): Adam/AdamW and SGD (momentum).
 
-``FlatParams`` puts all parameters of one dtype and device in one contiguous buffer, and
-their gradients in another, each parameter's ``.data`` and ``.grad`` a view into them.
-The update kernels (``adam_update``, ``sgd_update``) then run over the whole buffer in one
-launch, where the per-parameter loop launches a dozen kernels per parameter.
+Run over the flat buffers of ``chainrule.cuda_flat.FlatParams`` (every parameter of one
+dtype in one array), one launch updates every parameter, where the per-parameter loop
+launches a dozen kernels per parameter.
 
 The kernels follow ``chainrule.optim``'s rules (``Adam``/``AdamW``/``SGD`` docstrings),
 in the same order of operations, with the scalars rounded to the arrays' dtype as NumPy
@@ -12,23 +11,14 @@ inside the functions (this module imports without it); CuPy compiles each kernel
 dtype and caches it.
 
 Example (on a GPU):
-    >>> flat = FlatParams(model.parameters())                    # doctest: +SKIP
-    >>> m, v = flat.zeros_like_data(), flat.zeros_like_data()     # doctest: +SKIP
-    >>> loss.backward(); flat.gather_grads()                      # doctest: +SKIP
-    >>> for b, mb, vb in zip(flat.buffers, m, v):                 # doctest: +SKIP
-    ...     adam_update(b.data, b.grad, mb, vb, lr=1e-3, step=t)
+    >>> adam_update(w, g, m, v, lr=1e-3, step=1)       # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy
-
-from chainrule import backend
-from chainrule.tensor import Tensor
 
 _cache: dict[str, Any] = {}
 
@@ -170,105 +160,3 @@ def sgd_update_reference(param: Any, grad: Any, momentum_buffer: Any, **options:
             momentum_buffer += (1 - options.get("dampening", 0.0)) * d
         d = d + momentum * momentum_buffer if options.get("nesterov", False) else momentum_buffer
     param -= d * options["lr"]
-
-
-@dataclass
-class FlatBuffer:
-    """The parameters of one dtype and device: ``data`` and ``grad`` flat, and each
-    parameter's views into them (``data_views[i]``, ``grad_views[i]`` for ``params[i]``)."""
-
-    data: Any
-    grad: Any
-    params: list[Tensor] = field(default_factory=list)
-    data_views: list[Any] = field(default_factory=list)
-    grad_views: list[Any] = field(default_factory=list)
-
-
-class FlatParams:
-    """All parameters in one contiguous buffer per (dtype, device), gradients in another.
-
-    Each parameter's ``.data`` becomes a view into ``buffers[k].data`` (its values are
-    copied in once) and its ``.grad`` a view into ``buffers[k].grad`` (zeros, or its
-    current gradient), so an update kernel over the buffer updates every parameter.
-
-    The autograd engine may hand a parameter a new ``.grad`` array instead of adding into
-    the view; ``gather_grads()`` copies such gradients back into the buffer before the
-    update (one copy each; none while the views are kept).
-
-    Args:
-        params: the parameters (Tensors); duplicates are kept once.
-    """
-
-    def __init__(self, params: Iterable[Tensor]) -> None:
-        groups: dict[tuple[Any, Any], list[Tensor]] = {}
-        seen: set[int] = set()
-        for p in params:
-            if id(p) in seen:
-                continue
-            seen.add(id(p))
-            groups.setdefault((p.data.dtype, str(p.device)), []).append(p)
-        self.buffers: list[FlatBuffer] = []
-        for members in groups.values():
-            xp = backend.get_array_module(members[0].data)
-            total = sum(int(p.data.size) for p in members)
-            dtype = members[0].data.dtype
-            buf = FlatBuffer(xp.empty(total, dtype), xp.zeros(total, dtype))
-            offset = 0
-            for p in members:
-                size, shape = int(p.data.size), tuple(p.data.shape)
-                data_view = buf.data[offset : offset + size].reshape(shape)
-                grad_view = buf.grad[offset : offset + size].reshape(shape)
-                data_view[...] = p.data
-                if p.grad is not None:
-                    grad_view[...] = p.grad.data
-                p.data = data_view
-                buf.params.append(p)
-                buf.data_views.append(data_view)
-                buf.grad_views.append(grad_view)
-                offset += size
-            self.buffers.append(buf)
-        self._point_grads()
-
-    def _point_grads(self) -> None:
-        for buf in self.buffers:
-            for p, view in zip(buf.params, buf.grad_views):
-                p.grad = Tensor(view)
-
-    def gather_grads(self) -> None:
-        """Copy into the flat buffer each gradient the engine replaced (a parameter that
-        got no gradient gets zeros), and point ``.grad`` at the views again."""
-        for buf in self.buffers:
-            for p, view in zip(buf.params, buf.grad_views):
-                g = p.grad
-                if g is not None and g.data is view:
-                    continue
-                if g is None:
-                    view.fill(0)
-                else:
-                    view[...] = g.data
-                p.grad = Tensor(view)
-
-    def check_data(self) -> None:
-        """Raise if some code replaced a parameter's ``.data`` (the update would miss it)."""
-        for buf in self.buffers:
-            for i, (p, view) in enumerate(zip(buf.params, buf.data_views)):
-                if p.data is not view:
-                    raise RuntimeError(
-                        f"FlatParams: parameter {i} of shape {tuple(view.shape)} no longer "
-                        f"views the flat buffer (its .data was replaced); assign in place "
-                        f"(p.data[...] = new) or build FlatParams again"
-                    )
-
-    def zero_grad(self) -> None:
-        """All gradients to zero: one fill per buffer."""
-        for buf in self.buffers:
-            buf.grad.fill(0)
-        self._point_grads()
-
-    def zeros_like_data(self) -> list[Any]:
-        """One zero array per buffer, of its size (optimiser state: Adam's m and v)."""
-        out = []
-        for buf in self.buffers:
-            xp = backend.get_array_module(buf.data)
-            out.append(xp.zeros_like(buf.data))
-        return out

@@ -13,7 +13,7 @@ skip_without_gpu()
 
 import cupy  # noqa: E402
 
-from chainrule import cuda_kernels, cuda_optim  # noqa: E402
+from chainrule import cuda_flat, cuda_kernels, cuda_optim  # noqa: E402
 
 torch = pytest.importorskip("torch")
 if not torch.cuda.is_available():
@@ -152,27 +152,50 @@ def test_sgd_update(dtype: Any, momentum: float, nesterov: bool) -> None:
     assert_close(dw, tw, dtype, "sgd vs torch", scale=5)
 
 
-def test_flat_params_adam_matches_per_parameter_torch() -> None:
+@pytest.mark.parametrize("rule", ["adam", "adamw", "sgd"])
+def test_fused_optimiser_steps_match_torch(rule: str) -> None:
+    """FusedAdam/FusedSGD over FlatParams, as optim.Adam/SGD will call them, vs torch."""
     import chainrule as cr
 
     cr.manual_seed(0)
     model = cr.nn.Sequential(cr.nn.Linear(20, 16), cr.nn.ReLU(), cr.nn.Linear(16, 3))
     init = [p.data.copy() for p in model.parameters()]
     model.to("cuda")
-    flat = cuda_optim.FlatParams(model.parameters())
-    (m,), (v,) = flat.zeros_like_data(), flat.zeros_like_data()
+    params = list(model.parameters())
     tparams = [torch.tensor(a, device="cuda", requires_grad=True) for a in init]
-    opt = torch.optim.Adam(tparams, lr=1e-2)
+    if rule == "sgd":
+        opt = cr.optim.SGD(params, lr=0.1, momentum=0.9)
+        topt = torch.optim.SGD(tparams, lr=0.1, momentum=0.9)
+    else:
+        rules = {
+            "adam": (cr.optim.Adam, torch.optim.Adam),
+            "adamw": (cr.optim.AdamW, torch.optim.AdamW),
+        }
+        ours_rule, their_rule = rules[rule]
+        opt, topt = (
+            ours_rule(params, lr=1e-2, weight_decay=0.1),
+            their_rule(tparams, lr=1e-2, weight_decay=0.1),
+        )
+    group = opt.param_groups[0]
+    fused: Any = None
     rng = np.random.default_rng(4)
-    for step in range(1, 4):
+    for _ in range(3):
         grads = [rng.standard_normal(a.shape).astype(np.float32) for a in init]
-        for p, g in zip(model.parameters(), grads):
-            p.grad = cr.Tensor(g, device="cuda")  # replaced, as the engine does
-        flat.gather_grads()
-        (buf,) = flat.buffers
-        cuda_optim.adam_update(buf.data, buf.grad, m, v, lr=1e-2, step=step)
-        for t, g in zip(tparams, grads):
+        for p, t, g in zip(params, tparams, grads):
+            p.grad = cr.Tensor(g, device="cuda")  # a fresh array, as the engine hands over
             t.grad = _torch(g)
-        opt.step()
-    for p, t in zip(model.parameters(), tparams):
-        assert_close(p.data, t, np.float32, "FlatParams + adam_update vs torch Adam", scale=5)
+        assert (cuda_flat.FusedSGD if rule == "sgd" else cuda_flat.FusedAdam).applies(
+            group, opt.state
+        )
+        if rule == "sgd":
+            fused = fused or cuda_flat.FusedSGD(params, opt.state)
+            fused.step(group, opt.state)
+        else:
+            fused = fused or cuda_flat.FusedAdam(params, opt.state)
+            fused.step(group, opt.state, decoupled=rule == "adamw")
+        topt.step()
+    for p, t in zip(params, tparams):
+        assert p.is_cuda
+        assert_close(p.data, t, np.float32, f"{rule}: fused step vs torch", scale=5)
+        if rule != "sgd":
+            assert_close(opt.state[p]["exp_avg"], topt.state[t]["exp_avg"], np.float32, "exp_avg")

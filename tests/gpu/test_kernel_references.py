@@ -13,7 +13,6 @@ import pytest
 
 import chainrule as cr
 from chainrule import cuda_kernels, cuda_optim
-from chainrule.cuda_optim import FlatParams
 
 torch = pytest.importorskip("torch")
 
@@ -89,32 +88,6 @@ def test_sgd_reference_matches_chainrule_sgd(nesterov: bool) -> None:
             nesterov=nesterov, first=step == 1,
         )  # fmt: skip
     np.testing.assert_allclose(w, p.data, rtol=1e-13, atol=1e-15)
-
-
-def test_flat_params_views_and_gather_on_the_cpu() -> None:
-    model = cr.nn.Sequential(cr.nn.Linear(3, 4), cr.nn.ReLU(), cr.nn.Linear(4, 2))
-    before = [p.data.copy() for p in model.parameters()]
-    flat = FlatParams(model.parameters())
-    (buf,) = flat.buffers
-    assert buf.data.size == sum(p.numel() for p in model.parameters())
-    for p, old in zip(model.parameters(), before):
-        np.testing.assert_array_equal(p.data, old)
-        assert np.shares_memory(p.data, buf.data)
-    model(cr.randn(5, 3)).sum().backward()  # the engine may replace .grad
-    grads = [p.grad.data.copy() for p in model.parameters()]
-    flat.gather_grads()
-    offsets = np.cumsum([0] + [g.size for g in grads])
-    for g, start, stop in zip(grads, offsets[:-1], offsets[1:]):
-        np.testing.assert_array_equal(buf.grad[start:stop], g.ravel())
-    buf.data -= 0.5 * buf.grad  # one update over the buffer reaches every parameter
-    for p, old, g in zip(model.parameters(), before, grads):
-        np.testing.assert_allclose(p.data, old - 0.5 * g)
-    flat.zero_grad()
-    assert not buf.grad.any() and all(not p.grad.data.any() for p in model.parameters())
-    flat.check_data()
-    next(iter(model.parameters())).data = np.zeros((4, 3), np.float32)
-    with pytest.raises(RuntimeError, match="no longer views the flat buffer"):
-        flat.check_data()
 
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) not installed")
