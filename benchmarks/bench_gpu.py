@@ -15,6 +15,7 @@ torch               PyTorch CUDA eager, default Adam (the reference of the ratio
 chainrule           chainrule's modules, loss and optimiser on device "cuda"
 cupy                the same math in raw CuPy, one kernel per NumPy-style call
 cupy-fused          raw CuPy with chainrule's fused kernels and flat-buffer Adam
+chainrule-fusedopt  chainrule with cuda_flat.FusedAdam as its optimiser step
 cupy-fused-graph    that step captured in one CUDA graph (GEMMs through ctypes cuBLAS)
 chainrule-graph     chainrule's step captured with CuPy's stream capture, if it can be
 torch-graph         PyTorch's step captured with torch.cuda.graph (capturable Adam)
@@ -49,6 +50,7 @@ LIBRARIES = [
     "chainrule",
     "cupy",
     "cupy-fused",
+    "chainrule-fusedopt",
     "cupy-fused-graph",
     "chainrule-graph",
     "torch-graph",
@@ -69,6 +71,7 @@ def _library(name: str, env: Env) -> Library:
         "cupy-fused": cp.CupyFused,
         "cupy-fused-graph": cp.CupyFusedGraph,
         "chainrule": cp.Chainrule,
+        "chainrule-fusedopt": cp.ChainruleFusedOpt,
         "chainrule-graph": cp.ChainruleGraph,
     }
     return classes[name](env)  # type: ignore[no-any-return]
@@ -83,7 +86,8 @@ def worker(name: str, env: Env) -> None:
     try:
         lib = _library(name, env)
     except Exception as exc:  # the library itself is missing or broken
-        _emit({"library": name, "task": "*", "error": f"{type(exc).__name__}: {exc}"})
+        message = str(exc) if str(exc).startswith("n/a") else f"{type(exc).__name__}: {exc}"
+        _emit({"library": name, "task": "*", "error": message})
         return
     tasks: list[tuple[str, Any, int, int]] = []
     for batch in env.batches:

@@ -344,15 +344,19 @@ class Chainrule(Library):
         model = nn.Sequential(*layers[:-1]).to(self.device)
         opt = optim.Adam(model.parameters(), lr=LR)
         loss_fn = nn.CrossEntropyLoss()
+        update = self.updater(opt)
 
         def step(x: Any, y: Any) -> Any:
             opt.zero_grad()
             loss = loss_fn(model(x), y)
             loss.backward()
-            opt.step()
+            update()
             return loss
 
         return step
+
+    def updater(self, opt: Any) -> Callable[[], Any]:
+        return opt.step  # type: ignore[no-any-return]
 
     def tensors(self, x: np.ndarray, y: np.ndarray) -> tuple[Any, Any]:
         return self.cr.Tensor(x, device=self.device), self.cr.Tensor(y, device=self.device)
@@ -393,6 +397,34 @@ class Chainrule(Library):
                 step(tensor(xa[idx]), tensor(ya[idx]))
 
         return run
+
+
+class ChainruleFusedOpt(Chainrule):
+    """chainrule with its optimiser step replaced by ``cuda_flat.FusedAdam`` (what
+    ``optim.Adam`` calls on the GPU once wired): the update in one launch."""
+
+    name = "chainrule-fusedopt"
+
+    def __init__(self, env: Env) -> None:
+        super().__init__(env)
+        if env.dry_run:
+            raise RuntimeError("n/a: dry run (the fused update needs CuPy)")
+
+    def updater(self, opt: Any) -> Callable[[], Any]:
+        from chainrule.cuda_flat import FusedAdam
+
+        group = opt.param_groups[0]
+        fused: list[FusedAdam] = []
+
+        def update() -> None:
+            if not fused:
+                fused.append(FusedAdam(group["params"], opt.state))
+            fused[0].step(group, opt.state, decoupled=False)
+
+        return update
+
+    def ops_chain(self) -> Callable[[], Any] | None:
+        return None
 
 
 class ChainruleGraph(Chainrule):

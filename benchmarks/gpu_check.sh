@@ -8,7 +8,7 @@
 #   gpu_check.log   this whole output          pytest.txt / pytest.xml   the test run
 #   bench.json      the benchmark's results    summary.txt               the last lines
 # The benchmark runs even when tests fail; the exit status is the tests' (0: all passed).
-# Limits: TEST_TIMEOUT (s, default 240) for pytest, BENCH_CAP (s, default 210) for the
+# Limits: TEST_TIMEOUT (s, default 210) for pytest, BENCH_CAP (s, default 240) for the
 # benchmark (its contenders share it; a stopped one keeps what it measured).
 
 set -u
@@ -18,8 +18,8 @@ mkdir -p "$OUT_DIR"
 export PYTHONPATH=src
 export PYTHONDONTWRITEBYTECODE=1
 export PYTHONUNBUFFERED=1
-TEST_TIMEOUT="${TEST_TIMEOUT:-240}"
-BENCH_CAP="${BENCH_CAP:-210}"
+TEST_TIMEOUT="${TEST_TIMEOUT:-210}"
+BENCH_CAP="${BENCH_CAP:-240}"
 START=$(date +%s)
 exec > >(tee -a "$OUT_DIR/gpu_check.log") 2>&1
 
@@ -60,13 +60,14 @@ for extra in tests/ops/test_ops_devices.py tests/nn/test_nn_devices.py; do
     if [ -e "$extra" ]; then TESTS+=("$extra"); else echo "($extra not in this tree: skipped)"; fi
 done
 # No -x: one GPU session has to report every failure, not the first; --maxfail bounds it.
-timeout "$TEST_TIMEOUT" python -m pytest "${TESTS[@]}" -p no:cacheprovider -rfEs \
+timeout -s INT -k 30 "$TEST_TIMEOUT" python -m pytest "${TESTS[@]}" -p no:cacheprovider -rfEs \
     --maxfail=40 --junitxml="$OUT_DIR/pytest.xml" 2>&1 | tee "$OUT_DIR/pytest.txt"
 TEST_RC=${PIPESTATUS[0]}
+# timeout sends SIGINT: pytest stops and still prints its summary (status 2, or 124).
 [ "$TEST_RC" -eq 124 ] && echo "pytest stopped by the ${TEST_TIMEOUT} s timeout"
 
 section "benchmark (cap ${BENCH_CAP} s)"
-timeout $((BENCH_CAP + 60)) python benchmarks/bench_gpu.py --out "$OUT_DIR/bench.json" \
+timeout -k 10 $((BENCH_CAP + 30)) python benchmarks/bench_gpu.py --out "$OUT_DIR/bench.json" \
     --time-cap "$BENCH_CAP"
 BENCH_RC=$?
 
