@@ -169,6 +169,9 @@ class _FusedRule:
         buffer."""
         self.flat.check_data()
         self.flat.gather_grads()
+        # The step count lives in the state (``load_state_dict`` may have replaced it).
+        first = state.get(self.order[0]) if self.order else None
+        self.step_count = int(first.get("step", 0)) if first else 0
         for name in slots:
             for p, view in zip(self.order, self.slot_views[name]):
                 entries = state[p]
@@ -238,3 +241,36 @@ class FusedSGD(_FusedRule):
                 nesterov=group["nesterov"], maximize=group["maximize"], first=first,
             )  # fmt: skip
         self._finish(state)
+
+
+def fused_adam_step(
+    cache: dict[int, Any], group: Mapping[str, Any], state: Any, decoupled: bool
+) -> bool:
+    """``optim.Adam``/``AdamW``'s GPU path for one param group: the fused step if it
+    applies (see ``FusedAdam.applies``), keeping the flat buffers in ``cache`` (a dict the
+    optimiser owns) between steps. Returns False, doing nothing, when it does not apply."""
+    if not FusedAdam.applies(group, state):
+        return False
+    fused = _cached(cache, group, state, FusedAdam)
+    assert isinstance(fused, FusedAdam)
+    fused.step(group, state, decoupled)
+    return True
+
+
+def fused_sgd_step(cache: dict[int, Any], group: Mapping[str, Any], state: Any) -> bool:
+    """``optim.SGD``'s GPU path for one param group (see ``fused_adam_step``)."""
+    if not FusedSGD.applies(group, state):
+        return False
+    fused = _cached(cache, group, state, FusedSGD)
+    assert isinstance(fused, FusedSGD)
+    fused.step(group, state)
+    return True
+
+
+def _cached(cache: dict[int, Any], group: Mapping[str, Any], state: Any, kind: type) -> Any:
+    """The group's fused rule, made again when its parameters changed."""
+    params = list(group["params"])
+    fused = cache.get(id(group))
+    if fused is None or [id(p) for p in fused.params] != [id(p) for p in params]:
+        fused = cache[id(group)] = kind(params, state)
+    return fused
