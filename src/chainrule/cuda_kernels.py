@@ -11,7 +11,8 @@ launch what the array code does in several:
   weights, label smoothing, ``ignore_index`` and the reduction, one launch each way
   (PyTorch eager: ~6 forward, ~4 backward); the mean is reduced in the same launch.
 
-The optimiser updates over one flat buffer are in ``chainrule.cuda_optim``.
+The optimiser updates over one flat buffer are in ``chainrule.cuda_optim`` (the kernels) and
+``chainrule.cuda_flat`` (``FlatParams``, ``FusedAdam``, ``FusedSGD``).
 
 Each kernel has its NumPy reference here (``*_reference``): the math the kernel must
 match, used by the GPU tests. CuPy is imported inside the functions (this module imports
