@@ -57,5 +57,6 @@ def test_mlp_on_cuda_follows_the_cpu_loss_curve() -> None:
     cpu = _losses("cpu", x, y)
     gpu = _losses("cuda", x, y)
     assert len(cpu) == len(gpu) == EPOCHS * -(-len(x) // BATCH)
-    assert cpu[-1] < 0.5 * cpu[0], f"the CPU run did not learn: {cpu[0]:.3f} -> {cpu[-1]:.3f}"
+    last_epoch = float(np.mean(cpu[-len(cpu) // EPOCHS :]))
+    assert last_epoch < 0.5 * cpu[0], f"the CPU run did not learn: {cpu[0]:.3f} -> {last_epoch:.3f}"
     np.testing.assert_allclose(gpu, cpu, rtol=1e-4, err_msg="GPU loss curve vs CPU")
