@@ -1,0 +1,154 @@
+"""The nn modules and losses on device "cuda" against PyTorch CUDA (GPU only): the same
+weights and inputs give the same outputs, input gradients and parameter gradients,
+float32 to 1e-5 and float64 to 1e-10 (convolutions and batch statistics a few ulps more:
+cuDNN and chainrule sum in different orders)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+from gpu_support import assert_close, skip_without_gpu, torch_device
+
+skip_without_gpu(fake_ok=True)
+torch = pytest.importorskip("torch")
+
+import chainrule as cr  # noqa: E402
+from chainrule import nn  # noqa: E402
+
+tnn = torch.nn
+TORCH_DEVICE = torch_device(torch)
+DTYPES = [np.float32, np.float64]
+
+
+def _to_torch_dtype(dtype: Any) -> Any:
+    return torch.float32 if dtype == np.float32 else torch.float64
+
+
+def _pair(ours: nn.Module, theirs: Any, dtype: Any) -> None:
+    """Same weights on both sides, then each on its GPU."""
+    ours.to(dtype)
+    theirs.to(_to_torch_dtype(dtype))
+    state = {k: torch.from_numpy(v.numpy().copy()) for k, v in ours.state_dict().items()}
+    theirs.load_state_dict(state)
+    ours.to("cuda")
+    theirs.to(TORCH_DEVICE)
+
+
+# name, chainrule module, torch module, input shape, tolerance scale
+MODULES: list[tuple[str, Callable[[], Any], Callable[[], Any], tuple[int, ...], float]] = [
+    ("Linear", lambda: nn.Linear(20, 7), lambda: tnn.Linear(20, 7), (9, 20), 1),
+    ("Linear-3d", lambda: nn.Linear(5, 3), lambda: tnn.Linear(5, 3), (2, 4, 5), 1),
+    (
+        "MLP",
+        lambda: nn.Sequential(nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 4)),
+        lambda: tnn.Sequential(tnn.Linear(12, 16), tnn.ReLU(), tnn.Linear(16, 4)),
+        (8, 12),
+        1,
+    ),
+    ("Conv2d", lambda: nn.Conv2d(3, 5, 3), lambda: tnn.Conv2d(3, 5, 3), (2, 3, 9, 9), 10),
+    (
+        "Conv2d-stride-pad",
+        lambda: nn.Conv2d(2, 4, 3, stride=2, padding=1),
+        lambda: tnn.Conv2d(2, 4, 3, stride=2, padding=1),
+        (2, 2, 8, 8),
+        10,
+    ),
+    ("MaxPool2d", lambda: nn.MaxPool2d(2), lambda: tnn.MaxPool2d(2), (2, 3, 8, 8), 1),
+    ("BatchNorm2d", lambda: nn.BatchNorm2d(3), lambda: tnn.BatchNorm2d(3), (4, 3, 5, 5), 10),
+    ("ReLU", nn.ReLU, tnn.ReLU, (4, 6), 1),
+    ("LogSoftmax", lambda: nn.LogSoftmax(dim=1), lambda: tnn.LogSoftmax(dim=1), (4, 6), 1),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize(
+    ("name", "make_ours", "make_theirs", "shape", "scale"), MODULES, ids=[m[0] for m in MODULES]
+)
+def test_module_on_cuda_matches_torch(
+    name: str, make_ours: Any, make_theirs: Any, shape: Any, scale: float, dtype: Any
+) -> None:
+    ours, theirs = make_ours(), make_theirs()
+    _pair(ours, theirs, dtype)
+    x = (np.random.default_rng(0).standard_normal(shape) * 2).astype(dtype)
+    xc = cr.Tensor(x, requires_grad=True, device="cuda")
+    xt = torch.tensor(x, requires_grad=True, device=TORCH_DEVICE)
+    yc, yt = ours(xc), theirs(xt)
+    assert yc.is_cuda, f"{name}: the output left the GPU"
+    assert_close(yc, yt, dtype, f"{name}: forward", scale)
+    g = np.random.default_rng(1).standard_normal(tuple(yt.shape)).astype(dtype)
+    yc.backward(cr.Tensor(g, device="cuda"))
+    yt.backward(torch.tensor(g, device=TORCH_DEVICE))
+    assert_close(xc.grad, xt.grad, dtype, f"{name}: input gradient", scale)
+    theirs_params = dict(theirs.named_parameters())
+    for pname, p in ours.named_parameters():
+        assert p.grad is not None and p.grad.is_cuda, f"{name}.{pname}: no gradient on cuda"
+        assert_close(p.grad, theirs_params[pname].grad, dtype, f"{name}.{pname}.grad", scale)
+    theirs_buffers = dict(theirs.named_buffers())
+    for bname, b in ours.named_buffers():
+        if bname in theirs_buffers and theirs_buffers[bname].is_floating_point():
+            assert_close(b, theirs_buffers[bname], dtype, f"{name}.{bname}", scale)
+
+
+RNG = np.random.default_rng(7)
+LOGITS = RNG.standard_normal((16, 5)) * 3
+LABELS = RNG.integers(0, 5, 16)
+LABELS[3] = -100
+W5 = np.array([0.3, 1.0, 2.0, 0.5, 1.5])
+
+# name, chainrule loss, torch loss, input, target
+LOSSES: list[tuple[str, Callable[[], Any], Callable[[], Any], np.ndarray, np.ndarray]] = [
+    ("CrossEntropy", nn.CrossEntropyLoss, tnn.CrossEntropyLoss, LOGITS, LABELS),
+    (
+        "CrossEntropy-weight-smoothing",
+        lambda: nn.CrossEntropyLoss(weight=cr.Tensor(W5, device="cuda"), label_smoothing=0.1),
+        lambda: tnn.CrossEntropyLoss(
+            weight=torch.tensor(W5, device=TORCH_DEVICE), label_smoothing=0.1
+        ),
+        LOGITS,
+        LABELS,
+    ),
+    (
+        "CrossEntropy-sum",
+        lambda: nn.CrossEntropyLoss(reduction="sum"),
+        lambda: tnn.CrossEntropyLoss(reduction="sum"),
+        LOGITS,
+        LABELS,
+    ),
+    ("NLLLoss", nn.NLLLoss, tnn.NLLLoss, LOGITS, LABELS),
+    ("MSELoss", nn.MSELoss, tnn.MSELoss, LOGITS, RNG.standard_normal((16, 5))),
+    (
+        "BCEWithLogits",
+        nn.BCEWithLogitsLoss,
+        tnn.BCEWithLogitsLoss,
+        LOGITS,
+        RNG.uniform(0, 1, (16, 5)),
+    ),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize(
+    ("name", "make_ours", "make_theirs", "x", "target"), LOSSES, ids=[c[0] for c in LOSSES]
+)
+def test_loss_on_cuda_matches_torch(
+    name: str, make_ours: Any, make_theirs: Any, x: np.ndarray, target: np.ndarray, dtype: Any
+) -> None:
+    x = x.astype(dtype)
+    if target.dtype.kind == "f":
+        target = target.astype(dtype)
+    ours, theirs = make_ours(), make_theirs()
+    if dtype == np.float64:  # the class weights follow the input's dtype
+        ours.to(dtype)
+        theirs.to(torch.float64)
+    xc = cr.Tensor(x, requires_grad=True, device="cuda")
+    xt = torch.tensor(x, requires_grad=True, device=TORCH_DEVICE)
+    lc = ours(xc, cr.Tensor(target, device="cuda"))
+    lt = theirs(xt, torch.tensor(target, device=TORCH_DEVICE))
+    assert lc.is_cuda, f"{name}: the loss left the GPU"
+    assert_close(lc, lt, dtype, f"{name}: loss")
+    lc.backward()
+    lt.backward()
+    assert_close(xc.grad, xt.grad, dtype, f"{name}: input gradient")
