@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chainrule import backend
-from chainrule.cuda_kernels import FUSED_DTYPES
+from chainrule.cuda_kernels import FUSED_DTYPES, on_cupy
 from chainrule.cuda_optim import adam_update, sgd_update
 from chainrule.tensor import Tensor
 
@@ -139,7 +139,7 @@ def _usable(params: list[Tensor], state: Mapping[Tensor, dict[str, Any]]) -> boo
     """Every parameter on a GPU in a fused dtype, with a gradient, and all at one step."""
     steps = set()
     for p in params:
-        if p.grad is None or not p.is_cuda or p.data.dtype not in FUSED_DTYPES:
+        if p.grad is None or not on_cupy(p.data) or p.data.dtype not in FUSED_DTYPES:
             return False
         entries = state.get(p)
         steps.add(entries.get("step", 0) if entries else 0)

@@ -27,6 +27,7 @@ Example (on a GPU):
 
 from __future__ import annotations
 
+import os
 from typing import Any, NamedTuple
 
 import numpy
@@ -46,12 +47,23 @@ FUSED_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 """The dtypes the fused kernels take."""
 
 
+ENABLED = os.environ.get("CHAINRULE_CUDA_FUSED", "1") != "0"
+"""``CHAINRULE_CUDA_FUSED=0`` turns the fused kernels off: the ops then run their array
+code on the GPU as on the CPU (for comparisons, and as an escape hatch)."""
+
+
+def on_cupy(array: Any) -> bool:
+    """True for a CuPy array while the fused kernels are enabled (not for the test suite's
+    NumPy stand-in for CuPy, which cannot run CUDA code)."""
+    return ENABLED and type(array).__module__.startswith("cupy")
+
+
 def fusable(*arrays: Any) -> bool:
-    """True when the fused kernels take these arrays' dtypes (one of ``FUSED_DTYPES``, all
-    the same). Callers check the device first (``ctx.xp is not backend.xp``): the kernels
-    take CuPy arrays only."""
-    dtype = arrays[0].dtype
-    return dtype in FUSED_DTYPES and all(a.dtype == dtype for a in arrays)
+    """True when the fused kernels take these arrays: CuPy arrays (``on_cupy``) of one
+    dtype among ``FUSED_DTYPES``."""
+    first = arrays[0]
+    dtype = first.dtype
+    return on_cupy(first) and dtype in FUSED_DTYPES and all(a.dtype == dtype for a in arrays)
 
 
 def _check_float(name: str, *arrays: Any) -> Any:

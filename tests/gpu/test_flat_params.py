@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import chainrule as cr
-from chainrule import cuda_flat, cuda_optim
+from chainrule import backend, cuda_flat, cuda_optim
 from chainrule.cuda_flat import FlatParams, FusedAdam, FusedSGD
 
 
@@ -48,6 +48,9 @@ def _host_kernels(monkeypatch: pytest.MonkeyPatch) -> None:
 
     def host(a: Any) -> Any:
         return a.view(np.ndarray)
+
+    # The fused path is for CuPy arrays only (cuda_kernels.on_cupy); here the fake's count.
+    monkeypatch.setattr(cuda_flat, "on_cupy", backend.is_device_array)
 
     monkeypatch.setattr(
         cuda_flat,

@@ -5,34 +5,26 @@ when it is built (``nn.Linear(..., device="cuda")``) and the random draws of
 initialisers and dropout masks. Both go through this module, so that the way a draw
 reaches a device is decided in one place.
 
-Random draws on a device: ``chainrule.random.Generator`` draws on the host until its
-``device=`` argument lands (the device generator). Until then ``random_on`` draws on the
-host and copies the draw to the device, one host-to-device copy and no host-device sync
-(the GPU is never waited for, and the masks equal the CPU's for the same seed); once the
-generator takes ``device=``, ``random_on`` asks it to draw on the device directly. The
-switch is detected once, at import, from the generator's signature.
+Random draws on a device come from the generator's stream on that device
+(``Generator.random(..., device=)``, seeded from the generator's seed and the GPU's
+index): masks are drawn where they are used, with no host-to-device copy and no sync.
+A GPU stream's numbers differ from the CPU's for the same seed (cuRAND, not PCG64).
 """
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 from chainrule import backend
 from chainrule.device import Device
 from chainrule.random import Generator
 
-# True once Generator.random / standard_normal accept ``device=`` (the device generator).
-_GENERATOR_TAKES_DEVICE = "device" in inspect.signature(Generator.random).parameters
-
 
 def random_on(generator: Generator, shape: tuple[int, ...], dtype: Any, device: Device) -> Any:
     """Uniform draws in [0, 1) of ``shape`` and ``dtype``, as an array on ``device``."""
     if device.type == "cpu":
         return generator.random(shape, dtype)
-    if _GENERATOR_TAKES_DEVICE:
-        return generator.random(shape, dtype, device=device)  # type: ignore[call-arg]
-    return backend.to_device(generator.random(shape, dtype), device)
+    return generator.random(shape, dtype, device=device)  # drawn on the GPU
 
 
 def standard_normal_on(
@@ -41,9 +33,7 @@ def standard_normal_on(
     """Draws from N(0, 1) of ``shape`` and ``dtype``, as an array on ``device``."""
     if device.type == "cpu":
         return generator.standard_normal(shape, dtype)
-    if _GENERATOR_TAKES_DEVICE:
-        return generator.standard_normal(shape, dtype, device=device)  # type: ignore[call-arg]
-    return backend.to_device(generator.standard_normal(shape, dtype), device)
+    return generator.standard_normal(shape, dtype, device=device)  # drawn on the GPU
 
 
 def empty(shape: tuple[int, ...], dtype: Any, device: Any = None) -> Any:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from chainrule import backend, ops
+from chainrule import backend, cuda_kernels, ops
 from chainrule.autograd.function import Function
 from chainrule.errors import ShapeError
 from chainrule.ops import kernels
@@ -142,6 +142,19 @@ class CrossEntropyFunction(Function):
         reduction: str,
         smoothing: float,
     ) -> Any:
+        ctx.weight, ctx.reduction, ctx.smoothing = weight, reduction, smoothing
+        ctx.fused = None
+        if (
+            x.ndim == 2
+            and target.dtype.kind in "iu"
+            and cuda_kernels.fusable(x, *(() if weight is None else (weight,)))
+        ):  # on a GPU: the whole loss in one launch (chainrule.cuda_kernels), no sync
+            loss, ctx.fused = cuda_kernels.cross_entropy_forward(
+                x, target, weight, ignore_index, reduction, smoothing
+            )
+            ctx.save_for_backward(x)
+            ctx.target, ctx.ignore_index, ctx.in_shape = target, ignore_index, x.shape
+            return loss
         rows = _rows(x)
         n, c = rows.shape
         logp, p = kernels.log_softmax(rows, 1)
@@ -154,13 +167,16 @@ class CrossEntropyFunction(Function):
             per_row -= (smoothing / c) * weighted.sum(axis=1) * mask
         denominator = wt.sum()
         ctx.save_for_backward(p, safe, mask, wt)
-        ctx.weight, ctx.reduction, ctx.smoothing = weight, reduction, smoothing
         ctx.denominator, ctx.in_shape = denominator, x.shape
         out_shape = x.shape[:1] + x.shape[2:] if x.ndim > 1 else ()
         return _reduce(per_row, reduction, denominator, out_shape)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, ...]:
+        if ctx.fused is not None:  # on a GPU: one launch
+            (x,) = ctx.saved_tensors
+            dx = cuda_kernels.cross_entropy_backward(g, x, ctx.fused)
+            return dx, None, None, None, None, None
         p, safe, mask, wt = ctx.saved_tensors
         scale = _row_scale(g, ctx.reduction, ctx.denominator)
         eps, weight = ctx.smoothing, ctx.weight
@@ -178,7 +194,15 @@ class CrossEntropyFunction(Function):
 
     @staticmethod
     def backward_graph(ctx: Any, g: Tensor) -> tuple[Any, ...]:
-        p_saved, safe, mask, wt = ctx.saved_tensors
+        if ctx.fused is not None:  # the GPU forward saved only x: the rest is recomputed
+            rows = ctx.saved_tensors[0]
+            _, p_saved = kernels.log_softmax(rows, 1)
+            safe, mask, wt = _targets(
+                ctx.target, rows.shape[1], ctx.ignore_index, rows.dtype, ctx.weight
+            )
+            ctx.denominator = wt.sum()
+        else:
+            p_saved, safe, mask, wt = ctx.saved_tensors
         c = p_saved.shape[1]
         dtype, eps, weight = p_saved.dtype, ctx.smoothing, ctx.weight
         p = _rows_graph(ctx.inputs[0]).softmax(1)

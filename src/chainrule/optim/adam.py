@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chainrule import backend
+from chainrule.cuda_flat import fused_adam_step
 from chainrule.optim.kernels import effective_grad, soft_threshold_
 from chainrule.optim.optimizer import Optimizer, ParamsLike
 from chainrule.optim.options import check_nonnegative, check_number
@@ -85,7 +86,20 @@ class Adam(Optimizer):
             "maximize": maximize,
             "l1": l1,
         }
+        # On a GPU, a group's parameters live in one flat buffer updated by one kernel
+        # launch (chainrule.cuda_flat); this holds those buffers between steps.
+        self._fused: dict[int, Any] = {}
         super().__init__(params, defaults)
+
+    def _update_group(self, group: dict[str, Any]) -> None:
+        params = group["params"]
+        if (
+            params
+            and params[0].is_cuda
+            and fused_adam_step(self._fused, group, self.state, self._decoupled)
+        ):
+            return  # the whole group in one launch (CuPy arrays only; else the loop below)
+        super()._update_group(group)
 
     def _check_group(self, group: dict[str, Any]) -> None:
         name = type(self).__name__
