@@ -126,6 +126,12 @@ class FakeDeviceArray(numpy.ndarray):
             )
         return super().__array_function__(func, types, args, kwargs)
 
+    def __getitem__(self, key: Any) -> Any:  # an integer index gives a 0-d array, as CuPy
+        return _wrap(super().__getitem__(key))
+
+    def __setitem__(self, key: Any, value: Any) -> None:  # device to device: no host read
+        super().__setitem__(key, _unwrap(value, allow_host=True))
+
     @property
     def flags(self) -> Any:  # type: ignore[override]
         return _Flags(self.view(numpy.ndarray).flags)
