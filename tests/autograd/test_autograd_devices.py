@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import fake_cupy
 import numpy as np
 import pytest
 
 import chainrule as cr
+import fake_cupy
 
 TOL = {"rtol": 1e-12, "atol": 1e-12}
 
@@ -142,7 +142,7 @@ def test_seeds_are_made_or_moved_on_the_output_device(device: str) -> None:
 
 def test_seed_tensor_on_another_device_raises(fake_cuda: str) -> None:
     x = _on([1.0, 2.0], fake_cuda, requires_grad=True)
-    with pytest.raises(cr.DeviceError, match="cpu.*cuda:0"):
+    with pytest.raises(cr.DeviceError, match=r"cpu.*cuda:0"):
         (x * x).backward(gradient=cr.tensor([1.0, 1.0], dtype=cr.float64))
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import fake_cupy
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -22,6 +21,7 @@ from hypothesis import strategies as st
 from op_specs import SPECS, graph_ops
 
 import chainrule as cr
+import fake_cupy
 from chainrule.autograd.function import PRIMITIVES
 
 OPS_PRIMITIVES = sorted(
@@ -139,7 +139,7 @@ def test_mixing_cpu_and_cuda_names_both_devices(fake_cuda: str, op: str, cpu_fir
 
 def test_in_place_arithmetic_with_another_device_raises(fake_cuda: str) -> None:
     x = _on([1.0, 2.0], fake_cuda)
-    with pytest.raises(cr.DeviceError, match="cuda:0.*cpu"):
+    with pytest.raises(cr.DeviceError, match=r"cuda:0.*cpu"):
         x += cr.tensor([1.0, 1.0])
     x += np.float64(1.0)  # numbers (and host scalars) are fine
     np.testing.assert_array_equal(_host(x), [2.0, 3.0])

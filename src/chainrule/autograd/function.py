@@ -292,7 +292,9 @@ class Function:
 
         if type(raw) is not _ndarray:
             if type(raw) is tuple:
-                return _wrap_outputs(cls, ctx, args, tuple(_as_array(r, ctx.xp) for r in raw), record)
+                return _wrap_outputs(
+                    cls, ctx, args, tuple(_as_array(r, ctx.xp) for r in raw), record
+                )
             raw = _as_array(raw, ctx.xp)
         out: Tensor = _new(Tensor)
         out.data = raw
