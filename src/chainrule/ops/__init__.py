@@ -158,13 +158,12 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
     The condition is a mask, not data: like an index, a host mask (a CPU tensor, a NumPy
     array, nested lists) is moved to the device of ``a`` and ``b``.
     """
-    cond = condition.data if isinstance(condition, Tensor) else condition
+    # Nested lists or a number become a NumPy array: the host's library.
+    cond = condition.data if isinstance(condition, Tensor) else _as_array(condition)
     if backend.state.gpu_loaded:
         data = a.data if isinstance(a, Tensor) else b.data if isinstance(b, Tensor) else None
         if data is not None and backend.is_device_array(data):
-            cond = backend.to_device(_as_array(cond), backend.device_of(data))
-    if not hasattr(cond, "dtype"):
-        cond = _as_array(cond)  # nested lists or a number: NumPy, the host's library
+            cond = backend.to_device(cond, backend.device_of(data))
     return Where.apply(cond.astype(bool, copy=False), a, b)
 
 
