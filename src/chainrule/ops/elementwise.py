@@ -395,10 +395,11 @@ class Maximum(Function):
 def _winner_share(ctx: Any, dtype: Any) -> Any:
     """[a wins] + ½[a = b], in the gradient's dtype (a float64 mask would widen it)."""
     a, b = ctx.saved_tensors
+    xp = ctx.xp
     wins = (a > b) if ctx.largest else (a < b)
-    share = ctx.xp.asarray(wins, dtype=dtype)
-    share[ctx.xp.asarray(a == b)] = 0.5
-    return share
+    # where, not share[a == b] = 0.5: assigning through a mask waits for the GPU (CuPy
+    # counts the mask first); the half is a scalar of the gradient's dtype.
+    return xp.where(xp.asarray(a == b), dtype.type(0.5), xp.asarray(wins, dtype=dtype))
 
 
 class Where(Function):
