@@ -24,6 +24,12 @@ Two modes share this one loop. By default gradients are arrays and each node's
 recording on, so the gradients computed are themselves a graph that can be differentiated
 again (Hessian-vector products, gradient penalties, any order).
 
+Gradients live where their tensors live: the seeds are made on each output's device
+(``functional._seed``), every ``backward`` computes with its node's array library
+(``ctx.xp``), zeros for unused outputs come from that library too, and a ``ToDevice`` node
+sends its gradient back to the source device. The loop itself only adds arrays and reads
+shapes, so it runs unchanged on NumPy and CuPy arrays and never reads a GPU value.
+
 ``topological_order`` gives the same order explicitly, for tools that draw the graph.
 """
 
