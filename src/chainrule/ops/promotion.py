@@ -35,13 +35,9 @@ def promote(a: Any, b: Any) -> tuple[Any, Any]:
     keeps the Python float: CuPy takes it as a weakly typed scalar (the array's dtype),
     where a host 0-d array would be refused.
     """
+    # The CPU's cases first, so that they pay nothing for devices; a NumPy array meeting a
+    # GPU array passes through unchanged and the op refuses the pair (DeviceError).
     a_array, b_array = type(a) is _host_array, type(b) is _host_array
-    if (
-        not (a_array and b_array)
-        and _backend_state.gpu_loaded
-        and (backend.is_device_array(a) or backend.is_device_array(b))
-    ):
-        return _promote_device(a, b)
     if a_array and b_array:
         return _promote_arrays(a, b)
     if a_array:
@@ -56,6 +52,8 @@ def promote(a: Any, b: Any) -> tuple[Any, Any]:
         a = _python_scalar(a)
         if type(a) is float and b.dtype.kind in _INTEGRAL:
             b = b.astype(backend.default_float)
+    elif _backend_state.gpu_loaded:
+        return _promote_device(a, b)
     return a, b
 
 
@@ -80,10 +78,10 @@ def _promote_arrays(a: Any, b: Any) -> tuple[Any, Any]:
 
 
 def _promote_device(a: Any, b: Any) -> tuple[Any, Any]:
-    """``promote`` where a GPU array takes part: the same rules, Python numbers kept."""
-    a_array, b_array = hasattr(a, "dtype"), hasattr(b, "dtype")
+    """``promote`` where no NumPy array takes part (GPU arrays, numbers): the same rules,
+    Python numbers kept (CuPy takes them as weakly typed scalars)."""
+    a_array, b_array = backend.is_device_array(a), backend.is_device_array(b)
     if a_array and b_array:
-        # A host array meeting a GPU array is refused by the op itself (DeviceError).
         return _promote_arrays(a, b)
     if a_array:
         b = _python_scalar(b)
