@@ -187,6 +187,18 @@ def test_host_indices_move_to_the_data_device(device: str) -> None:
     np.testing.assert_array_equal(_host(x.grad), np.repeat([[4.0], [6.0], [5.0]], 4, axis=1))
 
 
+def test_device_index_gathers_and_scatters_without_host_reads(device: str) -> None:
+    x = _on(np.arange(6.0), device, requires_grad=True)
+    index = _on(np.array([5, 1, 5]), device)
+    fake_cupy.SYNCS[0] = 0
+    y = x[index]
+    (y * y).sum().backward()
+    assert fake_cupy.SYNCS[0] == 0
+    assert y.device.type == device and x.grad.device.type == device
+    np.testing.assert_array_equal(_host(y), [5.0, 1.0, 5.0])
+    np.testing.assert_array_equal(_host(x.grad), [0.0, 2.0, 0.0, 0.0, 0.0, 20.0])
+
+
 def test_item_assignment_and_copy_across_devices(device: str) -> None:
     x = _on(np.zeros((2, 3), np.float32), device)
     x[np.array([0, 0, 1]), 1] = 5.0
