@@ -7,7 +7,8 @@ CuPy's arrays do where the difference finds bugs:
 - NumPy's functions refuse them (``numpy.concatenate(gpu_arrays)`` raises), as NumPy
   cannot read GPU memory: code must go through the array's module;
 - mixing a host array into an op on device arrays raises (CuPy: "Unsupported type");
-- reductions give 0-d device arrays, never host scalars;
+- reductions and indexing down to one element give 0-d device arrays, never host
+  scalars;
 - NumPy-only names (``errstate``, ``add.at``, ``flags.writeable``, ``array2string``…)
   are missing from the namespace;
 - every read back to the host (``item``, ``float``, ``bool``, ``tolist``, ``get``) is
@@ -126,11 +127,9 @@ class FakeDeviceArray(numpy.ndarray):
             )
         return super().__array_function__(func, types, args, kwargs)
 
-    def __getitem__(self, key: Any) -> Any:  # an integer index gives a 0-d array, as CuPy
-        return _wrap(super().__getitem__(key))
-
-    def __setitem__(self, key: Any, value: Any) -> None:  # device to device: no host read
-        super().__setitem__(key, _unwrap(value, allow_host=True))
+    def __getitem__(self, index: Any) -> Any:
+        # CuPy: indexing down to one element gives a 0-d device array, not a host scalar.
+        return _wrap(super().__getitem__(_unwrap(index, allow_host=True)))
 
     @property
     def flags(self) -> Any:  # type: ignore[override]
@@ -139,6 +138,11 @@ class FakeDeviceArray(numpy.ndarray):
     @property
     def device(self) -> _FakeDevice:  # type: ignore[override]
         return _FakeDevice()
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        # CuPy writes a 0-d device value in place on the GPU (NumPy would call float() on
+        # it, a host read CuPy does not make).
+        super().__setitem__(_unwrap(index, allow_host=True), _unwrap(value, allow_host=True))
 
     def get(self) -> numpy.ndarray:
         return _sync(self.view(numpy.ndarray).copy())
