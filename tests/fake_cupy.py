@@ -140,6 +140,11 @@ class FakeDeviceArray(numpy.ndarray):
     def device(self) -> _FakeDevice:  # type: ignore[override]
         return _FakeDevice()
 
+    def __setitem__(self, index: Any, value: Any) -> None:
+        # CuPy writes a 0-d device value in place on the GPU (NumPy would call float() on
+        # it, a host read CuPy does not make).
+        super().__setitem__(_unwrap(index, allow_host=True), _unwrap(value, allow_host=True))
+
     def get(self) -> numpy.ndarray:
         return _sync(self.view(numpy.ndarray).copy())
 

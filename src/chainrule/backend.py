@@ -16,7 +16,6 @@ calls on a machine without a GPU.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from typing import Any, Protocol
 
 import numpy
@@ -278,14 +277,11 @@ def erfc(x: Any) -> Any:
     return scipy_erfc(x)
 
 
-@contextlib.contextmanager
-def errstate(array: Any, **settings: Any) -> Iterator[None]:
-    """NumPy's ``errstate`` for a CPU array; nothing for a GPU array (CuPy never warns)."""
-    if is_device_array(array):
-        yield
-    else:
-        with numpy.errstate(**settings):
-            yield
+def errstate(array: Any, **settings: Any) -> contextlib.AbstractContextManager[Any]:
+    """NumPy's ``errstate`` for a CPU array; nothing for a GPU array (CuPy never warns).
+    NumPy's own context manager is returned, not wrapped: a generator-based wrapper cost
+    2 µs per call, more than the small ops that use it."""
+    return contextlib.nullcontext() if is_device_array(array) else numpy.errstate(**settings)
 
 
 def is_writeable(array: Any) -> bool:

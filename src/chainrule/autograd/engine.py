@@ -24,6 +24,12 @@ Two modes share this one loop. By default gradients are arrays and each node's
 recording on, so the gradients computed are themselves a graph that can be differentiated
 again (Hessian-vector products, gradient penalties, any order).
 
+Gradients live where their tensors live: the seeds are made on each output's device
+(``functional._seed``), every ``backward`` computes with its node's array library
+(``ctx.xp``), zeros for unused outputs come from that library too, and a ``ToDevice`` node
+sends its gradient back to the source device. The loop itself only adds arrays and reads
+shapes, so it runs unchanged on NumPy and CuPy arrays and never reads a GPU value.
+
 ``topological_order`` gives the same order explicitly, for tools that draw the graph.
 """
 
@@ -35,11 +41,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from chainrule import backend
 from chainrule.autograd.function import FREED_MESSAGE, Function
 from chainrule.autograd.grad_mode import clock
 from chainrule.autograd.grad_mode import state as _grad_state
 from chainrule.autograd.hooks import post_accumulate_hook_count
-from chainrule.backend import xp
 from chainrule.errors import AnomalyError, GraphError, ShapeError
 from chainrule.tensor import Tensor
 
@@ -191,7 +197,7 @@ def _run_nodes(roots: list[Function], run: _Pass) -> None:
     buffers, leaves, pending = run.buffers, run.leaves, run.pending
     # The common case calls backward with the one gradient, skipping the general path.
     simple = not graph and not run.capture_node
-    ndarray = xp.ndarray
+    ndarray = backend.ndarray  # the CPU's arrays pass with one type check
     # Nodes run newest first: a node is created after all of its inputs, so by the time it
     # runs, every node that consumed its output has already sent its gradient.
     heap = [(-node._seq, node) for node in dict.fromkeys(roots)]
@@ -232,7 +238,7 @@ def _run_nodes(roots: list[Function], run: _Pass) -> None:
             if graph:
                 gi = _as_graph_gradient(node, gi)
             elif type(gi) is not ndarray:
-                gi = xp.asarray(gi)
+                gi = _as_gradient_array(gi, a.data)
             if gi.shape != a.data.shape:
                 gi = unbroadcast(gi, a.data.shape, node.name())
             if anomaly:
@@ -269,7 +275,7 @@ def _call_backward(node: Function, g: Any, run: _Pass) -> Any:
         grads_out: tuple[Any, ...] = (g,)
     else:
         grads_out = tuple(
-            _zeros(shape, dtype, run.create_graph) if gi is None else gi
+            _zeros(node, shape, dtype, run.create_graph) if gi is None else gi
             for gi, (shape, dtype) in zip(g, node._out_meta)
         )
     if node._hooks is not None:
@@ -283,8 +289,18 @@ def _call_backward(node: Function, g: Any, run: _Pass) -> Any:
     return node.backward(node, *grads_out)
 
 
-def _zeros(shape: tuple[int, ...], dtype: Any, graph: bool) -> Any:
-    z = xp.zeros(shape, dtype)
+def _as_gradient_array(g: Any, like: Any) -> Any:
+    """A gradient that ``backward`` returned as something else than a NumPy array: a GPU
+    array passes; a number or a NumPy scalar becomes an array on the device of ``like``
+    (the input's array)."""
+    if backend.is_device_array(g):
+        return g
+    return backend.get_array_module(like).asarray(g)
+
+
+def _zeros(node: Function, shape: tuple[int, ...], dtype: Any, graph: bool) -> Any:
+    """The gradient of an output that received none: zeros on the node's device."""
+    z = node.xp.zeros(shape, dtype)
     return Tensor(z) if graph else z
 
 
@@ -292,8 +308,10 @@ def _as_graph_gradient(node: Function, g: Any) -> Tensor:
     """A gradient returned by ``backward_graph``, as a Tensor (arrays become constants)."""
     if isinstance(g, Tensor):
         return g
-    if isinstance(g, (xp.ndarray, int, float)):
-        return Tensor(xp.asarray(g))
+    if isinstance(g, backend.ndarray) or backend.is_device_array(g):
+        return Tensor(g)
+    if isinstance(g, (int, float)):
+        return Tensor(node.xp.asarray(g))
     raise GraphError(
         f"{node.name()}: backward_graph returned a {type(g).__name__}; it must return "
         f"Tensors (or None) built with chainrule ops"
@@ -389,8 +407,8 @@ def accumulate_grad(leaf: Any, g: Any, taken: set[int] | None = None) -> None:
     if isinstance(g, Tensor):
         _accumulate_graph_grad(leaf, g, set() if taken is None else taken)
         return
-    if type(g) is not xp.ndarray:
-        g = xp.asarray(g, dtype=leaf.data.dtype)
+    if type(g) is not backend.ndarray and not backend.is_device_array(g):
+        g = backend.get_array_module(leaf.data).asarray(g, dtype=leaf.data.dtype)
     elif g.dtype != leaf.data.dtype:
         g = g.astype(leaf.data.dtype)
     if leaf.grad is None:
@@ -398,7 +416,7 @@ def accumulate_grad(leaf: Any, g: Any, taken: set[int] | None = None) -> None:
         # _finish_leaf's `g`, this function's `g`, and getrefcount's own argument.
         if (
             g.base is not None
-            or not g.flags.writeable
+            or not backend.is_writeable(g)
             or (taken is not None and id(g) in taken)
             or sys.getrefcount(g) > 4
         ):
@@ -432,7 +450,7 @@ def check_hook_result(hook: Any, result: Any, g: Any, where: Any, graph: bool) -
     name = getattr(hook, "__qualname__", None) or repr(hook)
     if isinstance(result, Tensor):
         value = result if graph else result.data
-    elif isinstance(result, xp.ndarray):
+    elif isinstance(result, backend.ndarray) or backend.is_device_array(result):
         value = Tensor(result) if graph else result
     else:
         raise TypeError(
@@ -465,7 +483,10 @@ def _run_node_hooks(node: Function, grads: tuple[Any, ...], graph: bool) -> tupl
 # ------------------------------------------------------------------------------- anomaly
 def _check_finite(node: Function, g: Any) -> None:
     values = g.data if isinstance(g, Tensor) else g
-    if xp.issubdtype(values.dtype, xp.floating) and not bool(xp.isfinite(values).all()):
+    if not backend.is_floating(values.dtype):
+        return
+    # Reading the answer waits for the GPU: anomaly mode is a debugging tool, asked for.
+    if not bool(backend.get_array_module(values).isfinite(values).all()):
         where = ""
         if node._trace:
             frame = user_frame(node._trace)

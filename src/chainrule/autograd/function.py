@@ -292,8 +292,10 @@ class Function:
 
         if type(raw) is not _ndarray:
             if type(raw) is tuple:
-                return _wrap_outputs(cls, ctx, args, tuple(_as_array(r) for r in raw), record)
-            raw = _as_array(raw)
+                return _wrap_outputs(
+                    cls, ctx, args, tuple(_as_array(r, ctx.xp) for r in raw), record
+                )
+            raw = _as_array(raw, ctx.xp)
         out: Tensor = _new(Tensor)
         out.data = raw
         out.requires_grad = record
@@ -315,11 +317,12 @@ _new = object.__new__
 _ndarray = backend.ndarray
 
 
-def _as_array(raw: Any) -> Any:
-    """An op's result as an array: NumPy gives scalars for 0-d results (CuPy never does)."""
+def _as_array(raw: Any, xp: Any) -> Any:
+    """An op's result as an array of ``xp``, the op's array library: NumPy gives scalars
+    for 0-d results (CuPy never does, but a scalar from a GPU op must stay on the GPU)."""
     if isinstance(raw, _ndarray) or backend.is_device_array(raw):
         return raw
-    return backend.xp.asarray(raw)
+    return xp.asarray(raw)
 
 
 _next_tick = clock.next_tick

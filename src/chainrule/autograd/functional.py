@@ -17,11 +17,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from chainrule import ops
+from chainrule import backend, ops
 from chainrule.autograd.engine import accumulate_grad, run_backward
 from chainrule.autograd.grad_mode import enable_grad
-from chainrule.backend import xp
-from chainrule.errors import GraphError, ShapeError
+from chainrule.errors import DeviceError, GraphError, ShapeError
 from chainrule.tensor import Tensor, TensorLike, bind_autograd
 
 
@@ -37,7 +36,9 @@ def _seed(outputs: list[Tensor], grad_outputs: list[Any] | None, graph: bool) ->
     """The gradient to start from for each output: given, or 1 for a scalar.
 
     Arrays for the fast path; Tensors with ``graph`` (a given seed keeps its own graph, so
-    the result can be differentiated with respect to it, as ``jvp`` does).
+    the result can be differentiated with respect to it, as ``jvp`` does). Seeds live on
+    their output's device: made there, or (lists, NumPy arrays) copied there; a seed
+    tensor on another device is an error, as in PyTorch.
     """
     seeds = []
     for i, out in enumerate(outputs):
@@ -57,9 +58,17 @@ def _seed(outputs: list[Tensor], grad_outputs: list[Any] | None, graph: bool) ->
                     f"{i} has shape {out.shape}; pass gradient= (∂C/∂output, same shape), or "
                     f"reduce it first (e.g. .sum())"
                 )
-            g = xp.ones(out.data.shape, out.data.dtype)
-        elif not (graph and isinstance(g, Tensor)):
-            g = g.data if isinstance(g, Tensor) else xp.asarray(g, dtype=out.data.dtype)
+            g = backend.get_array_module(out.data).ones(out.data.shape, out.data.dtype)
+        elif isinstance(g, Tensor):
+            if g.device != out.device:
+                raise DeviceError(
+                    f"the gradient for output {i} is on {g.device} but the output is on "
+                    f"{out.device}; move it first (gradient.to('{out.device}'))"
+                )
+            if not graph:
+                g = g.data
+        else:
+            g = _on_device_of(out.data, g, out.data.dtype)
         if g.shape != out.data.shape:
             raise ShapeError(
                 f"gradient has shape {tuple(g.shape)} but output {i} has shape "
@@ -159,6 +168,19 @@ def grad(
     return tuple(result)
 
 
+def _on_device_of(like: Any, value: Any, dtype: Any) -> Any:
+    """``value`` (nested lists, a number, an array) as an array of ``dtype`` on the device
+    of the array ``like``."""
+    if backend.is_device_array(like):
+        return backend.to_device(backend.as_array(value, dtype), backend.device_of(like))
+    if backend.is_device_array(value):
+        raise DeviceError(
+            f"a gradient on {backend.device_of(value)} was given for a tensor on cpu; move it "
+            f"to the CPU first"
+        )
+    return backend.xp.asarray(value, dtype=dtype)  # the CPU: NumPy
+
+
 def _fresh_leaf(t: Any) -> Tensor:
     """A leaf sharing ``t``'s values that requires grad, so ``t``'s own graph is untouched."""
     if not isinstance(t, Tensor):
@@ -169,8 +191,13 @@ def _fresh_leaf(t: Any) -> Tensor:
     return leaf.requires_grad_(True)
 
 
+def _zeros(like: Any, shape: tuple[int, ...]) -> Any:
+    """Zeros of ``shape`` with the dtype and on the device of the array ``like``."""
+    return backend.get_array_module(like).zeros(shape, like.dtype)
+
+
 def _zeros_like(t: Tensor) -> Tensor:
-    return Tensor(xp.zeros(t.data.shape, t.data.dtype))
+    return Tensor(_zeros(t.data, t.data.shape))
 
 
 def _grads_or_zeros(grads: tuple[Tensor | None, ...], like: list[Tensor]) -> tuple[Tensor, ...]:
@@ -193,7 +220,7 @@ def _vectors(v: Any, like: list[Tensor], name: str) -> list[Tensor]:
         raise ValueError(f"{name}: got {len(vs)} vectors for {len(like)} inputs")
     out = []
     for i, (vi, t) in enumerate(zip(vs, like)):
-        vi = vi if isinstance(vi, Tensor) else Tensor(xp.asarray(vi, dtype=t.dtype))
+        vi = vi if isinstance(vi, Tensor) else Tensor(_on_device_of(t.data, vi, t.dtype))
         if vi.shape != t.shape:
             raise ShapeError(
                 f"{name}: vector {i} has shape {vi.shape} but input {i} has shape {t.shape}"
@@ -261,13 +288,13 @@ def jvp(
     if v is None:
         if sum(t.data.size for t in ins) != 1:
             raise ValueError("jvp: v can be omitted only for a single one-element input")
-        v = [Tensor(xp.ones(ins[0].data.shape, ins[0].data.dtype))]
+        v = [Tensor(backend.get_array_module(ins[0].data).ones_like(ins[0].data))]
     vs = _vectors(v, ins, "jvp")
     with enable_grad():
         out = _check_output(func(*ins), "jvp")
         if not out.requires_grad:
             return out, _zeros_like(out)
-        u = Tensor(xp.zeros(out.data.shape, out.data.dtype), requires_grad=True)
+        u = Tensor(_zeros(out.data, out.data.shape), requires_grad=True)
         total = _dot(grad(out, ins, [u], create_graph=True, allow_unused=True), vs)
         if total is None or not total.requires_grad:
             product = _zeros_like(out)
@@ -352,22 +379,28 @@ def jacobian(
         out = _check_output(func(*ins), "jacobian")
     m = out.data.size
     if not out.requires_grad or m == 0:
-        zeros = [Tensor(xp.zeros(out.data.shape + t.data.shape, t.data.dtype)) for t in ins]
+        zeros = [Tensor(_zeros(t.data, out.data.shape + t.data.shape)) for t in ins]
         return _pack(zeros, single)
     if create_graph:
         return _pack(_jacobian_graph(out, ins), single)
     rows: list[list[Any]] = [[] for _ in ins]
     for i in range(m):
-        seed = xp.zeros(m, out.data.dtype)
+        seed = _zeros(out.data, (m,))
         seed[i] = 1
         captured = run_backward(
             [out], [seed.reshape(out.data.shape)], retain_graph=True, inputs=ins, accumulate=False
         )
         for k, t in enumerate(ins):
             g = captured.get(id(t))
-            rows[k].append(xp.zeros(t.data.shape, t.data.dtype) if g is None else g)
+            rows[k].append(_zeros(t.data, t.data.shape) if g is None else g)
     jacs = [
-        Tensor(xp.stack(r).astype(t.data.dtype).reshape(out.data.shape + t.data.shape))
+        # Each input's rows are on that input's device (a move in func sends them back).
+        Tensor(
+            backend.get_array_module(t.data)
+            .stack(r)
+            .astype(t.data.dtype)
+            .reshape(out.data.shape + t.data.shape)
+        )
         for r, t in zip(rows, ins)
     ]
     return _pack(jacs, single)
@@ -379,7 +412,7 @@ def _jacobian_graph(out: Tensor, ins: list[Tensor]) -> list[Tensor]:
     rows: list[list[Tensor]] = [[] for _ in ins]
     with enable_grad():
         for i in range(m):
-            seed = xp.zeros(m, out.data.dtype)
+            seed = _zeros(out.data, (m,))
             seed[i] = 1
             grads = grad(
                 out,

@@ -4,6 +4,10 @@ The analytic Jacobian comes from the engine (one backward pass per output elemen
 numeric one from central differences, (f(x + εeⱼ) − f(x − εeⱼ)) / 2ε, one pair of forward
 passes per input element. Both run in float64: in float32, ε = 1e-6 is below the
 precision of the values and the difference would be noise.
+
+Inputs on a GPU are checked there: the function runs on the device it was given, the
+Jacobians are built there, and only their comparison runs on host copies (NumPy), which
+also keeps the error messages readable.
 """
 
 from __future__ import annotations
@@ -12,18 +16,27 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from chainrule import backend
 from chainrule.autograd.engine import run_backward
 from chainrule.autograd.functional import grad
 from chainrule.autograd.grad_mode import enable_grad
-from chainrule.backend import float64, xp
+from chainrule.backend import float64
 from chainrule.errors import GradcheckError
 from chainrule.random import Generator
 from chainrule.tensor import Tensor
 
+_host = backend.xp  # NumPy: the comparisons run on host copies of the Jacobians
+
 
 def _flat_output(out: Any) -> Any:
     outs = out if isinstance(out, (tuple, list)) else (out,)
-    return xp.concatenate([o.data.reshape(-1) for o in outs if isinstance(o, Tensor)])
+    flat = [o.data.reshape(-1) for o in outs if isinstance(o, Tensor)]
+    return backend.array_module(*flat).concatenate(flat)
+
+
+def _zeros(like: Any, shape: tuple[int, ...]) -> Any:
+    """float64 zeros of ``shape`` on the device of the array ``like``."""
+    return backend.get_array_module(like).zeros(shape, float64)
 
 
 def _prepare(inputs: Sequence[Any]) -> tuple[list[Any], list[int]]:
@@ -41,8 +54,11 @@ def _prepare(inputs: Sequence[Any]) -> tuple[list[Any], list[int]]:
         )
     prepared = list(inputs)
     for i in chosen:
-        # A C-ordered copy: the finite differences write through a flat view of it.
-        prepared[i] = Tensor(xp.array(inputs[i].data, float64, order="C"), requires_grad=True)
+        # A C-ordered copy, on the input's device: the finite differences write through a
+        # flat view of it.
+        data = inputs[i].data
+        copy = backend.get_array_module(data).array(data, float64, order="C")
+        prepared[i] = Tensor(copy, requires_grad=True)
     return prepared, chosen
 
 
@@ -136,11 +152,11 @@ def gradgradcheck(
     outs = _outputs_of(func(*prepared))
     if grad_outputs is None:
         gen = Generator(seed + 1)
-        vs = [Tensor(gen.standard_normal(o.data.shape, float64)) for o in outs]
+        vs = [Tensor(gen.standard_normal(o.data.shape, float64), device=o.device) for o in outs]
     else:
         vs = [
-            Tensor(xp.asarray(v.data if isinstance(v, Tensor) else v, dtype=float64))
-            for v in grad_outputs
+            Tensor(v.data if isinstance(v, Tensor) else v, dtype=float64, device=o.device)
+            for v, o in zip(grad_outputs, outs)
         ]
     vs = [v.requires_grad_(True) for v in vs]
     n = len(prepared)
@@ -151,7 +167,7 @@ def gradgradcheck(
             live = [(o, v) for o, v in zip(_outputs_of(func(*xs)), v_in) if o.requires_grad]
             wrt = [xs[i] for i in chosen]
             if not live:
-                return tuple(Tensor(xp.zeros(x.data.shape, float64)) for x in wrt)
+                return tuple(Tensor(_zeros(x.data, x.data.shape)) for x in wrt)
             grads = grad(
                 [o for o, _ in live],
                 wrt,
@@ -160,7 +176,7 @@ def gradgradcheck(
                 allow_unused=True,
             )
         return tuple(
-            Tensor(xp.zeros(x.data.shape, float64)) if g is None else g for g, x in zip(grads, wrt)
+            Tensor(_zeros(x.data, x.data.shape)) if g is None else g for g, x in zip(grads, wrt)
         )
 
     try:
@@ -208,9 +224,9 @@ def _check_graph_matches_fast(
             )
         if a is None or b is None:
             continue
-        fast_values, graph_values = a.data, b.data
+        fast_values, graph_values = backend.to_host(a.data), backend.to_host(b.data)
         if not bool(
-            (xp.abs(fast_values - graph_values) <= atol + rtol * xp.abs(fast_values)).all()
+            (_host.abs(fast_values - graph_values) <= atol + rtol * _host.abs(fast_values)).all()
         ):
             raise GradcheckError(
                 f"gradgradcheck: backward_graph and backward disagree on the gradient of input "
@@ -262,9 +278,10 @@ def _check_full(
     atol: float,
     rtol: float,
 ) -> None:
-    analytic = {i: xp.zeros((m, prepared[i].data.size)) for i in chosen}
+    analytic = {i: _zeros(prepared[i].data, (m, prepared[i].data.size)) for i in chosen}
+    out_like = outs[0].data if outs else prepared[chosen[0]].data  # the outputs' device
     for r in range(m):
-        unit = xp.zeros(m)
+        unit = _zeros(out_like, (m,))
         unit[r] = 1.0
         captured = _analytic_rows(outs, unit, prepared, chosen)
         for i in chosen:
@@ -273,7 +290,7 @@ def _check_full(
                 analytic[i][r] = g.reshape(-1)
     for i in chosen:
         x = prepared[i]
-        numeric = xp.zeros((m, x.data.size))
+        numeric = _zeros(out_like, (m, x.data.size))
         for j in range(x.data.size):
             numeric[:, j] = _numeric_column(x, j, evaluate, eps)
         _compare(i, x, analytic[i], numeric, atol, rtol, full=True)
@@ -291,11 +308,12 @@ def _check_projection(
     seed: int,
 ) -> None:
     gen = Generator(seed)
-    v = gen.standard_normal((m,), float64)
+    out_device = outs[0].device if outs else prepared[chosen[0]].device
+    v = backend.to_device(gen.standard_normal((m,), float64), out_device)
     captured = _analytic_rows(outs, v, prepared, chosen)
     for i in chosen:
         x = prepared[i]
-        u = gen.standard_normal(x.data.shape, float64)
+        u = backend.to_device(gen.standard_normal(x.data.shape, float64), x.device)
         g = captured.get(id(x))
         analytic = float((g * u).sum()) if g is not None else 0.0
         saved = x.data.copy()
@@ -305,12 +323,16 @@ def _check_projection(
         minus = evaluate()
         x.data[...] = saved
         numeric = float(((plus - minus) / (2 * eps) * v).sum())
-        _compare(i, x, xp.asarray([[analytic]]), xp.asarray([[numeric]]), atol, rtol, full=False)
+        _compare(i, x, _host.asarray([[analytic]]), _host.asarray([[numeric]]), atol, rtol, False)
 
 
 def _compare(
     i: int, x: Tensor, analytic: Any, numeric: Any, atol: float, rtol: float, full: bool
 ) -> None:
+    """Raise ``GradcheckError`` where |analytic − numeric| > atol + rtol·|numeric| (on host
+    copies: the verdict and the message need the values anyway)."""
+    xp = _host
+    analytic, numeric = backend.to_host(analytic), backend.to_host(numeric)
     excess = xp.abs(analytic - numeric) - (atol + rtol * xp.abs(numeric))
     if not bool((excess <= 0).all()) or not bool(xp.isfinite(analytic).all()):
         r, j = xp.unravel_index(int(xp.nan_to_num(excess, nan=xp.inf).argmax()), excess.shape)

@@ -9,12 +9,12 @@ them all.
 from __future__ import annotations
 
 import builtins
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from chainrule import backend
-from chainrule.backend import xp
 from chainrule.device import Device, as_device
 from chainrule.errors import ShapeError
 from chainrule.inplace import index_arrays
@@ -153,9 +153,32 @@ def minimum(a: Any, b: Any) -> Tensor:
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
-    """``a`` where ``condition`` holds, else ``b`` (all three broadcast)."""
-    cond = condition.data if isinstance(condition, Tensor) else xp.asarray(condition)
+    """``a`` where ``condition`` holds, else ``b`` (all three broadcast).
+
+    The condition is a mask, not data: like an index, a host mask (a CPU tensor, a NumPy
+    array, nested lists) is moved to the device of ``a`` and ``b``.
+    """
+    # Nested lists or a number become a NumPy array: the host's library.
+    cond = condition.data if isinstance(condition, Tensor) else _as_array(condition)
+    if backend.state.gpu_loaded:
+        data = a.data if isinstance(a, Tensor) else b.data if isinstance(b, Tensor) else None
+        if data is not None and backend.is_device_array(data):
+            cond = backend.to_device(cond, backend.device_of(data))
     return Where.apply(cond.astype(bool, copy=False), a, b)
+
+
+def _as_array(value: Any) -> Any:
+    """``value`` as an array: a GPU array as it is, anything else through NumPy."""
+    if hasattr(value, "dtype") and hasattr(value, "shape"):
+        return value
+    return backend.xp.asarray(value)
+
+
+def _shape_of(value: Any) -> tuple[int, ...]:
+    """The shape of a Tensor, an array of either library, or nested lists."""
+    if hasattr(value, "shape"):
+        return tuple(value.shape)
+    return tuple(backend.xp.shape(value))  # lists and numbers live on the host
 
 
 def clamp(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:
@@ -186,8 +209,7 @@ def softplus(x: Tensor) -> Tensor:
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product with NumPy's rules (1-D, 2-D and broadcast batches)."""
-    a_shape = a.shape if isinstance(a, Tensor) else xp.shape(a)
-    b_shape = b.shape if isinstance(b, Tensor) else xp.shape(b)
+    a_shape, b_shape = _shape_of(a), _shape_of(b)
     if len(a_shape) and len(b_shape):
         k_a = a_shape[-1]
         k_b = b_shape[0] if len(b_shape) == 1 else b_shape[-2]
@@ -211,7 +233,7 @@ def mean(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
 def var(x: Tensor, dim: Dim = None, unbiased: bool = True, keepdim: bool = False) -> Tensor:
     """Variance (Bessel-corrected unless ``unbiased=False``), composed from primitives."""
     axes = _axes(x, dim, "var")
-    n = x.data.size if axes is None else int(xp.prod([x.shape[a] for a in axes]))
+    n = x.data.size if axes is None else math.prod(x.shape[a] for a in axes)
     centred = x - mean(x, dim, keepdim=True)
     return sum(centred * centred, dim, keepdim) / (n - 1 if unbiased else n)
 
@@ -250,12 +272,14 @@ def min(x: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
 
 
 def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    xp = backend.get_array_module(x.data)
     if dim is None:
         return Tensor(xp.asarray(x.data.argmax()))
     return Tensor(xp.asarray(x.data.argmax(axis=dim, keepdims=keepdim)))
 
 
 def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    xp = backend.get_array_module(x.data)
     if dim is None:
         return Tensor(xp.asarray(x.data.argmin()))
     return Tensor(xp.asarray(x.data.argmin(axis=dim, keepdims=keepdim)))
@@ -295,7 +319,7 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     end = _dim(end_dim, x.ndim, "flatten", x.shape)
     if start > end:
         raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-    merged = int(xp.prod(x.shape[start : end + 1]))
+    merged = math.prod(x.shape[start : end + 1])
     return reshape(x, (*x.shape[:start], merged, *x.shape[end + 1 :]))
 
 
@@ -341,10 +365,14 @@ def expand(x: Tensor, *sizes: Any) -> Tensor:
 
 
 def getitem(x: Tensor, index: Any) -> Tensor:
-    """``x[index]``: ints, slices, None, Ellipsis, integer arrays, lists, boolean masks."""
-    index = index_arrays(index)
+    """``x[index]``: ints, slices, None, Ellipsis, integer arrays, lists, boolean masks.
+
+    For a tensor on a GPU, host index arrays (NumPy, lists, CPU tensors) are copied to its
+    device, as PyTorch accepts CPU indices; a GPU index into a CPU tensor is an error.
+    """
     if isinstance(index, list):
-        index = xp.asarray(index)
+        index = backend.xp.asarray(index)  # nested lists of ints or bools: host data
+    index = index_arrays(index, x.data)
     if is_basic_index(index):
         return Slice.apply(x, index)
     return Gather.apply(x, index)
@@ -388,7 +416,7 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
 
 def cast(x: Tensor, dtype: Any) -> Tensor:
     """``x`` converted to ``dtype``; differentiable between float dtypes."""
-    dtype = xp.dtype(dtype)
+    dtype = backend.DType(dtype)
     if x.dtype == dtype:
         return x
     if x.requires_grad and dtype.kind == "f":

@@ -1,101 +1,18 @@
 """Elementwise primitives. Each docstring gives the forward and its VJP, where ``g`` is the
 gradient flowing into the output. Inputs broadcast as in NumPy; the engine sums each
-gradient back to its input's shape. Dtypes promote as in PyTorch (``_promote``).
+gradient back to its input's shape. Dtypes promote as in PyTorch (``promotion.promote``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from chainrule import backend
 from chainrule.autograd.function import Function
-from chainrule.backend import xp
 from chainrule.ops import kernels
-
-_INTEGRAL = "biu"
-
-
-def _promote(a: Any, b: Any) -> tuple[Any, Any]:
-    """Give integer or bool operands the float dtype of the other operand, as PyTorch does.
-
-    NumPy widens ``float32 + int64`` and ``int64 + 1.5`` to float64; PyTorch keeps the
-    float32 tensor's dtype and gives integer data meeting a Python float the default float
-    dtype. Following NumPy would silently turn a float32 model into float64 the first time
-    an integer tensor (labels, indices, counts) or a NumPy scalar takes part.
-
-    A 0-d float tensor meeting a float tensor with dimensions takes the other's dtype, as
-    PyTorch's promotion treats it like a number.
-
-    A Python float meeting a float array becomes a 0-d array of the array's dtype (the
-    value NumPy would compute with anyway): NumPy multiplies by a 0-d array about twice
-    as fast as by a Python float, which it must convert on every call.
-    """
-    a_array, b_array = type(a) is xp.ndarray, type(b) is xp.ndarray
-    if a_array and b_array:
-        ka, kb = a.dtype.kind, b.dtype.kind
-        if ka == kb:
-            if ka == "f" and a.dtype is not b.dtype and a.ndim != b.ndim:
-                # PyTorch lets a 0-d tensor count like a Python number next to a tensor
-                # with dimensions: float32 * 0-d float64 stays float32.
-                if a.ndim == 0:
-                    return a.astype(b.dtype), b
-                if b.ndim == 0:
-                    return a, b.astype(a.dtype)
-            return a, b
-        # bool with float already keeps the float dtype in NumPy: no copy needed.
-        if ka == "f" and kb in "iu":
-            return a, b.astype(a.dtype)
-        if kb == "f" and ka in "iu":
-            return a.astype(b.dtype), b
-        return a, b
-    if a_array:
-        if type(b) is float and a.dtype.kind == "f":
-            return a, _scalar(b, a.dtype)
-        b = _python_scalar(b)
-        if type(b) is float and a.dtype.kind in _INTEGRAL:
-            a = a.astype(backend.default_float)
-    elif b_array:
-        if type(a) is float and b.dtype.kind == "f":
-            return _scalar(a, b.dtype), b
-        a = _python_scalar(a)
-        if type(a) is float and b.dtype.kind in _INTEGRAL:
-            b = b.astype(backend.default_float)
-    return a, b
-
-
-_SCALARS: dict[tuple[float, Any], Any] = {}
-
-
-def _scalar(value: float, dtype: Any) -> Any:
-    """``value`` as a read-only 0-d array of ``dtype``, cached (constants repeat a lot)."""
-    if value == 0.0:  # 0.0 and -0.0 are equal keys but not the same constant
-        return xp.asarray(value, dtype=dtype)
-    key = (value, dtype)
-    arr = _SCALARS.get(key)
-    if arr is None:
-        if len(_SCALARS) >= 4096:  # changing values (a decaying rate…) must not pile up
-            _SCALARS.clear()
-        arr = xp.asarray(value, dtype=dtype)
-        arr.flags.writeable = False
-        _SCALARS[key] = arr
-    return arr
-
-
-def _python_scalar(x: Any) -> Any:
-    # A NumPy scalar (np.sqrt(2.0), arr.sum()) counts as a Python number, as in PyTorch,
-    # instead of NumPy's strongly typed float64 that would widen a float32 tensor.
-    return x.item() if isinstance(x, xp.generic) else x
-
-
-def _floating(x: Any) -> Any:
-    """Integer or bool data as the default float dtype, as PyTorch gives exp(int) float32
-    (NumPy would give float64)."""
-    return x.astype(backend.default_float) if x.dtype.kind in _INTEGRAL else x
-
-
-def _is_integral(x: Any) -> bool:
-    dtype = getattr(x, "dtype", None)
-    return dtype.kind in _INTEGRAL if dtype is not None else type(x) in (int, bool)
+from chainrule.ops.promotion import floating, is_integral, promote
+from chainrule.tensor import Tensor
 
 
 class Add(Function):
@@ -103,7 +20,7 @@ class Add(Function):
 
     @staticmethod
     def forward(ctx: Any, a: Any, b: Any) -> Any:
-        a, b = _promote(a, b)
+        a, b = promote(a, b)
         return a + b
 
     @staticmethod
@@ -118,7 +35,7 @@ class Sub(Function):
 
     @staticmethod
     def forward(ctx: Any, a: Any, b: Any) -> Any:
-        a, b = _promote(a, b)
+        a, b = promote(a, b)
         return a - b
 
     @staticmethod
@@ -133,7 +50,7 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx: Any, a: Any, b: Any) -> Any:
-        a, b = _promote(a, b)
+        a, b = promote(a, b)
         ctx.save_for_backward(a, b)
         return a * b
 
@@ -155,11 +72,11 @@ class Div(Function):
 
     @staticmethod
     def forward(ctx: Any, a: Any, b: Any) -> Any:
-        a, b = _promote(a, b)
-        if _is_integral(a) and _is_integral(b):
+        a, b = promote(a, b)
+        if is_integral(a) and is_integral(b):
             # True division of integers gives the default float dtype, as in PyTorch.
-            a = xp.asarray(a, dtype=backend.default_float)
-            b = xp.asarray(b, dtype=backend.default_float)
+            a = ctx.xp.asarray(a, dtype=backend.default_float)
+            b = ctx.xp.asarray(b, dtype=backend.default_float)
         ctx.save_for_backward(a, b)
         return a / b
 
@@ -204,7 +121,7 @@ class Pow(Function):
 
     @staticmethod
     def forward(ctx: Any, a: Any, b: Any) -> Any:
-        a, b = _promote(a, b)
+        a, b = promote(a, b)
         y = a**b
         ctx.save_for_backward(a, b, y)
         return y
@@ -214,10 +131,13 @@ class Pow(Function):
         a, b, y = ctx.saved_tensors
         da = db = None
         if ctx.needs_input_grad[0]:
-            with xp.errstate(divide="ignore", invalid="ignore"):
-                da = g * xp.where(b == 0, 0, b * a ** (b - 1))
+            with backend.errstate(g, divide="ignore", invalid="ignore"):
+                if isinstance(b, (int, float)):  # a number: no mask (CuPy takes no bool)
+                    da = g * 0.0 if b == 0 else g * (b * a ** (b - 1))
+                else:
+                    da = g * ctx.xp.where(b == 0, 0, b * a ** (b - 1))
         if ctx.needs_input_grad[1]:
-            db = g * y * xp.log(xp.where(a == 0, 1, a))
+            db = g * y * _log_base(None, a)
         return da, db
 
     @staticmethod
@@ -226,13 +146,29 @@ class Pow(Function):
         a_values, b_values, y = ctx.saved_tensors
         da = db = None
         if ctx.needs_input_grad[0]:
-            # The b = 0 entries are masked out; giving them exponent 1 there keeps a**(b−1)
-            # finite, so no NaN flows into the second derivative either.
-            b_safe = Where.apply(b_values == 0, 1, b)
-            da = Where.apply(b_values == 0, 0, g * b_safe * a ** (b_safe - 1))
+            if isinstance(b_values, (int, float)):  # a constant exponent: no mask needed
+                # At b = 0: zero, yet still a function of a (a ** 0 = 1 everywhere).
+                zero = b_values == 0
+                da = g * (a**0.0 * 0.0) if zero else g * b_values * a ** (b_values - 1)
+            else:
+                # The b = 0 entries are masked out; giving them exponent 1 there keeps
+                # a**(b−1) finite, so no NaN flows into the second derivative either.
+                b_safe = Where.apply(b_values == 0, 1, b)
+                da = Where.apply(b_values == 0, 0, g * b_safe * a ** (b_safe - 1))
         if ctx.needs_input_grad[1]:
-            db = g * ctx.output(y) * Log.apply(Where.apply(a_values == 0, 1, a))
+            db = g * ctx.output(y) * _log_base(a, a_values)
         return da, db
+
+
+def _log_base(a: Any, a_values: Any) -> Any:
+    """log a, with 0 where a = 0, for d/db aᵇ: recorded for a Tensor base ``a``; else from
+    the values, on their own device (a Python number for a number)."""
+    if isinstance(a, Tensor):
+        return Log.apply(Where.apply(a_values == 0, 1, a))
+    if isinstance(a_values, (int, float)):
+        return math.log(a_values) if a_values > 0 else (0.0 if a_values == 0 else math.nan)
+    xp = backend.get_array_module(a_values)
+    return xp.log(xp.where(a_values == 0, 1, a_values))
 
 
 class Exp(Function):
@@ -240,8 +176,8 @@ class Exp(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
-        x = _floating(x)
-        y = xp.exp(x)
+        x = floating(x)
+        y = ctx.xp.exp(x)
         ctx.save_for_backward(y)
         return y
 
@@ -261,9 +197,9 @@ class Log(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
-        x = _floating(x)
+        x = floating(x)
         ctx.save_for_backward(x)
-        return xp.log(x)
+        return ctx.xp.log(x)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
@@ -280,8 +216,8 @@ class Sqrt(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
-        x = _floating(x)
-        y = xp.sqrt(x)
+        x = floating(x)
+        y = ctx.xp.sqrt(x)
         ctx.save_for_backward(y)
         return y
 
@@ -302,12 +238,12 @@ class Abs(Function):
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
         ctx.save_for_backward(x)
-        return xp.abs(x)
+        return ctx.xp.abs(x)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         (x,) = ctx.saved_tensors
-        return g * xp.sign(x)
+        return g * ctx.xp.sign(x)
 
     backward_graph = backward  # sign(x) is a constant (its derivative is 0 almost everywhere)
 
@@ -322,10 +258,10 @@ class Maximum(Function):
 
     @staticmethod
     def forward(ctx: Any, a: Any, b: Any, largest: bool) -> Any:
-        a, b = _promote(a, b)
+        a, b = promote(a, b)
         ctx.save_for_backward(a, b)
         ctx.largest = largest
-        return xp.maximum(a, b) if largest else xp.minimum(a, b)
+        return ctx.xp.maximum(a, b) if largest else ctx.xp.minimum(a, b)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any, None]:
@@ -340,10 +276,11 @@ class Maximum(Function):
 def _winner_share(ctx: Any, dtype: Any) -> Any:
     """[a wins] + ½[a = b], in the gradient's dtype (a float64 mask would widen it)."""
     a, b = ctx.saved_tensors
+    xp = ctx.xp
     wins = (a > b) if ctx.largest else (a < b)
-    share = xp.asarray(wins, dtype=dtype)
-    share[xp.asarray(a == b)] = 0.5
-    return share
+    # where, not share[a == b] = 0.5: assigning through a mask waits for the GPU (CuPy
+    # counts the mask first); the half is a scalar of the gradient's dtype.
+    return xp.where(xp.asarray(a == b), dtype.type(0.5), xp.asarray(wins, dtype=dtype))
 
 
 class Where(Function):
@@ -351,13 +288,14 @@ class Where(Function):
 
     @staticmethod
     def forward(ctx: Any, cond: Any, a: Any, b: Any) -> Any:
-        a, b = _promote(a, b)
+        a, b = promote(a, b)
         ctx.save_for_backward(cond)
-        return xp.where(cond, a, b)
+        return ctx.xp.where(cond, a, b)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any, Any]:
         (cond,) = ctx.saved_tensors
+        xp = ctx.xp
         zero = xp.zeros((), dtype=g.dtype)
         da = xp.where(cond, g, zero) if ctx.needs_input_grad[1] else None
         db = xp.where(cond, zero, g) if ctx.needs_input_grad[2] else None
@@ -378,12 +316,12 @@ class Clamp(Function):
     def forward(ctx: Any, x: Any, lo: Any, hi: Any) -> Any:
         ctx.save_for_backward(x)
         ctx.lo, ctx.hi = lo, hi
-        return xp.clip(x, lo, hi)
+        return ctx.xp.clip(x, lo, hi)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
         (x,) = ctx.saved_tensors
-        inside = xp.ones(x.shape, dtype=bool)
+        inside = ctx.xp.ones(x.shape, dtype=bool)
         if ctx.lo is not None:
             inside &= x >= ctx.lo
         if ctx.hi is not None:
@@ -398,7 +336,7 @@ class ReLU(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
-        y = xp.maximum(x, 0)
+        y = ctx.xp.maximum(x, 0)
         ctx.save_for_backward(y)
         return y
 
@@ -420,7 +358,7 @@ class Sigmoid(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
-        x = _floating(x)
+        x = floating(x)
         y, e = kernels.sigmoid_and_exp(x)
         ctx.save_for_backward(y, e)
         return y
@@ -445,9 +383,9 @@ class Tanh(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
-        x = _floating(x)
+        x = floating(x)
         ctx.save_for_backward(x)
-        return xp.tanh(x)
+        return ctx.xp.tanh(x)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
@@ -470,7 +408,7 @@ class Softplus(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any) -> Any:
-        x = _floating(x)
+        x = floating(x)
         ctx.save_for_backward(x)
         return kernels.softplus(x)
 

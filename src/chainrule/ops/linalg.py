@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chainrule import backend
 from chainrule.autograd.function import Function
-from chainrule.backend import xp
 from chainrule.tensor import Tensor
 
 
@@ -22,11 +22,12 @@ class MatMul(Function):
         if a.ndim == 0 or b.ndim == 0:
             raise ValueError("matmul needs operands with at least one dimension; use * for scalars")
         ctx.save_for_backward(a, b)
-        return xp.matmul(a, b)
+        return ctx.xp.matmul(a, b)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any]:
         a, b = ctx.saved_tensors
+        xp = ctx.xp
         need_a, need_b = ctx.needs_input_grad
         if a.ndim == 1 and b.ndim == 1:  # a dot product: g is a scalar
             return (g * b if need_a else None), (g * a if need_b else None)
@@ -50,7 +51,7 @@ class MatMul(Function):
 
     @staticmethod
     def backward_graph(ctx: Any, g: Any) -> tuple[Any, Any]:
-        a, b = (x if isinstance(x, Tensor) else Tensor(xp.asarray(x)) for x in ctx.inputs)
+        a, b = (x if isinstance(x, Tensor) else _constant(x) for x in ctx.inputs)
         need_a, need_b = ctx.needs_input_grad
         if a.ndim == 1 and b.ndim == 1:
             return (g * b if need_a else None), (g * a if need_b else None)
@@ -71,3 +72,9 @@ class MatMul(Function):
             if b.ndim == 1:
                 db = db.squeeze(-1)
         return da, db
+
+
+def _constant(x: Any) -> Tensor:
+    """A non-Tensor operand of matmul (an array or nested lists) as a constant Tensor, on
+    its own device."""
+    return Tensor(backend.get_array_module(x).asarray(x))

@@ -7,8 +7,11 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from chainrule import backend
 from chainrule.autograd.function import Function
-from chainrule.backend import xp
+from chainrule.inplace import index_on_device
+
+_host_xp = backend.xp  # NumPy: an index for CPU data needs no moving
 
 
 class Reshape(Function):
@@ -65,7 +68,7 @@ class Expand(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any, shape: tuple[int, ...]) -> Any:
-        return xp.broadcast_to(x, shape)
+        return ctx.xp.broadcast_to(x, shape)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None]:
@@ -89,7 +92,7 @@ class Slice(Function):
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None]:
-        dx = xp.zeros(ctx.shape, dtype=g.dtype)
+        dx = ctx.xp.zeros(ctx.shape, dtype=g.dtype)
         dx[ctx.index] = g
         return dx, None
 
@@ -102,18 +105,21 @@ class Gather(Function):
     """y = x[index] with integer arrays or boolean masks in the index (a copy).
 
     VJP: dx = zeros with g added at ``index``; an index repeated k times receives the sum
-    of its k gradients (``add.at``, not assignment, which would keep only one).
+    of its k gradients (a scatter-add, not assignment, which would keep only one).
+    Host index arrays are moved to the device of GPU data (``index_on_device``).
     """
 
     @staticmethod
     def forward(ctx: Any, x: Any, index: Any) -> Any:
+        if ctx.xp is not _host_xp:
+            index = index_on_device(index, x)
         ctx.shape, ctx.index = x.shape, index
         return x[index]
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None]:
-        dx = xp.zeros(ctx.shape, dtype=g.dtype)
-        xp.add.at(dx, ctx.index, g)
+        dx = ctx.xp.zeros(ctx.shape, dtype=g.dtype)
+        backend.scatter_add(dx, ctx.index, g)
         return dx, None
 
     @staticmethod
@@ -130,12 +136,14 @@ class ScatterAdd(Function):
 
     @staticmethod
     def forward(ctx: Any, g: Any, shape: tuple[int, ...], index: Any) -> Any:
+        if ctx.xp is not _host_xp:
+            index = index_on_device(index, g)
         ctx.index = index
-        y = xp.zeros(shape, dtype=g.dtype)
+        y = ctx.xp.zeros(shape, dtype=g.dtype)
         if is_basic_index(index):
             y[index] = g  # a basic index never repeats a position
         else:
-            xp.add.at(y, index, g)
+            backend.scatter_add(y, index, g)
         return y
 
     @staticmethod
@@ -163,7 +171,9 @@ def _select(x: Any, index: Any) -> Any:
 
 def along_axis(idx: Any, axis: int) -> tuple[Any, ...]:
     """The full index that picks ``idx`` (indices along ``axis``, size 1 there) from each
-    line along ``axis``: NumPy's take_along_axis as plain advanced indexing."""
+    line along ``axis``: NumPy's take_along_axis as plain advanced indexing (on ``idx``'s
+    device)."""
+    xp = backend.get_array_module(idx)
     index = []
     for d, size in enumerate(idx.shape):
         if d == axis:
@@ -182,11 +192,11 @@ class Cat(Function):
     def forward(ctx: Any, axis: int, *xs: Any) -> Any:
         ctx.axis = axis
         ctx.bounds = list(itertools.accumulate(x.shape[axis] for x in xs))[:-1]
-        return xp.concatenate(xs, axis=axis)
+        return ctx.xp.concatenate(xs, axis=axis)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, ...]:
-        return (None, *xp.split(g, ctx.bounds, axis=ctx.axis))
+        return (None, *ctx.xp.split(g, ctx.bounds, axis=ctx.axis))
 
     @staticmethod
     def backward_graph(ctx: Any, g: Any) -> tuple[Any, ...]:
@@ -202,11 +212,12 @@ class Stack(Function):
     @staticmethod
     def forward(ctx: Any, axis: int, *xs: Any) -> Any:
         ctx.axis = axis
-        return xp.stack(xs, axis=axis)
+        return ctx.xp.stack(xs, axis=axis)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, ...]:
         n = g.shape[ctx.axis]
+        xp = ctx.xp
         return (None, *(xp.take(g, i, axis=ctx.axis) for i in range(n)))
 
     @staticmethod

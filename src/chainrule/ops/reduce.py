@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from chainrule import backend
 from chainrule.autograd.function import Function
-from chainrule.backend import xp
 from chainrule.ops import kernels
 from chainrule.ops.movement import ScatterAdd, along_axis
 
 
-def _unreduce(g: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
-    """Give ``g`` back the reduced axes as size-1 axes, so it broadcasts against the input."""
+def _unreduce(xp: Any, g: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
+    """Give ``g`` back the reduced axes as size-1 axes, so it broadcasts against the input
+    (``xp``: the array library of ``g``)."""
     if keepdim:
         return g
     if axes is None:
@@ -29,11 +30,12 @@ class Sum(Function):
     @staticmethod
     def forward(ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
-        return xp.asarray(x.sum(axis=axes, keepdims=keepdim))
+        return ctx.xp.asarray(x.sum(axis=axes, keepdims=keepdim))
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
-        return xp.broadcast_to(_unreduce(g, ctx.axes, ctx.keepdim), ctx.shape), None, None
+        xp = ctx.xp
+        return xp.broadcast_to(_unreduce(xp, g, ctx.axes, ctx.keepdim), ctx.shape), None, None
 
     @staticmethod
     def backward_graph(ctx: Any, g: Any) -> tuple[Any, None, None]:
@@ -46,13 +48,15 @@ class Mean(Function):
     @staticmethod
     def forward(ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
         ctx.shape, ctx.axes, ctx.keepdim = x.shape, axes, keepdim
-        y = xp.asarray(x.mean(axis=axes, keepdims=keepdim))
+        y = ctx.xp.asarray(x.mean(axis=axes, keepdims=keepdim))
         ctx.n = x.size // max(y.size, 1) if x.size else 1
         return y
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
-        return xp.broadcast_to(_unreduce(g / ctx.n, ctx.axes, ctx.keepdim), ctx.shape), None, None
+        xp = ctx.xp
+        g = _unreduce(xp, g / ctx.n, ctx.axes, ctx.keepdim)
+        return xp.broadcast_to(g, ctx.shape), None, None
 
     @staticmethod
     def backward_graph(ctx: Any, g: Any) -> tuple[Any, None, None]:
@@ -77,6 +81,7 @@ class Amax(Function):
     def forward(
         ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool, largest: bool
     ) -> Any:
+        xp = ctx.xp
         y = xp.asarray((x.max if largest else x.min)(axis=axes, keepdims=True))
         ctx.save_for_backward(x, y)
         ctx.axes, ctx.keepdim = axes, keepdim
@@ -84,7 +89,8 @@ class Amax(Function):
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None, None, None]:
-        return _unreduce(g, ctx.axes, ctx.keepdim) * _tie_share(ctx, g.dtype), None, None, None
+        g = _unreduce(ctx.xp, g, ctx.axes, ctx.keepdim)
+        return g * _tie_share(ctx, g.dtype), None, None, None
 
     @staticmethod
     def backward_graph(ctx: Any, g: Any) -> tuple[Any, None, None, None]:
@@ -95,7 +101,7 @@ class Amax(Function):
 def _tie_share(ctx: Any, dtype: Any) -> Any:
     """[x = y] / #{x = y} over the reduced axes, in the gradient's dtype (a constant)."""
     x, y = ctx.saved_tensors
-    mask = xp.asarray(x == y, dtype=dtype)
+    mask = ctx.xp.asarray(x == y, dtype=dtype)
     return mask / mask.sum(axis=ctx.axes, keepdims=True)
 
 
@@ -107,6 +113,7 @@ class MaxDim(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any, axis: int, keepdim: bool, largest: bool) -> Any:
+        xp = ctx.xp
         idx = xp.expand_dims((x.argmax if largest else x.argmin)(axis=axis), axis)
         values = xp.take_along_axis(x, idx, axis=axis)
         ctx.save_for_backward(idx)
@@ -119,6 +126,7 @@ class MaxDim(Function):
     def backward(ctx: Any, g: Any, g_indices: Any) -> tuple[Any, None, None, None]:
         # The saved indices kept the reduced axis (size 1), whatever keepdim was.
         (idx,) = ctx.saved_tensors
+        xp = ctx.xp
         if not ctx.keepdim:
             g = xp.expand_dims(g, ctx.axis)
         dx = xp.zeros(ctx.shape, dtype=g.dtype)
@@ -149,8 +157,10 @@ class LogSumExp(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
+        xp = ctx.xp
         _, e, total, m = kernels.shifted_exp(x, axes)
-        with xp.errstate(divide="ignore"):  # an all -inf slice: log 0 = -inf is the answer
+        # An all -inf slice: log 0 = -inf is the answer.
+        with backend.errstate(total, divide="ignore"):
             y = xp.log(total) + m
         ctx.save_for_backward(e, total)
         ctx.axes, ctx.keepdim = axes, keepdim
@@ -159,7 +169,7 @@ class LogSumExp(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
         e, total = ctx.saved_tensors
-        return _unreduce(g, ctx.axes, ctx.keepdim) * (e / total), None, None
+        return _unreduce(ctx.xp, g, ctx.axes, ctx.keepdim) * (e / total), None, None
 
     @staticmethod
     def backward_graph(ctx: Any, g: Any) -> tuple[Any, None, None]:
@@ -178,7 +188,7 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any, axis: int) -> Any:
-        e = xp.exp(x - x.max(axis=axis, keepdims=True))
+        e = ctx.xp.exp(x - x.max(axis=axis, keepdims=True))
         e /= e.sum(axis=axis, keepdims=True)
         ctx.save_for_backward(e)
         ctx.axis = axis
@@ -208,7 +218,7 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx: Any, x: Any, axis: int) -> Any:
         y, _, total, _ = kernels.shifted_exp(x, axis)
-        y -= xp.log(total)  # (x − m) − log Σ eˣ⁻ᵐ: exact at ±1000, even in float32
+        y -= ctx.xp.log(total)  # (x − m) − log Σ eˣ⁻ᵐ: exact at ±1000, even in float32
         ctx.save_for_backward(y)
         ctx.axis = axis
         return y
@@ -216,7 +226,7 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None]:
         (y,) = ctx.saved_tensors
-        return g - xp.exp(y) * g.sum(axis=ctx.axis, keepdims=True), None
+        return g - ctx.xp.exp(y) * g.sum(axis=ctx.axis, keepdims=True), None
 
     @staticmethod
     def backward_graph(ctx: Any, g: Any) -> tuple[Any, None]:
