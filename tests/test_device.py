@@ -113,11 +113,6 @@ def test_gradients_flow_back_through_to_cuda(fake_cuda: str) -> None:
     np.testing.assert_array_equal(x.grad.numpy(), [2.0, 4.0, 6.0])
 
 
-@pytest.mark.xfail(
-    reason="autograd's accumulate_grad passes the gradient through numpy.asarray, which "
-    "makes a GPU leaf's gradient a host array; the ops+autograd conversion fixes it",
-    strict=False,
-)
 def test_a_gpu_leaf_gets_its_gradient_on_the_gpu(fake_cuda: str) -> None:
     w = cr.randn(2, device="cuda", requires_grad=True)
     (w.cpu() * 3).sum().backward()
@@ -386,11 +381,6 @@ def test_cupy_without_a_gpu_says_so(
     cr.cuda.manual_seed_all(1)
 
 
-@pytest.mark.xfail(
-    reason="Module.to(device) lands with the nn conversion (today it takes dtypes only)",
-    raises=TypeError,
-    strict=False,
-)
 def test_model_to_cuda_without_cupy_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch, no_accelerator: object
 ) -> None:

@@ -188,7 +188,8 @@ def index_on_device(index: Any, data: Any) -> Any:
     moved = []
     for item in items:
         if on_gpu and isinstance(item, (backend.ndarray, list)):
-            if not backend.is_device_array(item):  # host data: NumPy reads it, then a copy
+            if not backend.is_device_array(item):
+                # Host data: NumPy reads it, then one copy to the data's device.
                 item = backend.to_device(backend.xp.asarray(item), backend.device_of(data))
         elif not on_gpu and backend.is_device_array(item):
             raise DeviceError(

@@ -19,7 +19,6 @@ from typing import Any, NamedTuple
 
 from chainrule import backend
 from chainrule.autograd.hooks import HookMethods
-from chainrule.backend import xp
 from chainrule.device import CPU, Device, parse_to_args
 from chainrule.errors import DTypeError, GraphError, GraphGrowthWarning
 from chainrule.inplace import InPlaceMethods, array_of
@@ -238,7 +237,9 @@ class Tensor(InPlaceMethods, HookMethods):
 
     # ------------------------------------------------------------------------- printing
     def __repr__(self) -> str:
-        body = xp.array2string(backend.to_host(self.data), separator=", ", prefix="tensor(")
+        host = backend.to_host(self.data)
+        # A GPU tensor is printed from a host copy, by NumPy.
+        body = backend.xp.array2string(host, separator=", ", prefix="tensor(")
         extras = []
         if self.data.dtype not in (backend.float32, backend.int64, backend.bool_):
             extras.append(f"dtype={self.data.dtype}")

@@ -140,9 +140,10 @@ def test_loss_on_cuda_matches_torch(
     if target.dtype.kind == "f":
         target = target.astype(dtype)
     ours, theirs = make_ours(), make_theirs()
-    if dtype == np.float64:  # the class weights follow the input's dtype
-        ours.to(dtype)
-        theirs.to(torch.float64)
+    # The class weights follow the input's dtype (torch refuses a float64 weight with
+    # float32 logits).
+    ours.to(np.dtype(dtype))
+    theirs.to(torch.float64 if dtype == np.float64 else torch.float32)
     xc = cr.Tensor(x, requires_grad=True, device="cuda")
     xt = torch.tensor(x, requires_grad=True, device=TORCH_DEVICE)
     lc = ours(xc, cr.Tensor(target, device="cuda"))

@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pytest
 
 import chainrule as cr
 from chainrule import nn
@@ -75,22 +74,3 @@ def run_pair(
         assert_on(device, param, param.grad)
         assert_close(param.grad, cpu_params[name].grad, f"gradient of {name}")
     return cpu_module, dev_module
-
-
-def skip_unless_core_runs_on(device: str) -> None:
-    """Skip (with the reason) while the core's ops cannot run on ``device`` yet.
-
-    The nn port (this branch) and the ops/autograd port (issue 11's gpu-ops branch) land
-    separately; until both are merged, the core's primitives (ReLU, matmul, the engine's
-    seed gradient) refuse device arrays and every nn device case would fail in them rather
-    than in nn. Once the core runs, this probe passes and the cases run for real.
-    """
-    if cr.device(device).type == "cpu":
-        return
-    try:
-        x = cr.Tensor([[1.0, -2.0]], device=device, requires_grad=True)
-        w = cr.Tensor([[0.5], [1.5]], device=device)
-        ((x @ w).relu().sigmoid() * 2.0).sum().backward()
-        x.log_softmax(1).exp().clamp(max=0.5).mean().backward()
-    except Exception as exc:  # any failure of the core means "not yet"
-        pytest.skip(f"the core ops do not run on {device} yet ({type(exc).__name__}: {exc})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from device_cases import assert_on, host, on, skip_unless_core_runs_on
+from device_cases import assert_on, host, on
 
 import chainrule as cr
 import fake_cupy
@@ -14,7 +14,6 @@ from chainrule import nn
 
 @pytest.fixture
 def dev(device: str) -> str:
-    skip_unless_core_runs_on(device)
     return device
 
 
@@ -122,7 +121,6 @@ def test_state_dict_of_a_device_model_loads_into_a_cpu_model(dev: str) -> None:
 
 
 def test_a_cnn_training_step_makes_no_host_sync(fake_cuda: str) -> None:
-    skip_unless_core_runs_on(fake_cuda)
     model = small_cnn().to(fake_cuda)
     data = np.random.default_rng(0).standard_normal((6, 1, 8, 8), np.float32)
     x = on(fake_cuda, data)

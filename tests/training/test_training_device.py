@@ -2,9 +2,7 @@
 never waits for the GPU, host checkpoints, resuming onto a device, and the option's errors.
 
 The device cases run on ``fake-cuda`` here (tests/fake_cupy.py) and on a real GPU where
-there is one. They need every op and module of the model on the device: until the ops/nn
-device port is in the tree, ``_needs_device_port`` marks them xfail, naming the failure
-(a probe that runs only ops/nn code, so a failure in the training code is never hidden).
+there is one.
 """
 
 from __future__ import annotations
@@ -18,12 +16,11 @@ import pytest
 
 import chainrule as cr
 import fake_cupy
-from chainrule import backend, nn
+from chainrule import backend
 from chainrule.cli import main
 from chainrule.training import TrainConfig, train
 from chainrule.training.checkpoint import Checkpoint
-from chainrule.training.loop import CHECKPOINT, Run, Totals, load_splits
-from chainrule.training.model import build_model
+from chainrule.training.loop import CHECKPOINT, Run, Totals
 
 pytest.importorskip("sklearn")
 pytest.importorskip("safetensors")
@@ -32,22 +29,6 @@ pytest.importorskip("safetensors")
 # (host) initial weights and shuffles, so their loss curves must agree.
 SMALL = {"epochs": 2, "hidden": (32,), "dropout": 0.0, "batch_size": 64, "schedule": "step"}
 CNN = {**SMALL, "model": "cnn", "channels": (4,), "augment": True, "augment_flip": 0.5}
-
-
-def _needs_device_port(device: str, cfg: TrainConfig) -> None:
-    """xfail when the model of ``cfg`` cannot train on ``device`` yet (ops/nn code)."""
-    if device == "cpu":
-        return
-    x, _ = load_splits(cfg)[0].arrays()
-    try:
-        model = build_model(cfg, tuple(x.shape[1:]), 10).to(device)
-        xb = cr.Tensor(x[:4], device=device)
-        yb = cr.Tensor(np.arange(4, dtype=np.int64), device=device)
-        nn.CrossEntropyLoss()(model(xb), yb).backward()
-        with cr.no_grad():
-            model.eval()(xb)
-    except Exception as exc:  # any failure inside ops/nn: the port has not landed
-        pytest.xfail(f"needs the ops/nn device port ({type(exc).__name__}: {exc})"[:300])
 
 
 def _curve(cfg: TrainConfig, out: Path) -> list[dict[str, Any]]:
@@ -75,7 +56,6 @@ def test_loss_curve_on_the_device_equals_the_cpu_one(
     device: str, options: dict[str, Any], tmp_path: Path
 ) -> None:
     cfg = TrainConfig(**options, device=device)
-    _needs_device_port(device, cfg)
     got = _curve(cfg, tmp_path / "device")
     want = _curve(TrainConfig(**options), tmp_path / "cpu")
     _assert_same_curve(got, want, device)
@@ -90,7 +70,6 @@ def test_a_training_step_makes_no_host_sync(
     fake_cuda: str, options: dict[str, Any], tmp_path: Path
 ) -> None:
     cfg = TrainConfig(**options, device=fake_cuda)
-    _needs_device_port(fake_cuda, cfg)
     run = Run(cfg, tmp_path)
     run.prepare_data()
     assert all(backend.is_device_array(p.data) for p in run.model.parameters())
@@ -119,7 +98,6 @@ def test_a_training_step_makes_no_host_sync(
 
 def test_a_cpu_run_resumes_onto_the_device(fake_cuda: str, tmp_path: Path) -> None:
     cfg = TrainConfig(**{**SMALL, "epochs": 1})
-    _needs_device_port(fake_cuda, cfg)
     train(cfg, out=tmp_path / "run", log=None)
     resumed: list[dict[str, Any]] = []
     train(
@@ -187,7 +165,6 @@ def test_cuda_without_a_gpu_says_what_to_install(
 def test_cli_trains_on_the_device_and_resumes_there(
     fake_cuda: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    _needs_device_port(fake_cuda, TrainConfig(**SMALL))
     out = str(tmp_path / "run")
     small = ["--hidden", "32", "--dropout", "0", "--schedule", "step", "--no-progress"]
     assert main(["train", *small, "--epochs", "1", "--device", "cuda", "--out", out]) == 0

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-import numpy
-
 from chainrule import backend
 from chainrule.data.sampler import (
     BatchSampler,
@@ -25,6 +23,9 @@ from chainrule.device import Device
 from chainrule.ops import stack
 from chainrule.random import Generator
 from chainrule.tensor import Tensor
+
+# Host data (Python lists, NumPy arrays, index lists from samplers) is read with NumPy.
+numpy = backend.xp
 
 
 def default_collate(samples: Sequence[Any]) -> Any:

@@ -40,11 +40,11 @@ def empty(shape: tuple[int, ...], dtype: Any, device: Any = None) -> Any:
     """An array for a new parameter (its values are set by the initialiser that follows),
     on ``device`` (default the CPU). Made on the host and copied: it happens once, when
     a layer is built, and the copy lands on the GPU ``device`` names."""
-    host = backend.xp.zeros(shape, dtype)
+    host = backend.xp.zeros(shape, dtype)  # on the host, then one copy
     return backend.to_device(host, device) if device is not None else host
 
 
 def constant(shape: tuple[int, ...], value: float, dtype: Any, device: Any = None) -> Any:
     """An array filled with ``value`` (BatchNorm's ones and zeros), on ``device``."""
-    host = backend.xp.full(shape, value, dtype)
+    host = backend.xp.full(shape, value, dtype)  # on the host, then one copy
     return backend.to_device(host, device) if device is not None else host

@@ -171,7 +171,7 @@ def _as_array(value: Any) -> Any:
     """``value`` as an array: a GPU array as it is, anything else through NumPy."""
     if hasattr(value, "dtype") and hasattr(value, "shape"):
         return value
-    return backend.xp.asarray(value)
+    return backend.xp.asarray(value)  # numbers and lists: host data, read by NumPy
 
 
 def _shape_of(value: Any) -> tuple[int, ...]:

@@ -14,7 +14,7 @@ from chainrule import backend
 _INTEGRAL = "biu"
 _host_array = backend.ndarray  # NumPy's array type: the CPU's fast path is `type(a) is ...`
 _host_scalar = backend.xp.generic  # NumPy's scalars (np.float64(2.0)): host values
-_host_asarray = backend.xp.asarray
+_host_asarray = backend.xp.asarray  # for host values only (numbers, NumPy scalars)
 _backend_state = backend.state
 
 

@@ -302,8 +302,6 @@ def evaluate_model(
     (a copy only if they are elsewhere), the loss is summed and the predictions gathered
     there, and the results come back to the host in one read at the end.
     """
-    import numpy  # the confusion matrix is host bookkeeping
-
     model.eval()
     loss_fn = nn.CrossEntropyLoss(reduction="sum")
     labels = backend.to_device(y.data if isinstance(y, cr.Tensor) else y, x.device)
@@ -322,10 +320,11 @@ def evaluate_model(
     n = len(labels)
     pieces = [*predictions, labels, xp.reshape(total, (1,))]
     host = backend.to_host(xp.concatenate([p.astype(backend.float64) for p in pieces]))
-    predicted, truth = host[:n].astype(numpy.int64), host[n : 2 * n].astype(numpy.int64)
+    predicted, truth = host[:n].astype(backend.int64), host[n : 2 * n].astype(backend.int64)
     total_loss = float(host[-1])
-    confusion = numpy.zeros((num_classes, num_classes), dtype=numpy.int64)
-    numpy.add.at(confusion, (truth, predicted), 1)
+    # The confusion matrix is host bookkeeping: counted with NumPy on the host copies.
+    confusion = backend.xp.zeros((num_classes, num_classes), dtype=backend.int64)
+    backend.scatter_add(confusion, (truth, predicted), 1)
     return {
         "loss": total_loss / len(truth),
         "accuracy": float((predicted == truth).mean()),
