@@ -8,11 +8,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from chainrule import backend
+from chainrule import backend, cuda_kernels
 from chainrule.autograd.function import Function
 from chainrule.ops import kernels
 from chainrule.ops.promotion import floating, is_integral, promote
 from chainrule.tensor import Tensor
+
+_host_xp = backend.xp  # NumPy: the CPU's library, for `ctx.xp is not _host_xp` (on a GPU)
 
 
 class Add(Function):
@@ -343,9 +345,14 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx: Any, g: Any) -> Any:
         (y,) = ctx.saved_tensors
+        if ctx.xp is not _host_xp and cuda_kernels.fusable(g, y):
+            return cuda_kernels.relu_backward(g, y)  # on a GPU: one launch, not two
         return g * (y > 0)
 
-    backward_graph = backward  # the mask is a constant
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> Any:
+        (y,) = ctx.saved_tensors
+        return g * (y > 0)  # the mask is a constant
 
 
 class Sigmoid(Function):
