@@ -16,6 +16,10 @@ cd "$(dirname "$0")/.." || exit 2
 OUT_DIR="${OUT:-./gpu_results}"
 mkdir -p "$OUT_DIR"
 export PYTHONPATH=src
+# The GPU machine has no package registry: pytest and hypothesis come from .gpu_deps when
+# the tree brings it (made here by benchmarks/prepare_gpu_deps.sh; pure Python).
+if [ -d .gpu_deps ]; then export PYTHONPATH=src:.gpu_deps; fi
+export CHAINRULE_TEST_DEVICES=cuda   # the device tests' cpu and fake-cuda cases ran in CI
 export PYTHONDONTWRITEBYTECODE=1
 export PYTHONUNBUFFERED=1
 TEST_TIMEOUT="${TEST_TIMEOUT:-210}"
@@ -56,7 +60,10 @@ EOF
 
 section "GPU tests (timeout ${TEST_TIMEOUT} s)"
 TESTS=(tests/gpu)
-for extra in tests/ops/test_ops_devices.py tests/nn/test_nn_devices.py; do
+for extra in tests/ops/test_ops_devices.py tests/nn/test_nn_devices.py \
+    tests/nn/test_nn_module_devices.py tests/autograd/test_autograd_devices.py \
+    tests/optim/test_optim_device.py tests/data/test_data_device.py \
+    tests/training/test_training_device.py tests/test_device.py; do
     if [ -e "$extra" ]; then TESTS+=("$extra"); else echo "($extra not in this tree: skipped)"; fi
 done
 # No -x: one GPU session has to report every failure, not the first; --maxfail bounds it.

@@ -27,7 +27,8 @@ def _seed() -> None:
 #              machine and finds NumPy-only code;
 #   cuda       the real GPU through CuPy; skipped, with the reason, without one.
 # The fixture gives the device string to pass to chainrule ("cpu" or "cuda").
-DEVICE_PARAMS = ["cpu", "fake-cuda", "cuda"]
+# CHAINRULE_TEST_DEVICES=cuda (benchmarks/gpu_check.sh) keeps only the real GPU's cases.
+DEVICE_PARAMS = os.environ.get("CHAINRULE_TEST_DEVICES", "cpu,fake-cuda,cuda").split(",")
 
 
 @pytest.fixture(params=DEVICE_PARAMS)
