@@ -5,12 +5,14 @@ chainrule vs PyTorch CPU.
     python benchmarks/bench_conv.py --rounds 3 --repeat 5
     python benchmarks/bench_conv.py --rss           # peak RSS of 100 training steps
 
-Shapes are the CNN's on Fashion-MNIST at batch 128 (``training.model.build_cnn``)::
+Shapes are the CNN's on Fashion-MNIST at batch 128 (``training.model.build_cnn`` with
+``TrainConfig``'s defaults; shown for two convolutions per block)::
 
     conv1  (128, 1, 28, 28)  → Conv2d(1, 32, 3, padding=1, bias=False)  → (128, 32, 28, 28)
-    bn1    BatchNorm2d(32) in training mode
+    conv1b Conv2d(32, 32, 3, padding=1, bias=False), the block's other convolutions
+    bn1    BatchNorm2d(32) in training mode, after each convolution of the block
     pool1  MaxPool2d(2)                                                → (128, 32, 14, 14)
-    conv2  Conv2d(32, 64, 3, padding=1, bias=False)                    → (128, 64, 14, 14)
+    conv2  Conv2d(32, 64, 3, padding=1, bias=False), conv2b Conv2d(64, 64, 3) → (128, 64, 14, 14)
     bn2, pool2                                                         → (128, 64, 7, 7)
     fc     Linear(3136, 128), ReLU, Linear(128, 10)
 
@@ -34,20 +36,42 @@ import harness
 
 BATCH = 128
 STEPS_PER_EPOCH = 469
-LAYERS = ("conv1", "bn1", "pool1", "conv2", "bn2", "pool2", "fc")
+# TrainConfig's defaults (tests/training/test_cnn_recipe.py checks they agree), written out
+# so that the PyTorch worker does not import chainrule and count it in its memory.
+CHANNELS = (32, 64)
+CONVS = 2
+SIDE = 28
+
+
+def _layer_specs() -> dict[str, tuple[tuple[int, ...], tuple[Any, ...], int]]:
+    """name -> (input shape, (kind, arguments...), how many times the CNN has it)."""
+    specs: dict[str, tuple[tuple[int, ...], tuple[Any, ...], int]] = {}
+    width, side = 1, SIDE
+    for block, c in enumerate(CHANNELS, 1):
+        specs[f"conv{block}"] = ((BATCH, width, side, side), ("conv", width, c), 1)
+        if CONVS > 1:
+            specs[f"conv{block}b"] = ((BATCH, c, side, side), ("conv", c, c), CONVS - 1)
+        specs[f"bn{block}"] = ((BATCH, c, side, side), ("bn", c), CONVS)
+        specs[f"pool{block}"] = ((BATCH, c, side, side), ("pool",), 1)
+        width, side = c, side // 2
+    specs["fc"] = ((BATCH, width * side * side), ("fc", width * side * side), 1)
+    return specs
+
+
+LAYERS = tuple(_layer_specs())
 TASKS = [*LAYERS, "step"]
 
 
-def _layer_inputs() -> dict[str, tuple[tuple[int, ...], str]]:
-    return {
-        "conv1": ((BATCH, 1, 28, 28), "conv1"),
-        "bn1": ((BATCH, 32, 28, 28), "bn1"),
-        "pool1": ((BATCH, 32, 28, 28), "pool1"),
-        "conv2": ((BATCH, 32, 14, 14), "conv2"),
-        "bn2": ((BATCH, 64, 14, 14), "bn2"),
-        "pool2": ((BATCH, 64, 14, 14), "pool2"),
-        "fc": ((BATCH, 3136), "fc"),
-    }
+def _build_layer(nn: Any, spec: tuple[Any, ...]) -> Any:
+    """One layer of the CNN from either library's ``nn`` (they share the names)."""
+    kind, *sizes = spec
+    if kind == "conv":
+        return nn.Conv2d(sizes[0], sizes[1], 3, padding=1, bias=False)
+    if kind == "bn":
+        return nn.BatchNorm2d(sizes[0])
+    if kind == "pool":
+        return nn.MaxPool2d(2)
+    return nn.Sequential(nn.Linear(sizes[0], 128), nn.ReLU(), nn.Linear(128, 10))
 
 
 def chainrule_tasks() -> dict[str, harness.Task]:
@@ -59,19 +83,11 @@ def chainrule_tasks() -> dict[str, harness.Task]:
     from chainrule.training.model import build_cnn
 
     cr.manual_seed(0)
-    layers: dict[str, Any] = {
-        "conv1": nn.Conv2d(1, 32, 3, padding=1, bias=False),
-        "bn1": nn.BatchNorm2d(32),
-        "pool1": nn.MaxPool2d(2),
-        "conv2": nn.Conv2d(32, 64, 3, padding=1, bias=False),
-        "bn2": nn.BatchNorm2d(64),
-        "pool2": nn.MaxPool2d(2),
-        "fc": nn.Sequential(nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10)),
-    }
+    layers = {name: _build_layer(nn, spec) for name, (_, spec, _) in _layer_specs().items()}
 
     def layer(name: str) -> harness.Task:
         def build() -> Callable[[], None]:
-            shape, _ = _layer_inputs()[name]
+            shape = _layer_specs()[name][0]
             x = cr.tensor(np.random.default_rng(0).standard_normal(shape).astype(np.float32))
             x.requires_grad_(True)
             module = layers[name]
@@ -104,22 +120,29 @@ def chainrule_tasks() -> dict[str, harness.Task]:
 
 
 def torch_model(
-    torch: Any, channels: tuple[int, ...] = (32, 64), dropout: float = 0.3, size: int = 28
+    torch: Any,
+    channels: tuple[int, ...] = CHANNELS,
+    dropout: float = 0.3,
+    size: int = SIDE,
+    convs_per_block: int = CONVS,
 ) -> Any:
     """``chainrule train --model cnn``'s network in torch.nn (``training.model.build_cnn``):
-    [conv 3×3 → BatchNorm → ReLU → maxpool 2] per channel size, dropout, linear 128, linear 10.
+    per channel size, ``convs_per_block`` × [conv 3×3 → BatchNorm → ReLU] and a maxpool 2;
+    then dropout, linear 128, linear 10. Same layer indices, so state_dicts match.
     """
     tnn = torch.nn
     layers: list[Any] = []
     width = 1
     for c in channels:
-        layers += [
-            tnn.Conv2d(width, c, 3, padding=1, bias=False),
-            tnn.BatchNorm2d(c),
-            tnn.ReLU(),
-            tnn.MaxPool2d(2),
-        ]
-        width, size = c, size // 2
+        for _ in range(convs_per_block):
+            layers += [
+                tnn.Conv2d(width, c, 3, padding=1, bias=False),
+                tnn.BatchNorm2d(c),
+                tnn.ReLU(),
+            ]
+            width = c
+        layers.append(tnn.MaxPool2d(2))
+        size //= 2
     layers += [
         tnn.Flatten(),
         tnn.Dropout(dropout),
@@ -136,19 +159,11 @@ def torch_tasks() -> dict[str, harness.Task]:
 
     torch.manual_seed(0)
     tnn = torch.nn
-    layers: dict[str, Any] = {
-        "conv1": tnn.Conv2d(1, 32, 3, padding=1, bias=False),
-        "bn1": tnn.BatchNorm2d(32),
-        "pool1": tnn.MaxPool2d(2),
-        "conv2": tnn.Conv2d(32, 64, 3, padding=1, bias=False),
-        "bn2": tnn.BatchNorm2d(64),
-        "pool2": tnn.MaxPool2d(2),
-        "fc": tnn.Sequential(tnn.Linear(3136, 128), tnn.ReLU(), tnn.Linear(128, 10)),
-    }
+    layers = {name: _build_layer(tnn, spec) for name, (_, spec, _) in _layer_specs().items()}
 
     def layer(name: str) -> harness.Task:
         def build() -> Callable[[], None]:
-            shape, _ = _layer_inputs()[name]
+            shape = _layer_specs()[name][0]
             x = torch.randn(shape, requires_grad=True)
             module = layers[name]
 
@@ -189,8 +204,10 @@ def report(results: harness.Results) -> None:
         f"\nepoch estimate ({STEPS_PER_EPOCH} steps): chainrule {ours * STEPS_PER_EPOCH:.1f} s, "
         f"torch {theirs * STEPS_PER_EPOCH:.1f} s, ratio {ours / theirs:.2f}"
     )
-    layer_total = sum(results[name]["chainrule"] for name in LAYERS)
-    share = {name: results[name]["chainrule"] / layer_total for name in LAYERS}
+    # Each layer as often as the CNN has it (a block's BatchNorm after each convolution).
+    counts = {name: count for name, (_, _, count) in _layer_specs().items()}
+    layer_total = sum(results[name]["chainrule"] * counts[name] for name in LAYERS)
+    share = {name: results[name]["chainrule"] * counts[name] / layer_total for name in LAYERS}
     print("chainrule's time by layer: " + ", ".join(f"{k} {v:.0%}" for k, v in share.items()))
 
 

@@ -5,12 +5,12 @@
 
 Same data (the Fashion-MNIST IDX files read by chainrule's reader, scaled to [0, 1] and
 standardised with the training set's mean and σ), same model (``bench_conv.torch_model``:
-[conv 3×3 → BatchNorm → ReLU → maxpool 2] per ``--channels`` size, dropout, linear 128,
-linear 10), Kaiming-normal hidden weights, Xavier-normal output layer, zero biases, Adam
-lr 1e-3, cosine annealing per epoch, cross-entropy with ``--label-smoothing``, shuffled
-minibatches of 128, evaluation in batches of 1000; ``--augment-shift N`` shifts each
-training image by up to N pixels with chainrule's own ``RandomShiftFlip`` (the same
-augmentation, drawn from a seeded chainrule generator).
+``--convs-per-block`` × [conv 3×3 → BatchNorm → ReLU] and a maxpool 2 per ``--channels``
+size, dropout, linear 128, linear 10), Kaiming-normal hidden weights, Xavier-normal output
+layer, zero biases, Adam lr 1e-3, cosine annealing per epoch, cross-entropy with
+``--label-smoothing``, shuffled minibatches of 128, evaluation in batches of 1000;
+``--augment-shift N`` shifts each training image by up to N pixels with chainrule's own
+``RandomShiftFlip`` (the same augmentation, drawn from a seeded chainrule generator).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--channels", default="32,64", help="conv block sizes, e.g. 32,64,128")
+    parser.add_argument("--convs-per-block", type=int, default=None, help="default: the CNN's")
     parser.add_argument("--dropout", type=float, default=0.3)
     parser.add_argument("--label-smoothing", type=float, default=0.0)
     parser.add_argument("--augment-shift", type=int, default=0)
@@ -48,7 +49,8 @@ def main() -> None:
     mean, std = x_train.mean(), x_train.std(unbiased=False)
     x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
 
-    model = torch_model(torch, channels, args.dropout)
+    convs = {} if args.convs_per_block is None else {"convs_per_block": args.convs_per_block}
+    model = torch_model(torch, channels, args.dropout, **convs)
     shift = None
     if args.augment_shift:
         import chainrule as cr

@@ -16,11 +16,15 @@ from chainrule.training.config import (
     INITS,
     MODELS,
     OPTIMIZERS,
+    RECIPES,
     SCHEDULES,
     TrainConfig,
 )
 
 DEFAULTS = TrainConfig()
+# The recipes for the 28x28 MNIST family, for the help texts (mnist has the same).
+_FAMILY_MLP = RECIPES[("fashion-mnist", "mlp")]
+_FAMILY_CNN = RECIPES[("fashion-mnist", "cnn")]
 # The TrainConfig fields that are command-line options.
 CONFIG_OPTIONS = tuple(
     f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("extra", "eval_batch_size")
@@ -56,6 +60,16 @@ def _bool(parser: argparse._ActionsContainer, name: str, default: bool, help_tex
     )
 
 
+class _DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except None: those options say in their help what
+    they default to (the recipe for the dataset and model)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     """The command line. ``defaults=False`` leaves out the training options' defaults,
     so that parsing tells which ones the user actually gave (for ``--resume``)."""
@@ -73,7 +87,7 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     t = sub.add_parser(
         "train",
         help="train an MLP (default: the 8x8 digits, in seconds)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsHelpFormatter,
         description="Train an MLP classifier. With no options: scikit-learn's 8x8 digits, "
         "about 98%% test accuracy in a few seconds.",
     )
@@ -87,7 +101,13 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     d.add_argument(
         "--data-root", default=given_or_default(None), help="where the dataset's files are"
     )
-    d.add_argument("--batch-size", type=int, default=given_or_default(DEFAULTS.batch_size))
+    d.add_argument(
+        "--batch-size",
+        type=int,
+        default=given_or_default(None),
+        help=f"default {DEFAULTS.batch_size}; {_FAMILY_CNN['batch_size']} on the MNIST "
+        "family (mnist, fashion-mnist)",
+    )
     _bool(
         d,
         "augment",
@@ -136,8 +156,8 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
         "--model",
         choices=MODELS,
         default=given_or_default(DEFAULTS.model),
-        help="mlp (--hidden sizes) or cnn ([conv 3x3, BatchNorm, ReLU, maxpool 2] per "
-        "--channels size, linear 128, linear)",
+        help="mlp (--hidden sizes) or cnn ([--convs-per-block x (conv 3x3, BatchNorm, "
+        "ReLU), maxpool 2] per --channels size, linear 128, linear)",
     )
     m.add_argument(
         "--channels",
@@ -146,10 +166,18 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
         help="cnn: output channels of each conv block, e.g. 32,64",
     )
     m.add_argument(
+        "--convs-per-block",
+        type=int,
+        default=given_or_default(DEFAULTS.convs_per_block),
+        help="cnn: conv 3x3 + BatchNorm + ReLU layers in each block before its maxpool",
+    )
+    m.add_argument(
         "--hidden",
         type=_sizes,
-        default=given_or_default(DEFAULTS.hidden),
-        help="hidden layer sizes, e.g. 256,128",
+        default=given_or_default(None),
+        help=f"mlp: hidden layer sizes, e.g. 256,128 (default "
+        f"{','.join(map(str, DEFAULTS.hidden))}; "
+        f"{','.join(map(str, _FAMILY_MLP['hidden']))} on the MNIST family)",
     )
     m.add_argument(
         "--activation", choices=ACTIVATIONS, default=given_or_default(DEFAULTS.activation)
@@ -168,7 +196,13 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     )
 
     o = t.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=int, default=given_or_default(DEFAULTS.epochs))
+    o.add_argument(
+        "--epochs",
+        type=int,
+        default=given_or_default(None),
+        help=f"default {DEFAULTS.epochs}; on the MNIST family {_FAMILY_MLP['epochs']} "
+        f"for the mlp, {_FAMILY_CNN['epochs']} for the cnn",
+    )
     o.add_argument("--optimizer", choices=OPTIMIZERS, default=given_or_default(DEFAULTS.optimizer))
     o.add_argument(
         "--lr", type=_number, default=given_or_default(DEFAULTS.lr), help="learning rate"
@@ -276,7 +310,10 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(**{n: getattr(args, n) for n in CONFIG_OPTIONS})
+    """The options on the command line over the recipe for its dataset and model (the
+    options without a default in the parser are None when left out)."""
+    given = {n: getattr(args, n) for n in CONFIG_OPTIONS if getattr(args, n) is not None}
+    return TrainConfig.recipe(**given)
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
@@ -299,15 +336,21 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         out = all_gather_json(out)[0]  # rank 0's clock names the run for every rank
     if speak:
         print(
-            f"training on {cfg.dataset}: "
-            f"{f'cnn {list(cfg.channels)}' if cfg.model == 'cnn' else f'mlp {list(cfg.hidden)}'}, "
-            f"{cfg.activation}, "
+            f"training on {cfg.dataset}: {_describe_model(cfg)}, {cfg.activation}, "
             f"dropout {cfg.dropout}, {cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule, "
-            f"{cfg.epochs} epochs{'' if cfg.device == 'cpu' else f' on {cfg.device}'} -> {out}/"
+            f"{cfg.epochs} epochs, batch {cfg.batch_size}"
+            f"{'' if cfg.device == 'cpu' else f' on {cfg.device}'} -> {out}/"
         )
     return _run_training(
         out, lambda train: train(cfg, out=out, progress=progress, report=args.report), False
     )
+
+
+def _describe_model(cfg: TrainConfig) -> str:
+    if cfg.model == "mlp":
+        return f"mlp {list(cfg.hidden)}"
+    convs = "" if cfg.convs_per_block == 1 else f" x {cfg.convs_per_block} convs"
+    return f"cnn {list(cfg.channels)}{convs}"
 
 
 def _resume(args: argparse.Namespace, argv: list[str], progress: bool, speak: bool) -> int:

@@ -168,7 +168,7 @@ def test_cli_trains_on_the_device_and_resumes_there(
     out = str(tmp_path / "run")
     small = ["--hidden", "32", "--dropout", "0", "--schedule", "step", "--no-progress"]
     assert main(["train", *small, "--epochs", "1", "--device", "cuda", "--out", out]) == 0
-    assert "1 epochs on cuda ->" in capsys.readouterr().out
+    assert "1 epochs, batch 32 on cuda ->" in capsys.readouterr().out
     # --device is accepted with --resume (it moves the run; other options are refused).
     assert main(["train", "--resume", out, "--epochs", "2", "--device", "cpu"]) == 0
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
