@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 from chainrule import backend
 from chainrule.autograd.function import Function
+from chainrule.nn import host_threads
 from chainrule.tensor import Tensor
 
 
@@ -93,7 +94,14 @@ def im2col(x: Any, kh: int, kw: int, geo: ConvGeometry) -> Any:
     view = windows(x, kh, kw, geo)
     ho, wo = view.shape[2:4]
     # (C, kh, kw, N, Ho, Wo) in memory: rows ordered like the weight's (C/G, kh, kw).
-    cols = backend.get_array_module(x).ascontiguousarray(view.transpose(1, 4, 5, 0, 2, 3))
+    xp = backend.get_array_module(x)
+    patches = view.transpose(1, 4, 5, 0, 2, 3)
+    cols = xp.empty(patches.shape, dtype=x.dtype)
+
+    def gather(part: slice) -> None:  # the examples in ``part``
+        xp.copyto(cols[:, :, :, part], patches[:, :, :, part])
+
+    host_threads.split(n, cols.nbytes, x, gather)
     return cols.reshape(geo.groups, (c // geo.groups) * kh * kw, n * ho * wo)
 
 
@@ -109,11 +117,18 @@ def col2im(
     patches = dcols.reshape(c, kh, kw, n, ho, wo)
     xp = backend.get_array_module(dcols)
     dxpad = xp.zeros((c, n, h + pt + pb, w + pl + pr), dtype=dcols.dtype)
-    for a in range(kh):
-        rows = slice(a * dh, a * dh + sh * (ho - 1) + 1, sh)
-        for b in range(kw):
-            dxpad[:, :, rows, b * dw : b * dw + sw * (wo - 1) + 1 : sw] += patches[:, a, b]
-    return xp.ascontiguousarray(dxpad[:, :, pt : pt + h, pl : pl + w].transpose(1, 0, 2, 3))
+    dx = xp.empty((n, c, h, w), dtype=dcols.dtype)
+
+    def scatter(part: slice) -> None:  # the examples in ``part``: disjoint rows of dxpad
+        for a in range(kh):
+            rows = slice(a * dh, a * dh + sh * (ho - 1) + 1, sh)
+            for b in range(kw):
+                cols = slice(b * dw, b * dw + sw * (wo - 1) + 1, sw)
+                dxpad[:, part, rows, cols] += patches[:, a, b, part]
+        xp.copyto(dx[part], dxpad[:, part, pt : pt + h, pl : pl + w].transpose(1, 0, 2, 3))
+
+    host_threads.split(n, dcols.nbytes, dcols, scatter)
+    return dx
 
 
 def _to_nchw(y: Any, n: int, ho: int, wo: int) -> Any:
@@ -149,22 +164,55 @@ def conv2d_array(x: Any, weight: Any, geo: ConvGeometry) -> tuple[Any, Any]:
 
 
 def conv2d_input_grad_array(
-    g: Any, weight: Any, x_shape: tuple[int, ...], geo: ConvGeometry
+    g: Any, weight: Any, x_shape: tuple[int, ...], geo: ConvGeometry, g_cols: Any = None
 ) -> Any:
-    """dx = col2im(Wᵀ g): the transposed convolution of g with the weight."""
-    return _input_grad(_from_nchw(g, geo.groups), g.shape, weight, x_shape, geo)
+    """dx = conv_transpose2d(g, W) (``g_cols``: g already in the products' layout).
 
-
-def _input_grad(
-    g_cols: Any, g_shape: tuple[int, ...], weight: Any, x_shape: tuple[int, ...], geo: ConvGeometry
-) -> Any:
-    """``conv2d_input_grad_array`` from g already in the products' layout."""
-    ho, wo = g_shape[2:]
+    Two ways to the same sum. With stride 1, when the padding is at most d·(k − 1) on
+    every side and the convolution does not widen (O ≤ C), dx is a plain convolution of
+    g, padded by d·(k − 1) − p, with the weight flipped in space and transposed per
+    group: dx[n, c, i, j] = Σ_{o, a, b} w[o, c, k−1−a, k−1−b] · g_pad[n, o, i + d·a,
+    j + d·b]. Its im2col matrix (O·k² rows) is then no larger than Wᵀ g's (C·k² rows),
+    and the kh·kw strided additions of col2im over that matrix are gone: measured at the
+    CNN's Conv2d(32, 32, 3) on 28×28, batch 128, 37 ms against 60 ms. Otherwise
+    dx = col2im(Wᵀ g), which handles every stride.
+    """
+    direct = _direct_input_grad_geometry(g.shape, weight.shape, x_shape, geo)
+    if direct is not None:
+        return conv2d_array(g, _flipped_transpose(weight, geo.groups), direct)[0]
+    if g_cols is None:
+        g_cols = _from_nchw(g, geo.groups)
+    ho, wo = g.shape[2:]
     o, cg, kh, kw = weight.shape
     groups = geo.groups
     w_t = weight.reshape(groups, o // groups, cg * kh * kw).transpose(0, 2, 1)
     dcols = w_t @ g_cols  # (G, K, N·Ho·Wo)
     return col2im(dcols, x_shape, kh, kw, geo, ho, wo)
+
+
+def _direct_input_grad_geometry(
+    g_shape: tuple[int, ...], w_shape: tuple[int, ...], x_shape: tuple[int, ...], geo: ConvGeometry
+) -> ConvGeometry | None:
+    """The geometry of dx as a convolution of g (see ``conv2d_input_grad_array``), or
+    None where col2im is the way."""
+    o, c = g_shape[1], x_shape[1]
+    if geo.stride != (1, 1) or o > c:
+        return None
+    pads = []
+    for (before, after), d, k in zip(geo.padding, geo.dilation, w_shape[2:], strict=True):
+        reach = d * (k - 1)
+        if before > reach or after > reach:
+            return None
+        pads.append((reach - before, reach - after))
+    return ConvGeometry((1, 1), (pads[0], pads[1]), geo.dilation, geo.groups)
+
+
+def _flipped_transpose(weight: Any, groups: int) -> Any:
+    """w (O, C/G, kh, kw) → w' (C, O/G, kh, kw), w'[c, o] = w[o, c] flipped in space,
+    within each group."""
+    o, cg, kh, kw = weight.shape
+    per_group = weight.reshape(groups, o // groups, cg, kh, kw).transpose(0, 2, 1, 3, 4)
+    return per_group[:, :, :, ::-1, ::-1].reshape(groups * cg, o // groups, kh, kw)
 
 
 def conv2d_weight_grad_array(cols: Any, g: Any, w_shape: tuple[int, ...], geo: ConvGeometry) -> Any:
@@ -203,8 +251,8 @@ class Conv2dFunction(Function):
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         geo = ctx.inputs[3]
         # g in the products' layout once, for both products.
-        g_cols = _from_nchw(g, geo.groups) if need_x or need_w else None
-        dx = _input_grad(g_cols, g.shape, weight, ctx.x_shape, geo) if need_x else None
+        g_cols = _from_nchw(g, geo.groups) if need_w else None
+        dx = conv2d_input_grad_array(g, weight, ctx.x_shape, geo, g_cols) if need_x else None
         dw = _weight_grad(cols, g_cols, weight.shape) if need_w else None
         db = g.sum(axis=(0, 2, 3)) if need_b else None
         return dx, dw, db, None
