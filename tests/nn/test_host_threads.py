@@ -3,7 +3,10 @@ call, for every geometry, and the split covers the batch exactly once."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,11 +84,11 @@ def _conv_and_grads(x: np.ndarray, w: np.ndarray, **kw: object) -> list[np.ndarr
     ],
 )
 def test_threaded_conv_gives_the_same_bits_as_one_thread(
-    monkeypatch: pytest.MonkeyPatch, kw: dict[str, object]
+    monkeypatch: pytest.MonkeyPatch, kw: dict[str, Any]
 ) -> None:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((7, 4, 9, 8))  # 7 examples: parts of 2, 2 and 3
-    w = rng.standard_normal((6, 4 // int(kw.get("groups", 1)), 3, 3))  # type: ignore[call-overload]
+    w = rng.standard_normal((6, 4 // int(kw.get("groups", 1)), 3, 3))
     monkeypatch.setattr(host_threads, "THREADS", 1)
     alone = _conv_and_grads(x, w, **kw)
     monkeypatch.setattr(host_threads, "THREADS", 3)
@@ -114,17 +117,41 @@ def test_the_thread_count_follows_the_blas_settings(monkeypatch: pytest.MonkeyPa
     ],
 )
 def test_the_input_gradient_as_a_convolution_of_g_equals_col2im(
-    monkeypatch: pytest.MonkeyPatch, kw: dict[str, object], kernel: tuple[int, int]
+    monkeypatch: pytest.MonkeyPatch, kw: dict[str, Any], kernel: tuple[int, int]
 ) -> None:
     """With stride 1 and O <= C the input gradient is a convolution of g with the flipped,
     transposed weight; it must give col2im's numbers."""
     from chainrule.nn import conv_functions
 
     rng = np.random.default_rng(1)
-    groups = int(kw.get("groups", 1))  # type: ignore[call-overload]
+    groups = int(kw.get("groups", 1))
     x = rng.standard_normal((3, 6, 7, 8))
     w = rng.standard_normal((4, 6 // groups, *kernel))  # O = 4 <= C = 6: the direct way
     direct = _conv_and_grads(x, w, **kw)
     monkeypatch.setattr(conv_functions, "_direct_input_grad_geometry", lambda *a: None)
     via_col2im = _conv_and_grads(x, w, **kw)
     np.testing.assert_allclose(direct[1], via_col2im[1], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_splits_work_with_a_pool_of_its_own(many_threads: None) -> None:
+    host_threads.split(6, 1 << 30, np.empty(1), lambda part: None)  # the parent's pool runs
+    pid = os.fork()
+    if pid == 0:  # the child: the inherited pool has no threads; this must not hang
+        seen = np.zeros(6, dtype=int)
+
+        def work(part: slice) -> None:
+            seen[part] += 1
+
+        host_threads.split(6, 1 << 30, np.empty(1), work)
+        os._exit(0 if seen.tolist() == [1] * 6 else 1)
+    deadline = time.monotonic() + 30
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            pytest.fail("the forked child hung on the parent's thread pool")
+        time.sleep(0.05)
+    assert os.waitstatus_to_exitcode(status) == 0

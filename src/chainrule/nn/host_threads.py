@@ -40,6 +40,17 @@ THREADS = _thread_count()
 _pool: ThreadPoolExecutor | None = None
 
 
+def _forget_pool_in_child() -> None:
+    # A forked child (a DataLoader worker, multiprocessing) inherits the pool object but
+    # none of its threads: work submitted to it would wait forever. It starts its own.
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 def _executor() -> ThreadPoolExecutor:
     global _pool
     if _pool is None:
