@@ -3,7 +3,10 @@
 NumPy runs a copy or an elementwise loop on one core; only the BLAS products use the
 others. A convolution's im2col and col2im are such copies, over matrices of 10-100 MB at
 a CNN's shapes, and NumPy releases the GIL while it copies, so splitting one over threads
-along the batch axis makes it run on every core, as PyTorch's kernels do.
+along the batch axis lets it use every core, as PyTorch's kernels do. Copies are bound by
+memory bandwidth, so the gain is modest: on a 2-core AMD EPYC, at the default CNN's
+Conv2d(32, 32, 3) on 28×28, batch 128, im2col went from 21 to 18 ms and col2im from 30 to
+22 ms.
 
 The threads are as many as the BLAS library is told to use (``OMP_NUM_THREADS``,
 ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``), else the cores this process may run on:
@@ -21,7 +24,8 @@ from typing import Any
 
 from chainrule import backend
 
-# Below this many bytes a copy is faster than waking a thread.
+# A judgement, not a measurement: below 2 MiB a copy takes well under a millisecond, and
+# handing parts to other threads is not worth its overhead.
 MIN_BYTES = 1 << 21
 
 

@@ -59,7 +59,7 @@ def build_cnn(cfg: TrainConfig, image_shape: tuple[int, ...], num_classes: int) 
 
     With the defaults (32 and 64 channels, two convolutions per block, as VGG stacks
     them: two 3×3 layers see 5×5 with one more non-linearity), 28×28 images (the MNIST
-    family) end in 7×7 maps (a 3136 → 128 layer; 468k parameters, 3 in 4 of them in that
+    family) end in 7×7 maps (a 3136 → 128 layer; 468k parameters, 401k of them in that
     layer) and the 8×8 digits in 2×2. Weights are initialised as ``build_mlp`` does
     (``cfg.init``), the convolutions by their fan-in (C/groups · 3 · 3).
     """
