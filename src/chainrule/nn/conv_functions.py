@@ -15,6 +15,12 @@ y = W cols is one matrix product per group, and the VJP is
     dx = col2im(Wᵀ g)    (the transposed convolution: scatter-add every patch back)
     db = Σ_{n,i,j} g.
 
+On the host each of the three runs over the batch a chunk of examples at a time, the
+chunks shared among the cores (``host_threads.map_chunks``): each chunk's cols is built,
+multiplied and dropped while it is in cache, and dW sums the chunks' products in order.
+The forward keeps x, not cols, for the backward, which rebuilds cols chunk by chunk. On a
+GPU the chunk is the whole batch: one launch per step of the formula.
+
 The three are bilinear, and each one's VJP is made of the others, which is how a
 convolution is differentiable to any order::
 
@@ -85,10 +91,10 @@ def windows(x: Any, kh: int, kw: int, geo: ConvGeometry, pad_value: float = 0.0)
 def im2col(x: Any, kh: int, kw: int, geo: ConvGeometry) -> Any:
     """cols (G, (C/G)·kh·kw, N·Ho·Wo): each output pixel's patch as a column, in one copy.
 
-    The examples go into the columns, so that each group's product is one large BLAS
-    call: measured on a 2-core Xeon at the CNN's conv2 shapes, one (64 × 288)·(288 ×
-    25088) product runs 1.1x (one thread) to 5x (two busy threads) faster than 128
-    products of (64 × 288)·(288 × 196), and the weight gradient gains the same.
+    The examples go into the columns, so that each group's product is one BLAS call over
+    every pixel of the examples in ``x``; the callers pass a chunk of the batch at a time
+    (``host_threads.map_chunks``), so that this matrix stays in cache between the copy
+    that writes it and the product that reads it.
     """
     n, c = x.shape[:2]
     view = windows(x, kh, kw, geo)
@@ -97,46 +103,34 @@ def im2col(x: Any, kh: int, kw: int, geo: ConvGeometry) -> Any:
     xp = backend.get_array_module(x)
     patches = view.transpose(1, 4, 5, 0, 2, 3)
     cols = xp.empty(patches.shape, dtype=x.dtype)
-
-    def gather(part: slice) -> None:  # the examples in ``part``
-        xp.copyto(cols[:, :, :, part], patches[:, :, :, part])
-
-    host_threads.split(n, cols.nbytes, x, gather)
+    xp.copyto(cols, patches)
     return cols.reshape(geo.groups, (c // geo.groups) * kh * kw, n * ho * wo)
 
 
 def col2im(
-    dcols: Any, x_shape: tuple[int, ...], kh: int, kw: int, geo: ConvGeometry, ho: int, wo: int
-) -> Any:
-    """The adjoint of ``im2col``: add every column back onto the pixels it was read from
-    (kh·kw strided additions), then drop the padding.
+    dcols: Any,
+    out: Any,
+    kh: int,
+    kw: int,
+    geo: ConvGeometry,
+    ho: int,
+    wo: int,
+) -> None:
+    """The adjoint of ``im2col``, into ``out`` (N, C, H, W): add every column back onto
+    the pixels it was read from (kh·kw strided additions), then drop the padding.
     """
-    n, c, h, w = x_shape
+    n, c, h, w = out.shape
     (pt, pb), (pl, pr) = geo.padding
     (sh, sw), (dh, dw) = geo.stride, geo.dilation
     patches = dcols.reshape(c, kh, kw, n, ho, wo)
     xp = backend.get_array_module(dcols)
     dxpad = xp.zeros((c, n, h + pt + pb, w + pl + pr), dtype=dcols.dtype)
-    dx = xp.empty((n, c, h, w), dtype=dcols.dtype)
-
-    def scatter(part: slice) -> None:  # the examples in ``part``: disjoint rows of dxpad
-        for a in range(kh):
-            rows = slice(a * dh, a * dh + sh * (ho - 1) + 1, sh)
-            for b in range(kw):
-                cols = slice(b * dw, b * dw + sw * (wo - 1) + 1, sw)
-                dxpad[:, part, rows, cols] += patches[:, a, b, part]
-        xp.copyto(dx[part], dxpad[:, part, pt : pt + h, pl : pl + w].transpose(1, 0, 2, 3))
-
-    host_threads.split(n, dcols.nbytes, dcols, scatter)
-    return dx
-
-
-def _to_nchw(y: Any, n: int, ho: int, wo: int) -> Any:
-    """(G, O/G, N·Ho·Wo) → (N, O, Ho, Wo), C-ordered."""
-    o = y.shape[0] * y.shape[1]
-    return backend.get_array_module(y).ascontiguousarray(
-        y.reshape(o, n, ho, wo).transpose(1, 0, 2, 3)
-    )
+    for a in range(kh):
+        rows = slice(a * dh, a * dh + sh * (ho - 1) + 1, sh)
+        for b in range(kw):
+            cols = slice(b * dw, b * dw + sw * (wo - 1) + 1, sw)
+            dxpad[:, :, rows, cols] += patches[:, a, b]
+    xp.copyto(out, dxpad[:, :, pt : pt + h, pl : pl + w].transpose(1, 0, 2, 3))
 
 
 def _from_nchw(g: Any, groups: int) -> Any:
@@ -149,24 +143,35 @@ def _from_nchw(g: Any, groups: int) -> Any:
     )
 
 
-def conv2d_cols_array(cols: Any, weight: Any, geo: ConvGeometry, n: int, ho: int, wo: int) -> Any:
-    """W cols per group, as (N, O, Ho, Wo)."""
-    o = weight.shape[0]
-    return _to_nchw(weight.reshape(geo.groups, o // geo.groups, -1) @ cols, n, ho, wo)
+def _example_bytes(x: Any, kh: int, kw: int, ho: int, wo: int, out_channels: int) -> int:
+    """The scratch one example takes in a chunk, what sizes the chunks: its im2col
+    columns and its share of the product."""
+    return (int(x.shape[1]) * kh * kw + out_channels) * ho * wo * x.dtype.itemsize
 
 
-def conv2d_array(x: Any, weight: Any, geo: ConvGeometry) -> tuple[Any, Any]:
-    """(y without bias, cols): the forward product on arrays."""
-    kh, kw = weight.shape[2:]
-    cols = im2col(x, kh, kw, geo)
-    ho, wo = geo.output_size(x.shape[2], x.shape[3], kh, kw)
-    return conv2d_cols_array(cols, weight, geo, x.shape[0], ho, wo), cols
+def conv2d_array(x: Any, weight: Any, geo: ConvGeometry) -> Any:
+    """y = conv2d(x, W) without bias, (N, O, Ho, Wo): W cols per group, a chunk of the
+    batch at a time, each chunk's product written straight into its rows of y."""
+    n, _, h, w = x.shape
+    o, cg, kh, kw = weight.shape
+    ho, wo = geo.output_size(h, w, kh, kw)
+    xp = backend.get_array_module(x)
+    y = xp.empty((n, o, ho, wo), dtype=xp.result_type(x.dtype, weight.dtype))
+    w_mat = weight.reshape(geo.groups, o // geo.groups, cg * kh * kw)
+
+    def work(part: slice) -> None:
+        product = w_mat @ im2col(x[part], kh, kw, geo)  # (G, O/G, b·Ho·Wo)
+        b = part.stop - part.start
+        xp.copyto(y[part], product.reshape(o, b, ho, wo).transpose(1, 0, 2, 3))
+
+    host_threads.map_chunks(n, _example_bytes(x, kh, kw, ho, wo, o), x, work)
+    return y
 
 
 def conv2d_input_grad_array(
-    g: Any, weight: Any, x_shape: tuple[int, ...], geo: ConvGeometry, g_cols: Any = None
+    g: Any, weight: Any, x_shape: tuple[int, ...], geo: ConvGeometry
 ) -> Any:
-    """dx = conv_transpose2d(g, W) (``g_cols``: g already in the products' layout).
+    """dx = conv_transpose2d(g, W), (N, C, H, W).
 
     Two ways to the same sum. With stride 1, when the padding is at most d·(k − 1) on
     every side and the convolution does not widen (O ≤ C), dx is a plain convolution of
@@ -175,19 +180,24 @@ def conv2d_input_grad_array(
     j + d·b]. Its im2col matrix (O·k² rows) is then no larger than Wᵀ g's (C·k² rows),
     and the kh·kw strided additions of col2im over that matrix are gone: measured at the
     CNN's Conv2d(32, 32, 3) on 28×28, batch 128, one thread, 37 ms against 60 ms. Otherwise
-    dx = col2im(Wᵀ g), which handles every stride.
+    dx = col2im(Wᵀ g), which handles every stride, a chunk of the batch at a time.
     """
     direct = _direct_input_grad_geometry(g.shape, weight.shape, x_shape, geo)
     if direct is not None:
-        return conv2d_array(g, _flipped_transpose(weight, geo.groups), direct)[0]
-    if g_cols is None:
-        g_cols = _from_nchw(g, geo.groups)
-    ho, wo = g.shape[2:]
+        return conv2d_array(g, _flipped_transpose(weight, geo.groups), direct)
+    n, _, ho, wo = g.shape
     o, cg, kh, kw = weight.shape
     groups = geo.groups
     w_t = weight.reshape(groups, o // groups, cg * kh * kw).transpose(0, 2, 1)
-    dcols = w_t @ g_cols  # (G, K, N·Ho·Wo)
-    return col2im(dcols, x_shape, kh, kw, geo, ho, wo)
+    xp = backend.get_array_module(g)
+    dx = xp.empty(x_shape, dtype=xp.result_type(g.dtype, weight.dtype))
+
+    def work(part: slice) -> None:
+        dcols = w_t @ _from_nchw(g[part], groups)  # (G, K, b·Ho·Wo)
+        col2im(dcols, dx[part], kh, kw, geo, ho, wo)
+
+    host_threads.map_chunks(n, _example_bytes(g, 1, 1, ho, wo, cg * groups * kh * kw), g, work)
+    return dx
 
 
 def _direct_input_grad_geometry(
@@ -215,17 +225,25 @@ def _flipped_transpose(weight: Any, groups: int) -> Any:
     return per_group[:, :, :, ::-1, ::-1].reshape(groups * cg, o // groups, kh, kw)
 
 
-def conv2d_weight_grad_array(cols: Any, g: Any, w_shape: tuple[int, ...], geo: ConvGeometry) -> Any:
-    """dW = g colsᵀ per group: one product over every example and pixel at once."""
-    return _weight_grad(cols, _from_nchw(g, geo.groups), w_shape)
+def conv2d_weight_grad_array(x: Any, g: Any, w_shape: tuple[int, ...], geo: ConvGeometry) -> Any:
+    """dW = g colsᵀ per group, summed over the chunks of the batch in order (the same
+    chunks on any number of threads, so the same bits)."""
+    kh, kw = w_shape[2:]
+    ho, wo = g.shape[2:]
 
+    def work(part: slice) -> Any:
+        # Computed as (cols gᵀ)ᵀ: the same numbers, but OpenBLAS runs this orientation of
+        # a product with a long inner dimension much faster (measured at conv2's shapes
+        # for the whole batch, (288 × 25088)·(25088 × 64): 35 ms against 430 ms for
+        # (64 × 25088)·(25088 × 288)).
+        cols = im2col(x[part], kh, kw, geo)  # (G, K, b·Ho·Wo)
+        return cols @ _from_nchw(g[part], geo.groups).transpose(0, 2, 1)  # (G, K, O/G)
 
-def _weight_grad(cols: Any, g_cols: Any, w_shape: tuple[int, ...]) -> Any:
-    """``conv2d_weight_grad_array`` from g already in the products' layout."""
-    # Computed as (cols gᵀ)ᵀ: the same numbers, but OpenBLAS runs this orientation of a
-    # product with a long inner dimension ~12x faster (measured at conv2's shapes,
-    # (288 × 25088)·(25088 × 64): 35 ms against 430 ms for (64 × 25088)·(25088 × 288)).
-    dw_t = cols @ g_cols.transpose(0, 2, 1)  # (G, K, O/G)
+    example_bytes = _example_bytes(x, kh, kw, ho, wo, 0) + g[:1].nbytes  # cols, g's layout
+    partials = host_threads.map_chunks(x.shape[0], example_bytes, x, work)
+    dw_t = partials[0]
+    for partial in partials[1:]:
+        dw_t += partial
     xp = backend.get_array_module(dw_t)
     return xp.ascontiguousarray(dw_t.transpose(0, 2, 1)).reshape(w_shape)
 
@@ -238,22 +256,21 @@ class Conv2dFunction(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any, weight: Any, bias: Any, geo: ConvGeometry) -> Any:
-        y, cols = conv2d_array(x, weight, geo)
+        y = conv2d_array(x, weight, geo)
         if bias is not None:
             y += bias.reshape(1, -1, 1, 1)
-        ctx.save_for_backward(cols, weight)
-        ctx.x_shape = x.shape
+        # x, not its im2col matrix: the backward rebuilds the matrix a chunk at a time,
+        # in cache, rather than keep 9x the input alive between the passes.
+        ctx.save_for_backward(x, weight)
         return y
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any, Any, None]:
-        cols, weight = ctx.saved_tensors
+        x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         geo = ctx.inputs[3]
-        # g in the products' layout once, for both products.
-        g_cols = _from_nchw(g, geo.groups) if need_w else None
-        dx = conv2d_input_grad_array(g, weight, ctx.x_shape, geo, g_cols) if need_x else None
-        dw = _weight_grad(cols, g_cols, weight.shape) if need_w else None
+        dx = conv2d_input_grad_array(g, weight, x.shape, geo) if need_x else None
+        dw = conv2d_weight_grad_array(x, g, weight.shape, geo) if need_w else None
         db = g.sum(axis=(0, 2, 3)) if need_b else None
         return dx, dw, db, None
 
@@ -282,11 +299,8 @@ class ConvTranspose2dFunction(Function):
     def backward(ctx: Any, h: Any) -> tuple[Any, Any, None, None]:
         g, weight, geo, _ = ctx.inputs
         need_g, need_w = ctx.needs_input_grad[:2]
-        kh, kw = weight.shape[2:]
-        cols = im2col(h, kh, kw, geo)
-        n, _, ho, wo = g.shape
-        dg = conv2d_cols_array(cols, _arr(weight), geo, n, ho, wo) if need_g else None
-        dw = conv2d_weight_grad_array(cols, _arr(g), weight.shape, geo) if need_w else None
+        dg = conv2d_array(h, _arr(weight), geo) if need_g else None
+        dw = conv2d_weight_grad_array(h, _arr(g), weight.shape, geo) if need_w else None
         return dg, dw, None, None
 
     @staticmethod
@@ -307,18 +321,14 @@ class Conv2dWeightGradFunction(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any, g: Any, geo: ConvGeometry, w_shape: tuple[int, ...]) -> Any:
-        cols = im2col(x, w_shape[2], w_shape[3], geo)
-        ctx.save_for_backward(cols)
-        return conv2d_weight_grad_array(cols, g, w_shape, geo)
+        return conv2d_weight_grad_array(x, g, w_shape, geo)
 
     @staticmethod
     def backward(ctx: Any, h: Any) -> tuple[Any, Any, None, None]:
-        (cols,) = ctx.saved_tensors
         x, g, geo, _ = ctx.inputs
         need_x, need_g = ctx.needs_input_grad[:2]
         dx = conv2d_input_grad_array(_arr(g), h, tuple(x.shape), geo) if need_x else None
-        n, _, ho, wo = g.shape
-        dg = conv2d_cols_array(cols, h, geo, n, ho, wo) if need_g else None
+        dg = conv2d_array(_arr(x), h, geo) if need_g else None
         return dx, dg, None, None
 
     @staticmethod

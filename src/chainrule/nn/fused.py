@@ -21,6 +21,7 @@ from typing import Any
 
 from chainrule import backend, ops
 from chainrule.autograd.function import Function
+from chainrule.nn import host_threads
 from chainrule.nn.device_arrays import random_on
 from chainrule.ops import kernels
 from chainrule.tensor import Tensor
@@ -44,7 +45,7 @@ class LinearFunction(Function):
         # stored than with W transposed (see _SMALL_BATCH); the copy keeps Y C-ordered, so
         # the elementwise ops after it stay on contiguous memory.
         small = x.ndim == 2 and x.shape[0] <= _SMALL_BATCH
-        y = (weight @ x.T).T.copy() if small else x @ weight.T
+        y = host_threads.matmul(weight, x.T).T.copy() if small else host_threads.matmul(x, weight.T)
         if bias is not None:
             y += bias
         ctx.save_for_backward(x, weight)
@@ -54,12 +55,12 @@ class LinearFunction(Function):
     def backward(ctx: Any, g: Any) -> tuple[Any, Any, Any]:
         x, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
-        dx = g @ weight if need_x else None
+        dx = host_threads.matmul(g, weight) if need_x else None
         if g.ndim != 2:
             g = g.reshape(-1, weight.shape[0])
             x = x.reshape(-1, weight.shape[1])
         # g.T @ x is a fresh C-ordered array, so the engine can hand it to .grad as is.
-        dw = g.T @ x if need_w else None
+        dw = host_threads.matmul(g.T, x) if need_w else None
         db = g.sum(axis=0) if need_b else None
         return dx, dw, db
 

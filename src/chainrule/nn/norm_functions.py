@@ -18,7 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from chainrule import backend
 from chainrule.autograd.function import Function
+from chainrule.nn import host_threads
 
 
 def channel_axes(ndim: int) -> tuple[int, ...]:
@@ -52,45 +54,68 @@ class BatchNormFunction(Function):
         factor: float,
         eps: float,
     ) -> Any:
-        axes = channel_axes(x.ndim)
-        shape = channel_shape(x.ndim, x.shape[1])
-        count = x.size // x.shape[1]
-        mean = x.mean(axis=axes, keepdims=True)
-        centred = x - mean
-        # Σ (x − μ)² per channel in one pass, without a squared temporary.
-        flat = centred.reshape(x.shape[0], x.shape[1], -1)
-        var = ctx.xp.einsum("ncl,ncl->c", flat, flat) / count
+        n, c = x.shape[:2]
+        flat = x.reshape(n, c, -1)  # (N, C, L): a view of the C-ordered input
+        count = flat.shape[0] * flat.shape[2]
+        mean, var = _batch_moments(flat)
         invstd = 1.0 / ctx.xp.sqrt(var + eps)
-        centred *= invstd.reshape(shape)  # now x̂; ``centred`` is our own array
-        x_hat = centred
+        x_hat = ctx.xp.empty_like(flat)
+        y = ctx.xp.empty_like(flat)
+        scale = invstd if weight is None else weight * invstd
+        shift = -mean * scale if bias is None else bias - mean * scale
+        col = (1, c, 1)
+
+        def normalise(part: slice) -> None:  # x̂ = (x − μ)/σ and y = γ x̂ + β, per chunk
+            ctx.xp.subtract(flat[part], mean.reshape(col), out=x_hat[part])
+            x_hat[part] *= invstd.reshape(col)
+            ctx.xp.multiply(flat[part], scale.reshape(col), out=y[part])
+            y[part] += shift.reshape(col)
+
+        host_threads.map_chunks(n, 2 * flat[:1].nbytes, x, normalise)
         if running_mean is not None:
             running_mean *= 1.0 - factor
-            running_mean += factor * mean.reshape(-1)
+            running_mean += factor * mean
         if running_var is not None:
             running_var *= 1.0 - factor
             running_var += factor * var * (count / max(count - 1, 1))
-        y = x_hat * weight.reshape(shape) if weight is not None else x_hat.copy()
-        if bias is not None:
-            y += bias.reshape(shape)
         ctx.save_for_backward(x_hat, invstd)
-        return y
+        return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any, Any, None, None, None, None]:
-        x_hat, invstd = ctx.saved_tensors
+        x_hat, invstd = ctx.saved_tensors  # x̂ as (N, C, L)
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
         weight = ctx.inputs[1]
-        axes = channel_axes(g.ndim)
-        shape = channel_shape(g.ndim, g.shape[1])
-        count = g.size // g.shape[1]
-        sum_g = g.sum(axis=axes)
-        sum_g_xhat = (g * x_hat).sum(axis=axes)
+        n, c = g.shape[:2]
+        flat_g = g.reshape(x_hat.shape)
+        count = x_hat.shape[0] * x_hat.shape[2]
+        xp = ctx.xp
+
+        def sums(part: slice) -> tuple[Any, Any]:  # Σg and Σ g x̂ over a chunk
+            return (
+                flat_g[part].sum(axis=(0, 2)),
+                xp.einsum("ncl,ncl->c", flat_g[part], x_hat[part]),
+            )
+
+        partials = host_threads.map_chunks(n, 2 * x_hat[:1].nbytes, g, sums)
+        sum_g = sum(p[0] for p in partials[1:]) + partials[0][0]
+        sum_g_xhat = sum(p[1] for p in partials[1:]) + partials[0][1]
         dx = None
         if need_x:
             scale = invstd if weight is None else weight.data * invstd
-            dx = g - (sum_g / count).reshape(shape)
-            dx -= x_hat * (sum_g_xhat / count).reshape(shape)
-            dx *= scale.reshape(shape)
+            col = (1, c, 1)
+            mean_g = (sum_g / count).reshape(col)
+            mean_g_xhat = (sum_g_xhat / count).reshape(col)
+            out = xp.empty_like(flat_g)
+
+            def three_terms(part: slice) -> None:  # γ/σ (g − mean(g) − x̂ mean(g x̂))
+                xp.multiply(x_hat[part], mean_g_xhat, out=out[part])
+                xp.subtract(flat_g[part], out[part], out=out[part])
+                out[part] -= mean_g
+                out[part] *= scale.reshape(col)
+
+            host_threads.map_chunks(n, 2 * x_hat[:1].nbytes, g, three_terms)
+            dx = out.reshape(g.shape)
         dw = sum_g_xhat if need_w else None
         db = sum_g if need_b else None
         return dx, dw, db, None, None, None, None
@@ -117,3 +142,33 @@ class BatchNormFunction(Function):
         dw = (g * x_hat).sum(dim=axes) if need_w else None
         db = g.sum(dim=axes) if need_b else None
         return dx, dw, db, None, None, None, None
+
+
+def _batch_moments(flat: Any) -> tuple[Any, Any]:
+    """Per channel, the mean and the biased variance of ``flat`` (N, C, L) over N and L.
+
+    Each chunk of examples gives its own mean and Σ(x − mean)² (two passes over data
+    still in cache), and the chunks are merged in order by Chan et al.'s pairwise
+    formula: with counts a, b, means μ_a, μ_b and δ = μ_b − μ_a,
+    μ = μ_a + δ b/(a + b) and M₂ = M₂_a + M₂_b + δ² ab/(a + b). As exact as the two-pass
+    formula over the whole batch, and each chunk's work runs on its own core.
+    """
+    n = flat.shape[0]
+    length = flat.shape[2]
+    xp = backend.get_array_module(flat)
+
+    def moments(part: slice) -> tuple[int, Any, Any]:
+        chunk = flat[part]
+        mean = chunk.mean(axis=(0, 2))
+        centred = chunk - mean.reshape(1, -1, 1)
+        return chunk.shape[0] * length, mean, xp.einsum("ncl,ncl->c", centred, centred)
+
+    parts = host_threads.map_chunks(n, 2 * flat[:1].nbytes, flat, moments)
+    count, mean, m2 = parts[0]
+    for count_b, mean_b, m2_b in parts[1:]:
+        total = count + count_b
+        delta = mean_b - mean
+        mean = mean + delta * (count_b / total)
+        m2 = m2 + m2_b + delta * delta * (count * count_b / total)
+        count = total
+    return mean, m2 / count

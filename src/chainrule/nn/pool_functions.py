@@ -20,6 +20,7 @@ from typing import Any
 
 from chainrule import backend
 from chainrule.autograd.function import Function
+from chainrule.nn import host_threads
 from chainrule.nn.conv_functions import ConvGeometry, ConvTranspose2dFunction, windows
 from chainrule.tensor import Tensor
 
@@ -62,17 +63,24 @@ class MaxPool2dFunction(Function):
         ctx: Any, x: Any, kernel: tuple[int, int], geo: ConvGeometry, with_indices: bool
     ) -> Any:
         kh, kw = kernel
-        view = windows(x, kh, kw, geo, pad_value=-math.inf)
-        offsets = [view[..., k // kw, k % kw] for k in range(kh * kw)]
-        best = offsets[0].copy()
-        for candidate in offsets[1:]:
-            ctx.xp.maximum(best, candidate, out=best)
+        ho, wo = geo.output_size(x.shape[2], x.shape[3], kh, kw)
+        best = ctx.xp.empty((*x.shape[:2], ho, wo), dtype=x.dtype)
+
+        def maximum(part: slice) -> None:  # the examples in ``part``, on a thread
+            view = windows(x[part], kh, kw, geo, pad_value=-math.inf)
+            ctx.xp.copyto(best[part], view[..., 0, 0])
+            for k in range(1, kh * kw):
+                ctx.xp.maximum(best[part], view[..., k // kw, k % kw], out=best[part])
+
+        host_threads.map_chunks(x.shape[0], x[:1].nbytes, x, maximum)
         # Which offset won is found again in backward from x and y (a few comparisons of
         # output-sized arrays), not stored as an argmax here: building the argmax costs
         # 4x the maximum itself (measured at pool1's shapes, 45 ms against 11 ms).
         ctx.save_for_backward(best, x)  # x saved so that changing it in place is caught
         ctx.x_shape = x.shape
         if with_indices:
+            view = windows(x, kh, kw, geo, pad_value=-math.inf)
+            offsets = [view[..., k // kw, k % kw] for k in range(kh * kw)]
             return best, _flat_indices(_first_max(offsets, best), kernel, geo, x.shape)
         return best
 
@@ -82,21 +90,27 @@ class MaxPool2dFunction(Function):
         kernel, geo = ctx.inputs[1], ctx.inputs[2]
         kh, kw = kernel
         ho, wo = g.shape[2:]
-        view = windows(x, kh, kw, geo, pad_value=-math.inf)
         xp = ctx.xp
         dxpad = _padded_zeros(xp, ctx.x_shape, geo, g.dtype)
         (sh, sw), (dh, dw) = geo.stride, geo.dilation
         disjoint = sh >= dh * (kh - 1) + 1 and sw >= dw * (kw - 1) + 1
-        taken = xp.zeros(best.shape, dtype=bool)  # windows whose maximum was routed
-        for k, (rows, cols) in enumerate(_offset_slices(kh, kw, geo, ho, wo)):
-            # The first offset equal to the maximum wins (PyTorch's rule for ties).
-            winner = view[..., k // kw, k % kw] == best
-            winner &= ~taken
-            taken |= winner
-            if disjoint:  # each pixel is in one window: write in place, no temporary
-                xp.multiply(g, winner, out=dxpad[:, :, rows, cols])
-            else:
-                dxpad[:, :, rows, cols] += xp.where(winner, g, 0)
+        slices = _offset_slices(kh, kw, geo, ho, wo)
+
+        def route(part: slice) -> None:  # the examples in ``part``, on a thread
+            view = windows(x[part], kh, kw, geo, pad_value=-math.inf)
+            top, grad, into = best[part], g[part], dxpad[part]
+            taken = xp.zeros(top.shape, dtype=bool)  # windows whose maximum was routed
+            for k, (rows, cols) in enumerate(slices):
+                # The first offset equal to the maximum wins (PyTorch's rule for ties).
+                winner = view[..., k // kw, k % kw] == top
+                winner &= ~taken
+                taken |= winner
+                if disjoint:  # each pixel is in one window: write in place, no temporary
+                    xp.multiply(grad, winner, out=into[:, :, rows, cols])
+                else:
+                    into[:, :, rows, cols] += xp.where(winner, grad, 0)
+
+        host_threads.map_chunks(g.shape[0], 2 * x[:1].nbytes, x, route)
         return _crop(dxpad, ctx.x_shape, geo), None, None, None
 
     @staticmethod
