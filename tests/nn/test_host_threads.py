@@ -157,6 +157,25 @@ def test_a_work_error_reaches_the_caller_after_every_thread_is_done(many_chunks:
     assert blas_threads() == before
 
 
+def test_without_threadpoolctl_the_chunks_run_on_the_callers_thread(
+    monkeypatch: pytest.MonkeyPatch, many_chunks: None
+) -> None:
+    """No way to tell BLAS its thread count: the chunks still run (the cache's gain), one
+    after another on the caller's thread, and BLAS keeps its own setting."""
+    blind = host_threads._OneBlasThread()
+    monkeypatch.setattr(blind, "_looked", True)  # as if the import had failed
+    monkeypatch.setattr(host_threads, "one_blas_thread", blind)
+    before = blas_threads()
+    seen = host_threads.map_chunks(
+        8, 1, np.empty(1), lambda part: (part.start, threading.get_ident(), blas_threads())
+    )
+    assert [start for start, _, _ in seen] == [
+        p.start for p in host_threads.chunks(8, 1, np.empty(1))
+    ]
+    assert {ident for _, ident, _ in seen} == {threading.get_ident()}
+    assert all(threads == before for _, _, threads in seen)
+
+
 def test_products_stay_on_one_blas_thread_while_the_threads_are_at_work(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -299,6 +318,28 @@ def test_chunked_batch_moments_are_exact_where_naive_sums_are_not() -> None:
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(mean, x64.mean(axis=(0, 2)), rtol=1e-6)
     np.testing.assert_allclose(var, x64.var(axis=(0, 2)), rtol=1e-3)
+
+
+@pytest.mark.usefixtures("many_chunks")
+def test_float32_batchnorm_far_from_zero_keeps_its_precision() -> None:
+    """y = γ(x − μ)/σ + β computed from x̂, never as x·γ/σ + (β − μγ/σ), which loses
+    the digits that matter when |μ| ≫ σ."""
+    rng = np.random.default_rng(4)
+    x = (1e4 + rng.standard_normal((8, 3, 5, 5))).astype(np.float32)
+    module = nn.BatchNorm2d(3)
+    with cr.no_grad():
+        module.weight.data[...] = np.array([4.0, -4.0, 4.0], dtype=np.float32)
+        module.bias.data[...] = np.array([0.1, -0.2, 0.3], dtype=np.float32)
+    y = module(cr.tensor(x)).detach().numpy()
+    x64 = x.astype(np.float64)
+    mean = x64.mean(axis=(0, 2, 3), keepdims=True)
+    var = x64.var(axis=(0, 2, 3), keepdims=True)
+    gamma, beta = np.array([4.0, -4.0, 4.0]), np.array([0.1, -0.2, 0.3])
+    expected = (x64 - mean) / np.sqrt(var + 1e-5) * gamma.reshape(1, 3, 1, 1)
+    expected += beta.reshape(1, 3, 1, 1)
+    # In float32 at 1e4 (a rounding step of 1e-3, times γ = 4): from x̂ with μ rounded
+    # to float32 the error is 1.7e-3 here, by the cancelling form 6.2e-3.
+    np.testing.assert_allclose(y, expected, atol=2.5e-3)
 
 
 @pytest.mark.parametrize(

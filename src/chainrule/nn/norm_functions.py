@@ -61,15 +61,18 @@ class BatchNormFunction(Function):
         invstd = 1.0 / ctx.xp.sqrt(var + eps)
         x_hat = ctx.xp.empty_like(flat)
         y = ctx.xp.empty_like(flat)
-        scale = invstd if weight is None else weight * invstd
-        shift = -mean * scale if bias is None else bias - mean * scale
         col = (1, c, 1)
 
         def normalise(part: slice) -> None:  # x̂ = (x − μ)/σ and y = γ x̂ + β, per chunk
+            # From x̂, not as x·γ/σ + (β − μγ/σ): that cancels when |μ| ≫ σ.
             ctx.xp.subtract(flat[part], mean.reshape(col), out=x_hat[part])
             x_hat[part] *= invstd.reshape(col)
-            ctx.xp.multiply(flat[part], scale.reshape(col), out=y[part])
-            y[part] += shift.reshape(col)
+            if weight is None:
+                ctx.xp.copyto(y[part], x_hat[part])
+            else:
+                ctx.xp.multiply(x_hat[part], weight.reshape(col), out=y[part])
+            if bias is not None:
+                y[part] += bias.reshape(col)
 
         host_threads.map_chunks(n, 2 * flat[:1].nbytes, x, normalise)
         if running_mean is not None:
@@ -98,8 +101,10 @@ class BatchNormFunction(Function):
             )
 
         partials = host_threads.map_chunks(n, 2 * x_hat[:1].nbytes, g, sums)
-        sum_g = sum(p[0] for p in partials[1:]) + partials[0][0]
-        sum_g_xhat = sum(p[1] for p in partials[1:]) + partials[0][1]
+        sum_g, sum_g_xhat = partials[0]
+        for chunk_g, chunk_g_xhat in partials[1:]:  # in chunk order: the same bits anywhere
+            sum_g = sum_g + chunk_g
+            sum_g_xhat = sum_g_xhat + chunk_g_xhat
         dx = None
         if need_x:
             scale = invstd if weight is None else weight.data * invstd
@@ -159,9 +164,13 @@ def _batch_moments(flat: Any) -> tuple[Any, Any]:
 
     def moments(part: slice) -> tuple[int, Any, Any]:
         chunk = flat[part]
-        mean = chunk.mean(axis=(0, 2))
-        centred = chunk - mean.reshape(1, -1, 1)
-        return chunk.shape[0] * length, mean, xp.einsum("ncl,ncl->c", centred, centred)
+        count = chunk.shape[0] * length
+        # The sums and the merge in float64 (C numbers each): a float32 mean far from
+        # zero would be off by its own rounding at every merge, and x − μ inherits it.
+        mean = chunk.sum(axis=(0, 2), dtype=xp.float64) / count
+        centred = chunk - mean.astype(chunk.dtype).reshape(1, -1, 1)
+        m2 = xp.einsum("ncl,ncl->c", centred, centred)
+        return count, mean, m2.astype(xp.float64)
 
     parts = host_threads.map_chunks(n, 2 * flat[:1].nbytes, flat, moments)
     count, mean, m2 = parts[0]
@@ -171,4 +180,4 @@ def _batch_moments(flat: Any) -> tuple[Any, Any]:
         mean = mean + delta * (count_b / total)
         m2 = m2 + m2_b + delta * delta * (count * count_b / total)
         count = total
-    return mean, m2 / count
+    return mean.astype(flat.dtype), (m2 / count).astype(flat.dtype)
