@@ -57,6 +57,19 @@ def test_a_small_batch_is_one_chunk() -> None:
     assert host_threads.chunks(8, example, np.empty(1)) == [slice(0, 8)]
 
 
+def test_a_device_array_is_never_cut(fake_cuda: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a GPU one launch over the whole batch is what is fast: one chunk, on the
+    caller's thread, BLAS untouched."""
+    monkeypatch.setattr(host_threads, "SMALL_BYTES", 0)
+    on_device = cr.zeros(64, 3, 8, 8, device=fake_cuda).data
+    assert host_threads.chunks(64, 10**6, on_device) == [slice(0, 64)]
+    calls: list[tuple[slice, int]] = []
+    host_threads.map_chunks(
+        64, 10**6, on_device, lambda part: calls.append((part, threading.get_ident()))
+    )
+    assert calls == [(slice(0, 64), threading.get_ident())]
+
+
 def test_chunks_do_not_depend_on_the_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
     """So that sums over chunks (a weight gradient) give the same bits on every machine."""
     monkeypatch.setattr(host_threads, "THREADS", 1)
