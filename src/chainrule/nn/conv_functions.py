@@ -196,7 +196,9 @@ def conv2d_input_grad_array(
         dcols = w_t @ _from_nchw(g[part], groups)  # (G, K, b·Ho·Wo)
         col2im(dcols, dx[part], kh, kw, geo, ho, wo)
 
-    host_threads.map_chunks(n, _example_bytes(g, 1, 1, ho, wo, cg * groups * kh * kw), g, work)
+    # Per example: g in the products' layout (O·Ho·Wo) and dcols (C·kh·kw·Ho·Wo).
+    example_bytes = _example_bytes(g, 1, 1, ho, wo, cg * groups * kh * kw)
+    host_threads.map_chunks(n, example_bytes, g, work)
     return dx
 
 
