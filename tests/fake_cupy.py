@@ -14,6 +14,10 @@ CuPy's arrays do where the difference finds bugs:
 - every read back to the host (``item``, ``float``, ``bool``, ``tolist``, ``get``) is
   counted in ``SYNCS``, so a test can assert that a training step makes none.
 
+Where CuPy itself is installed (CI installs it to compile the kernels; no GPU needed), the
+namespace is also held to CuPy's: a name CuPy lacks at the same path (``cupy.insert``,
+``cupy.linalg.vector_norm``…) raises as on a GPU, and so do the NumPy-only array methods.
+
 What it cannot catch: ``numpy.asarray(device_array)`` silently views the data (a subclass
 is an ndarray); the static test in ``tests/test_device_static.py`` keeps ``numpy`` out of
 the core for that.
@@ -52,6 +56,39 @@ NUMPY_ONLY = frozenset(
         "asfortranarray",
     }
 )
+
+
+def _real_cupy() -> Any:
+    """CuPy itself when it imports here (it does without a GPU), else None."""
+    try:
+        import cupy
+    except Exception:
+        return None
+    return cupy
+
+
+REAL_CUPY = _real_cupy()
+
+# ndarray methods CuPy's arrays lack (CuPy 14; computed when CuPy is here).
+NUMPY_ONLY_ARRAY = (
+    frozenset(
+        n for n in dir(numpy.ndarray) if not n.startswith("_") and not hasattr(REAL_CUPY.ndarray, n)
+    )
+    if REAL_CUPY is not None
+    else frozenset({"ctypes", "getfield", "resize", "setfield", "setflags", "to_device"})
+)
+
+
+def _missing_in_cupy(path: str, name: str) -> bool:
+    """True when real CuPy is here and has no ``path.name`` (path: "cupy", "cupy.linalg")."""
+    if REAL_CUPY is None or name.startswith("_"):
+        return False
+    module = REAL_CUPY
+    for part in path.split(".")[1:]:
+        module = getattr(module, part, None)
+        if module is None:
+            return True
+    return not hasattr(module, name)
 
 
 class _Flags:
@@ -172,6 +209,17 @@ class FakeDeviceArray(numpy.ndarray):
     __str__ = __repr__
 
 
+def _numpy_only_method(name: str) -> property:
+    def refuse(self: Any) -> Any:
+        raise AttributeError(f"'cupy.ndarray' object has no attribute '{name}' (NumPy-only)")
+
+    return property(refuse)
+
+
+for _name in NUMPY_ONLY_ARRAY:
+    setattr(FakeDeviceArray, _name, _numpy_only_method(_name))
+
+
 def _call(func: Callable[..., Any], creation: bool) -> Callable[..., Any]:
     def call(*args: Any, **kwargs: Any) -> Any:
         args = tuple(_unwrap(a, allow_host=creation) for a in args)
@@ -216,6 +264,11 @@ class FakeCupy:
             raise AttributeError(
                 f"module '{self._path}' has no attribute '{name}' (it is NumPy-only: use "
                 f"the function chainrule.backend provides)"
+            )
+        if _missing_in_cupy(self._path, name):
+            raise AttributeError(
+                f"module '{self._path}' has no attribute '{name}' (CuPy "
+                f"{REAL_CUPY.__version__} lacks it; NumPy has it)"
             )
         obj = getattr(self._module, name)
         if isinstance(obj, numpy.ufunc):

@@ -403,3 +403,62 @@ def test_index_past_the_last_gpu_is_an_error(fake_cuda: str) -> None:
         cr.cuda.synchronize(2)
     with pytest.raises(ValueError, match="not a GPU"):
         cr.cuda.synchronize("cpu")
+
+
+# --------------------------------------------- the stand-in held to the real CuPy
+needs_real_cupy = pytest.mark.skipif(
+    fake_cupy.REAL_CUPY is None,
+    reason="CuPy not installed (pip install -e '.[cuda-check]'; no GPU needed)",
+)
+
+
+def test_fake_arrays_lack_numpy_only_methods(fake_cuda: str) -> None:
+    x = cr.zeros(3, device="cuda").data
+    for name in ("resize", "setflags", "ctypes"):
+        with pytest.raises(AttributeError, match=f"no attribute '{name}'"):
+            getattr(x, name)
+
+
+@needs_real_cupy
+def test_fake_namespace_is_held_to_the_real_cupy(fake_cuda: str) -> None:
+    """Where CuPy is installed, a NumPy name CuPy lacks fails in the fake-CUDA suite as it
+    would on a GPU, so that suite checks every name the code calls exists in CuPy."""
+    xp = backend.get_array_module(cr.zeros(3, device="cuda").data)
+    for path, name in [("", "insert"), ("", "vecdot"), ("linalg", "vector_norm")]:
+        module = getattr(xp, path) if path else xp
+        with pytest.raises(AttributeError, match=r"CuPy .* lacks it"):
+            getattr(module, name)
+    assert float(xp.concatenate([xp.ones(2), xp.ones(1)]).sum()) == 3.0  # what CuPy has works
+    assert float(xp.linalg.norm(xp.ones(4))) == 2.0
+
+
+@needs_real_cupy
+def test_the_cupy_calls_chainrule_makes_exist_in_cupy() -> None:
+    """The CupyAccelerator's calls, which only a GPU runs, name real CuPy functions with
+    the keywords they pass (checked on the installed CuPy, without a device)."""
+    import inspect
+
+    import cupyx
+    import cupyx.scipy.special
+
+    cupy = fake_cupy.REAL_CUPY
+    stream = cupy.random.RandomState
+    assert {"size", "dtype"} <= set(inspect.signature(stream.standard_normal).parameters)
+    assert {"size", "dtype"} <= set(inspect.signature(stream.random_sample).parameters)
+    assert {"low", "high", "size", "dtype"} <= set(inspect.signature(stream.randint).parameters)
+    assert callable(stream.permutation)
+    assert callable(cupyx.scatter_add) and callable(cupyx.scipy.special.erfc)
+    for name in ("getDevice", "getDeviceCount"):
+        assert callable(getattr(cupy.cuda.runtime, name))
+    assert callable(cupy.cuda.Device.synchronize)
+    for name in ("ElementwiseKernel", "RawKernel", "asarray", "ascontiguousarray", "empty"):
+        assert callable(getattr(cupy, name))
+
+
+@needs_real_cupy
+def test_real_cupy_without_a_gpu_says_so(no_accelerator: object) -> None:
+    if cr.cuda.is_available():
+        pytest.skip("a GPU is here")
+    with pytest.raises(cr.DeviceError, match="is installed but finds no usable NVIDIA GPU"):
+        cr.randn(2, device="cuda")
+    assert backend.loaded_accelerator() is None

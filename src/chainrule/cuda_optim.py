@@ -55,6 +55,26 @@ def _kernel(name: str, params: str, outputs: str, op: str) -> Any:
     return kernel
 
 
+def _adam_kernel() -> Any:
+    return _kernel(
+        "adam",
+        "T g, T one_minus_beta1, T beta2, T one_minus_beta2, T eps, T weight_decay, "
+        "T step_size, T bias_correction2_sqrt, T decay, bool maximize",
+        "T p, T m, T v",
+        _ADAM_OP,
+    )
+
+
+def _sgd_kernel() -> Any:
+    return _kernel(
+        "sgd",
+        "T g, T lr, T momentum, T one_minus_dampening, T weight_decay, bool use_momentum, "
+        "bool first, bool nesterov, bool maximize",
+        "T p, T buf",
+        _SGD_OP,
+    )
+
+
 def adam_update(
     param: Any,
     grad: Any,
@@ -79,14 +99,7 @@ def adam_update(
         decoupled: AdamW's decay w ← (1 − ηλ)w instead of λw added to the gradient.
     """
     beta1, beta2 = betas
-    kernel = _kernel(
-        "adam",
-        "T g, T one_minus_beta1, T beta2, T one_minus_beta2, T eps, T weight_decay, "
-        "T step_size, T bias_correction2_sqrt, T decay, bool maximize",
-        "T p, T m, T v",
-        _ADAM_OP,
-    )
-    kernel(
+    _adam_kernel()(
         grad, 1 - beta1, beta2, 1 - beta2, eps, 0.0 if decoupled else weight_decay,
         lr / (1 - beta1**step), (1 - beta2**step) ** 0.5,
         1 - lr * weight_decay if decoupled else 1.0, maximize,
@@ -114,14 +127,7 @@ def sgd_update(
         first: True on the first step, where b₁ = d (PyTorch's rule).
         lr, momentum, dampening, weight_decay, nesterov, maximize: as ``optim.SGD``.
     """
-    kernel = _kernel(
-        "sgd",
-        "T g, T lr, T momentum, T one_minus_dampening, T weight_decay, bool use_momentum, "
-        "bool first, bool nesterov, bool maximize",
-        "T p, T buf",
-        _SGD_OP,
-    )
-    kernel(
+    _sgd_kernel()(
         grad, lr, momentum, 1 - dampening, weight_decay, momentum != 0, first, nesterov,
         maximize, param, momentum_buffer,
     )  # fmt: skip
