@@ -16,7 +16,8 @@ CuPy's arrays do where the difference finds bugs:
 
 Where CuPy itself is installed (CI installs it to compile the kernels; no GPU needed), the
 namespace is also held to CuPy's: a name CuPy lacks at the same path (``cupy.insert``,
-``cupy.linalg.vector_norm``…) raises as on a GPU, and so do the NumPy-only array methods.
+``cupy.linalg.vector_norm``…) raises as on a GPU, and so do the NumPy-only array methods
+and the arguments CuPy's Python-level functions would refuse (``clip(x, min=...)``).
 
 What it cannot catch: ``numpy.asarray(device_array)`` silently views the data (a subclass
 is an ndarray); the static test in ``tests/test_device_static.py`` keeps ``numpy`` out of
@@ -26,6 +27,8 @@ the core for that.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -238,6 +241,39 @@ def _call(func: Callable[..., Any], creation: bool) -> Callable[..., Any]:
 _CREATION = frozenset({"asarray", "array", "asanyarray", "ascontiguousarray"})
 
 
+@functools.cache
+def _cupy_signature(path: str, name: str) -> inspect.Signature | None:
+    """The real CuPy function's signature, where CuPy is here and the function has one
+    (its Python-level functions do; ufuncs and Cython ones do not)."""
+    if REAL_CUPY is None:
+        return None
+    module = REAL_CUPY
+    for part in [*path.split(".")[1:], name]:
+        module = getattr(module, part, None)
+    try:
+        return inspect.signature(module)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _checked(call: Callable[..., Any], signature: inspect.Signature, where: str) -> Any:
+    """``call``, refusing the arguments the real CuPy function would refuse (NumPy's
+    ``clip(x, min=...)``, ``sum(where=...)``, ``max(initial=...)``… are NumPy-only)."""
+
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(
+                f"{where}{signature} on CuPy {REAL_CUPY.__version__}: {exc} (NumPy takes "
+                f"these arguments; CuPy does not)"
+            ) from None
+        return call(*args, **kwargs)
+
+    checked.__name__ = call.__name__
+    return checked
+
+
 class _Ufunc:
     def __init__(self, ufunc: Any) -> None:
         self._ufunc = ufunc
@@ -277,7 +313,11 @@ class FakeCupy:
             if hasattr(obj, "__file__") or type(obj).__name__ == "module":
                 return FakeCupy(obj, f"{self._path}.{name}")
             return obj
-        return _call(obj, name in _CREATION)
+        call = _call(obj, name in _CREATION)
+        signature = _cupy_signature(self._path, name)
+        if signature is None:
+            return call
+        return _checked(call, signature, f"{self._path}.{name}")
 
 
 class FakeStream:

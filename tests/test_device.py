@@ -430,6 +430,17 @@ def test_fake_namespace_is_held_to_the_real_cupy(fake_cuda: str) -> None:
             getattr(module, name)
     assert float(xp.concatenate([xp.ones(2), xp.ones(1)]).sum()) == 3.0  # what CuPy has works
     assert float(xp.linalg.norm(xp.ones(4))) == 2.0
+    # ... and its functions' arguments: NumPy 2's clip(min=), sum(where=), max(initial=)
+    x = xp.arange(4.0)
+    for call in (
+        lambda: xp.clip(x, min=0.0, max=1.0),
+        lambda: xp.sum(x, where=x > 1),
+        lambda: xp.max(x, initial=0.0),
+    ):
+        with pytest.raises(TypeError, match="NumPy takes these arguments; CuPy does not"):
+            call()
+    assert float(xp.clip(x, 0.0, 1.0).sum()) == 3.0
+    assert float(xp.sum(x, axis=0, keepdims=True)[0]) == 6.0
 
 
 @needs_real_cupy
