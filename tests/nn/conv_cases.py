@@ -80,6 +80,13 @@ def conv_cases(rng: np.random.Generator) -> list[Case]:
             lambda x: F.batch_norm(x, None, None, training=True),
             [randn(5, 3)],
         ),
+        (
+            "LayerNormFunction",
+            lambda x, w, b: F.layer_norm(x, (3, 2), w, b),
+            [randn(2, 4, 3, 2), _leaf(rng.uniform(0.5, 1.5, (3, 2))), randn(3, 2)],
+        ),
+        ("LayerNormFunction", lambda x: F.layer_norm(x, 5), [randn(3, 5)]),
+        ("LayerNormFunction", lambda x, w: F.layer_norm(x, 4, w), [randn(4), randn(4)]),
     ]
 
 
@@ -137,6 +144,15 @@ def second_order_specs() -> list[tuple[str, Callable[..., Any]]]:
         x = _leaf(r.standard_normal((n + 2, c)))
         return (lambda x: F.batch_norm(x, None, None, training=True)), [x]
 
+    def layer_norm(r: np.random.Generator, n: int, c: int, d: int) -> tuple[Any, list[Any]]:
+        x = _leaf(r.standard_normal((n, c, d + 1)))
+        w, b = _leaf(r.uniform(0.5, 1.5, (c, d + 1))), _leaf(r.standard_normal((c, d + 1)))
+        return (lambda x, w, b: F.layer_norm(x, (c, d + 1), w, b)), [x, w, b]
+
+    def layer_norm_plain(r: np.random.Generator, n: int, c: int, d: int) -> tuple[Any, list[Any]]:
+        x = _leaf(r.standard_normal((n, c + 1)))
+        return (lambda x: F.layer_norm(x, c + 1)), [x]
+
     return [
         ("Conv2dFunction", conv_plain),
         ("ConvTranspose2dFunction", transpose),
@@ -147,4 +163,6 @@ def second_order_specs() -> list[tuple[str, Callable[..., Any]]]:
         ("AdaptiveAvgPool2dFunction", adaptive),
         ("BatchNormFunction", batch_norm),
         ("BatchNormFunction", batch_norm_1d),
+        ("LayerNormFunction", layer_norm),
+        ("LayerNormFunction", layer_norm_plain),
     ]

@@ -68,6 +68,11 @@ LAYERS: dict[str, tuple[Callable[[], nn.Module], list[np.ndarray]]] = {
         [images(2, 2, 7, 7)],
     ),
     "adaptive-avgpool": (lambda: nn.AdaptiveAvgPool2d((2, 3)), [images(2, 3, 5, 7)]),
+    "layernorm": (lambda: nn.LayerNorm((3, 4), dtype=F64), [images(2, 5, 3, 4)]),
+    "layernorm-no-affine": (
+        lambda: nn.LayerNorm(5, elementwise_affine=False, dtype=F64),
+        [images(3, 5)],
+    ),
     "embedding": (lambda: nn.Embedding(6, 3, dtype=F64), [np.array([[0, 5, 2], [2, 2, 1]])]),
     "flatten": (lambda: nn.Flatten(), [images(2, 3, 2, 2)]),
     "identity": (lambda: nn.Identity(), [images(3)]),

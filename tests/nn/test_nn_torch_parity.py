@@ -71,6 +71,20 @@ MODULES: list[tuple[str, Callable[[], Any], Callable[[], Any], tuple[int, ...]]]
     ("SiLU", nn.SiLU, tnn.SiLU, (4, 6)),
     ("Softplus", nn.Softplus, tnn.Softplus, (4, 6)),
     ("Softplus-beta", lambda: nn.Softplus(beta=2.0), lambda: tnn.Softplus(beta=2.0), (4, 6)),
+    ("LayerNorm", lambda: nn.LayerNorm(6), lambda: tnn.LayerNorm(6), (4, 6)),
+    ("LayerNorm-2dims", lambda: nn.LayerNorm((3, 4)), lambda: tnn.LayerNorm((3, 4)), (2, 5, 3, 4)),
+    (
+        "LayerNorm-no-affine",
+        lambda: nn.LayerNorm(6, elementwise_affine=False),
+        lambda: tnn.LayerNorm(6, elementwise_affine=False),
+        (4, 6),
+    ),
+    (
+        "LayerNorm-no-bias",
+        lambda: nn.LayerNorm(6, bias=False),
+        lambda: tnn.LayerNorm(6, bias=False),
+        (3, 4, 6),
+    ),
     ("Identity", nn.Identity, tnn.Identity, (4, 6)),
     ("Flatten", nn.Flatten, tnn.Flatten, (2, 3, 4)),
     (

@@ -35,6 +35,9 @@ from chainrule.nn.functional_conv import (
     dropout2d as dropout2d,
 )
 from chainrule.nn.functional_conv import (
+    layer_norm as layer_norm,
+)
+from chainrule.nn.functional_conv import (
     max_pool2d as max_pool2d,
 )
 from chainrule.nn.fused import (

@@ -1,6 +1,7 @@
 """The stateless forms of the image layers (re-exported by ``chainrule.nn.functional``):
 ``conv2d``, ``conv1d``, ``max_pool2d``, ``avg_pool2d``, ``adaptive_avg_pool2d``,
-``batch_norm`` and ``dropout2d``, with PyTorch's names, arguments and NCHW layout.
+``batch_norm``, ``layer_norm`` and ``dropout2d``, with PyTorch's names, arguments and NCHW
+layout.
 
 Each checks its arguments, resolves the geometry (stride, padding per side, dilation)
 and calls one fused Function from ``nn.conv_functions``, ``nn.pool_functions`` or
@@ -15,7 +16,7 @@ from chainrule import backend
 from chainrule.errors import DTypeError, ShapeError
 from chainrule.nn.conv_functions import Conv2dFunction, ConvGeometry
 from chainrule.nn.device_arrays import random_on
-from chainrule.nn.norm_functions import BatchNormFunction, channel_shape
+from chainrule.nn.norm_functions import BatchNormFunction, LayerNormFunction, channel_shape
 from chainrule.nn.pool_functions import (
     AdaptiveAvgPool2dFunction,
     AvgPool2dFunction,
@@ -347,6 +348,40 @@ def batch_norm(
     if bias is not None:
         y = y + bias.reshape(shape)
     return y
+
+
+def layer_norm(
+    input: Tensor,
+    normalized_shape: int | tuple[int, ...] | list[int],
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Layer normalisation (PyTorch's ``layer_norm``): each example normalised over its
+    last ``len(normalized_shape)`` dims, y = γ (x − μ)/√(σ² + ε) + β, with μ and the
+    biased σ² of those dims' values (one fused Function; ``nn.norm_functions``).
+
+    Shape:
+        input (*, *normalized_shape); weight, bias normalized_shape (or None).
+    """
+    shape = (
+        (int(normalized_shape),)
+        if isinstance(normalized_shape, int)
+        else tuple(int(d) for d in normalized_shape)
+    )
+    dims = len(shape)
+    if dims == 0 or input.ndim < dims or tuple(input.shape[input.ndim - dims :]) != shape:
+        raise ShapeError(
+            f"layer_norm: normalized_shape {shape} must be the input's last dims, got input "
+            f"of shape {input.shape}; give the shape of the features each example is "
+            f"normalised over (for (N, D) inputs, D)"
+        )
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and tuple(t.shape) != shape:
+            raise ShapeError(
+                f"layer_norm: {name} of shape {t.shape} must have normalized_shape {shape}"
+            )
+    return LayerNormFunction.apply(input, weight, bias, dims, float(eps))
 
 
 def dropout2d(

@@ -1,7 +1,8 @@
-"""Batch normalisation's fused Function (training mode: statistics of the batch).
+"""The normalisation layers' fused Functions: batch norm (training mode: statistics of
+the batch, per channel) and layer norm (statistics of each example, over its last dims).
 
-For x of shape (N, C) or (N, C, *spatial), per channel c, over the M = N·∏spatial values
-of that channel:
+**Batch norm.** For x of shape (N, C) or (N, C, *spatial), per channel c, over the
+M = N·∏spatial values of that channel:
 
     μ = mean(x),  σ² = mean((x − μ)²)  (biased),  x̂ = (x − μ)/√(σ² + ε),  y = γ x̂ + β
 
@@ -12,10 +13,17 @@ formula: the direct path, the path through μ and the path through σ²):
 
 In evaluation mode the statistics are constants and y is an affine map of x, composed
 from primitives in ``nn.functional_conv.batch_norm``.
+
+**Layer norm.** The same normalisation with the roles turned: each row (one example's
+last dims, D values) has its own μ, σ², and γ, β are per element of those dims. With
+ĝ = γ g (the gradient into x̂), the same three terms over the row's D values:
+
+    dx = 1/√(σ² + ε) · (ĝ − mean(ĝ) − x̂ mean(ĝ x̂)),   dγ = Σ_rows g x̂,   dβ = Σ_rows g
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from chainrule import backend
@@ -181,3 +189,82 @@ def _batch_moments(flat: Any) -> tuple[Any, Any]:
         m2 = m2 + m2_b + delta * delta * (count * count_b / total)
         count = total
     return mean.astype(flat.dtype), (m2 / count).astype(flat.dtype)
+
+
+class LayerNormFunction(Function):
+    """y = γ (x − μ)/√(σ² + ε) + β with μ, σ² of each row: the last ``dims`` dims of x
+    (D values), γ and β of those dims' shape (or None).
+
+    VJP (ĝ = γ g, means over the row's D values):
+    dx = (ĝ − mean(ĝ) − x̂ mean(ĝ x̂))/√(σ² + ε),  dγ = Σ_rows g x̂,  dβ = Σ_rows g.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, weight: Any, bias: Any, dims: int, eps: float) -> Any:
+        xp = ctx.xp
+        width = math.prod(x.shape[x.ndim - dims :])
+        rows = x.reshape(-1, width)
+        # Two passes (the mean, then the squares of x − μ): no cancellation when |μ| ≫ σ.
+        mean = rows.mean(axis=1, keepdims=True)
+        x_hat = rows - mean
+        var = xp.einsum("rd,rd->r", x_hat, x_hat).reshape(-1, 1) / width
+        invstd = 1.0 / xp.sqrt(var + eps)
+        x_hat *= invstd
+        y = x_hat.copy() if weight is None else x_hat * weight.reshape(1, width)
+        if bias is not None:
+            y += bias.reshape(1, width)
+        ctx.save_for_backward(x_hat, invstd)
+        return y.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, Any, Any, None, None]:
+        x_hat, invstd = ctx.saved_tensors  # x̂ as (rows, D), 1/σ as (rows, 1)
+        weight = ctx.inputs[1]
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        xp = ctx.xp
+        rows_g = g.reshape(x_hat.shape)
+        dx = None
+        if need_x:
+            g_hat = rows_g if weight is None else rows_g * weight.data.reshape(1, -1)
+            mean_g = g_hat.mean(axis=1, keepdims=True)
+            mean_g_xhat = xp.einsum("rd,rd->r", g_hat, x_hat).reshape(-1, 1)
+            mean_g_xhat /= x_hat.shape[1]
+            out = x_hat * mean_g_xhat
+            xp.subtract(g_hat, out, out=out)
+            out -= mean_g
+            out *= invstd
+            dx = out.reshape(g.shape)
+        param_shape = None if weight is None else weight.shape
+        dw = xp.einsum("rd,rd->d", rows_g, x_hat).reshape(param_shape) if need_w else None
+        db = None
+        if need_b:
+            bias = ctx.inputs[2]
+            db = rows_g.sum(axis=0).reshape(bias.shape)
+        return dx, dw, db, None, None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, Any, Any, None, None]:
+        # The same formula on Tensors, μ, σ² and x̂ recomputed from x by differentiable
+        # ops so that the result can be differentiated again in x too.
+        x, weight, _, dims, eps = ctx.inputs
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        axes = tuple(range(x.ndim - dims, x.ndim))
+        lead = tuple(range(x.ndim - dims))
+        mean = x.mean(dim=axes, keepdim=True)
+        centred = x - mean
+        var = (centred * centred).mean(dim=axes, keepdim=True)
+        invstd = (var + eps).pow(-0.5)
+        x_hat = centred * invstd
+        dx = None
+        if need_x:
+            g_hat = g if weight is None else g * weight
+            mean_g = g_hat.mean(dim=axes, keepdim=True)
+            mean_g_xhat = (g_hat * x_hat).mean(dim=axes, keepdim=True)
+            dx = (g_hat - mean_g - x_hat * mean_g_xhat) * invstd
+
+        def over_rows(t: Any) -> Any:  # Σ over the leading dims (none: x is one row)
+            return t.sum(dim=lead) if lead else t
+
+        dw = over_rows(g * x_hat) if need_w else None
+        db = over_rows(g) if need_b else None
+        return dx, dw, db, None, None

@@ -1,5 +1,6 @@
-"""Batch normalisation layers: ``BatchNorm1d`` and ``BatchNorm2d``, and ``Dropout2d``
-(channel dropout, the regulariser that goes with convolutions).
+"""Normalisation layers: ``BatchNorm1d`` and ``BatchNorm2d`` (statistics per channel,
+over the batch), ``LayerNorm`` (statistics per example, over its last dims), and
+``Dropout2d`` (channel dropout, the regulariser that goes with convolutions).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from typing import Any
 from chainrule import backend
 from chainrule.backend import default_float
 from chainrule.nn import device_arrays
-from chainrule.nn.functional_conv import batch_norm, dropout2d
+from chainrule.nn.functional_conv import batch_norm, dropout2d, layer_norm
 from chainrule.nn.module import Module
 from chainrule.nn.parameter import Parameter
 from chainrule.nn.paths import module_shape_error
@@ -152,6 +153,78 @@ class BatchNorm2d(_BatchNorm):
 
     _ranks = (4,)
     _layout = "4-D (N, C, H, W)"
+
+
+class LayerNorm(Module):
+    """Layer normalisation: each example normalised over its last dims,
+    y = γ (x − μ)/√(σ² + ε) + β with μ, σ² (biased) of that example's values, the same in
+    training and evaluation (no running statistics, no dependence on the batch). Fused:
+    backward by the three-term formula (``nn.norm_functions.LayerNormFunction``).
+
+    Args:
+        normalized_shape: the trailing shape normalised over: D for (…, D) inputs, or a
+            tuple such as (C, H, W).
+        eps: added to σ² for stability.
+        elementwise_affine: learn γ (``weight``, init 1) of ``normalized_shape``.
+        bias: with ``elementwise_affine``, learn β (``bias``, init 0) as well.
+        dtype: of the parameters (default float32).
+        device: where they are made (default the CPU; ``to`` moves them later).
+
+    Example:
+        >>> import chainrule as cr
+        >>> from chainrule import nn
+        >>> nn.LayerNorm(4)(cr.randn(2, 3, 4)).shape
+        (2, 3, 4)
+    """
+
+    def __init__(
+        self,
+        normalized_shape: int | tuple[int, ...] | list[int],
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        dtype: Any = None,
+        device: Any = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(normalized_shape, int):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(int(d) for d in normalized_shape)
+        if not self.normalized_shape or min(self.normalized_shape) < 1:
+            raise ValueError(
+                f"LayerNorm: normalized_shape must be one or more positive sizes, got "
+                f"{normalized_shape!r}"
+            )
+        self.eps = float(eps)
+        self.elementwise_affine = elementwise_affine
+        dtype = default_float if dtype is None else backend.DType(dtype)
+
+        def filled(value: float) -> Any:
+            return device_arrays.constant(self.normalized_shape, value, dtype, device)
+
+        if elementwise_affine:
+            self.weight = Parameter(filled(1.0))
+        else:
+            self.register_parameter("weight", None)
+        if elementwise_affine and bias:
+            self.bias = Parameter(filled(0.0))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, input: Tensor) -> Tensor:
+        dims = len(self.normalized_shape)
+        if input.ndim < dims or tuple(input.shape[input.ndim - dims :]) != self.normalized_shape:
+            raise module_shape_error(
+                self,
+                f"expected input (..., {', '.join(map(str, self.normalized_shape))}), got "
+                f"{input.shape}",
+            )
+        return layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
+        )
 
 
 class Dropout2d(Module):
