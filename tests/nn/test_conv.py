@@ -150,10 +150,40 @@ def test_state_dict_keys_and_shapes_match_torch() -> None:
     }
 
 
-def test_conv2d_rejects_a_3d_input_naming_the_module() -> None:
+def test_conv2d_rejects_a_2d_input_naming_the_module() -> None:
     model = nn.Sequential(nn.Conv2d(1, 4, 3))
-    with pytest.raises(cr.ShapeError, match=r"model\.0 \(Conv2d\(1, 4.*4-D input.*\(1, 28, 28\)"):
-        model(cr.randn(1, 28, 28))
+    with pytest.raises(
+        cr.ShapeError, match=r"model\.0 \(Conv2d\(1, 4.*4-D input.*or 3-D \(C, H, W\).*\(28, 28\)"
+    ):
+        model(cr.randn(28, 28))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_one_example_without_its_batch_dim_matches_torch(dtype: Any) -> None:
+    """PyTorch's rule: (C, H, W) into Conv2d, (C, L) into Conv1d is one example; the
+    output and every gradient are those of the batch of one, without the batch dim."""
+    tol = {"rtol": 2e-5, "atol": 2e-6} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    tdtype = torch.float32 if dtype == np.float32 else torch.float64
+    rng = np.random.default_rng(0)
+    for ours, theirs, shape in (
+        (nn.Conv2d(2, 3, 3, padding=1), torch.nn.Conv2d(2, 3, 3, padding=1), (2, 5, 6)),
+        (nn.Conv1d(2, 4, 3, stride=2), torch.nn.Conv1d(2, 4, 3, stride=2), (2, 9)),
+    ):
+        ours.to(dtype)
+        theirs.to(tdtype)
+        theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
+        x = rng.standard_normal(shape).astype(dtype)
+        xc, xt = cr.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        yc, yt = ours(xc), theirs(xt)
+        assert yc.shape == tuple(yt.shape) and yc.ndim == len(shape)
+        np.testing.assert_allclose(yc.detach().numpy(), yt.detach().numpy(), **tol)
+        g = rng.standard_normal(tuple(yt.shape)).astype(dtype)
+        yc.backward(cr.tensor(g))
+        yt.backward(torch.tensor(g))
+        np.testing.assert_allclose(xc.grad.numpy(), xt.grad.numpy(), **tol)
+        np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(), **tol)
+    with pytest.raises(cr.ShapeError, match=r"expected 2 input channels.*\(3, 5, 6\) with 3"):
+        nn.Conv2d(2, 3, 3)(cr.randn(3, 5, 6))
 
 
 def test_channel_mismatch_names_the_module_and_shapes() -> None:

@@ -123,9 +123,37 @@ def test_modules_and_their_errors() -> None:
     assert nn.AdaptiveAvgPool2d((1, 1))(x).shape == (2, 3, 1, 1)
     y, idx = nn.MaxPool2d(2, return_indices=True)(x)
     assert idx.dtype == cr.int64 and idx.shape == y.shape
-    with pytest.raises(cr.ShapeError, match=r"model\.1 \(MaxPool2d.*4-D input.*\(3, 6, 6\)"):
-        nn.Sequential(nn.ReLU(), nn.MaxPool2d(2))(cr.randn(3, 6, 6))
+    with pytest.raises(cr.ShapeError, match=r"model\.1 \(MaxPool2d.*4-D input.*\(6, 6\)"):
+        nn.Sequential(nn.ReLU(), nn.MaxPool2d(2))(cr.randn(6, 6))
     with pytest.raises(cr.ShapeError, match=r"kernel \(5, 5\).*padded input \(4, 4\)"):
         nn.MaxPool2d(5)(cr.randn(1, 1, 4, 4))
     with pytest.raises(ValueError, match="at most half"):
         nn.MaxPool2d(2, padding=2)(x)
+
+
+def test_one_example_without_its_batch_dim_pools_as_a_batch_of_one() -> None:
+    """PyTorch's rule: (C, H, W) is one example; values, indices and gradients are the
+    batch of one's, without the batch dim."""
+    x = np.random.default_rng(3).permutation(2 * 7 * 6).reshape(2, 7, 6) * 0.1
+    for pool in (
+        lambda t: F.max_pool2d(t, 3, 2, 1),
+        lambda t: F.avg_pool2d(t, 3, 2, 1, count_include_pad=False),
+        lambda t: F.adaptive_avg_pool2d(t, (2, 3)),
+        nn.MaxPool2d(2),
+        nn.AvgPool2d(2),
+        nn.AdaptiveAvgPool2d(1),
+    ):
+        one = cr.tensor(x, requires_grad=True)
+        batch = cr.tensor(x[None], requires_grad=True)
+        y_one, y_batch = pool(one), pool(batch)
+        assert y_one.shape == y_batch.shape[1:]
+        np.testing.assert_array_equal(y_one.detach().numpy(), y_batch.detach().numpy()[0])
+        g = np.random.default_rng(4).standard_normal(y_one.shape)
+        y_one.backward(cr.tensor(g))
+        y_batch.backward(cr.tensor(g[None]))
+        np.testing.assert_array_equal(one.grad.numpy(), batch.grad.numpy()[0])
+    y, idx = nn.MaxPool2d(2, return_indices=True)(cr.tensor(x))
+    yt, idxt = torch.nn.functional.max_pool2d(torch.tensor(x), 2, return_indices=True)
+    assert idx.shape == (2, 3, 3)
+    np.testing.assert_array_equal(idx.numpy(), idxt.numpy())
+    np.testing.assert_array_equal(y.numpy(), yt.numpy())

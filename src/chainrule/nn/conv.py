@@ -77,15 +77,20 @@ class _ConvNd(Module):
             init.uniform_(self.bias, -bound, bound, generator)
 
     def _check_input(self, input: Tensor, ndim: int, layout: str) -> None:
-        if input.ndim != ndim:
+        # PyTorch's rule: one dim fewer is one example, without its batch dim.
+        if input.ndim not in (ndim, ndim - 1):
+            one = "(" + layout[1:-1].split(", ", 1)[1] + ")"
             raise module_shape_error(
-                self, f"expected a {ndim}-D input {layout}, got shape {input.shape}"
+                self,
+                f"expected a {ndim}-D input {layout}, or {ndim - 1}-D {one} for one example, "
+                f"got shape {input.shape}",
             )
-        if input.shape[1] != self.in_channels:
+        channels = input.shape[input.ndim - ndim + 1]
+        if channels != self.in_channels:
             raise module_shape_error(
                 self,
                 f"expected {self.in_channels} input channels, got input of shape "
-                f"{input.shape} with {input.shape[1]}",
+                f"{input.shape} with {channels}",
             )
 
     def extra_repr(self) -> str:
@@ -121,7 +126,8 @@ class Conv2d(_ConvNd):
         device: where the parameters are made and drawn (default the CPU).
 
     Shape:
-        (N, C, H, W) → (N, O, Ho, Wo), Ho = ⌊(H + 2p − d(k − 1) − 1)/s⌋ + 1.
+        (N, C, H, W) → (N, O, Ho, Wo), Ho = ⌊(H + 2p − d(k − 1) − 1)/s⌋ + 1; one example
+        (C, H, W) → (O, Ho, Wo).
 
     Attributes:
         weight: (O, C/groups, kh, kw), initialised as PyTorch (``reset_parameters``).
@@ -178,7 +184,7 @@ class Conv1d(_ConvNd):
     height-1 image. Arguments as ``Conv2d``, with ints (or 1-tuples) for the sizes.
 
     Shape:
-        (N, C, L) → (N, O, Lo), Lo = ⌊(L + 2p − d(k − 1) − 1)/s⌋ + 1.
+        (N, C, L) → (N, O, Lo), Lo = ⌊(L + 2p − d(k − 1) − 1)/s⌋ + 1; (C, L) → (O, Lo).
 
     Example:
         >>> import chainrule as cr

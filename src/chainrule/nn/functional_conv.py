@@ -38,6 +38,21 @@ def pair(value: Any, name: str) -> tuple[int, int]:
     return (values[0], values[1])
 
 
+def unbatched(op: str, input: Tensor, rank: int, layout: str) -> bool:
+    """PyTorch's rule for the image layers: an input of one dim fewer than ``layout``
+    (rank dims, batch first) is one example, run as a batch of one and given back without
+    the batch dim. True for such an input; an error for any other rank."""
+    if input.ndim == rank:
+        return False
+    if input.ndim == rank - 1:
+        return True
+    one = "(" + layout[1:-1].split(", ", 1)[1] + ")"  # "(N, C, H, W)" -> "(C, H, W)"
+    raise ShapeError(
+        f"{op}: expected a {rank}-D input {layout}, or {rank - 1}-D {one} for one example, "
+        f"got shape {input.shape}"
+    )
+
+
 def resolve_padding(
     padding: Any, kernel: tuple[int, int], dilation: tuple[int, int], stride: tuple[int, int]
 ) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -104,10 +119,13 @@ def conv2d(
 
     Shape:
         input (N, C, H, W), weight (O, C/groups, kh, kw), bias (O,) → (N, O, Ho, Wo),
-        Ho = ⌊(H + pads − dilation·(kh − 1) − 1)/stride⌋ + 1.
+        Ho = ⌊(H + pads − dilation·(kh − 1) − 1)/stride⌋ + 1; an input (C, H, W) of one
+        example gives (O, Ho, Wo).
     """
-    if input.ndim != 4:
-        raise ShapeError(f"conv2d: expected a 4-D input (N, C, H, W), got shape {input.shape}")
+    if unbatched("conv2d", input, 4, "(N, C, H, W)"):
+        return conv2d(input.unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(
+            0
+        )
     if weight.ndim != 4:
         raise ShapeError(f"conv2d: expected a 4-D weight (O, C/groups, kh, kw), got {weight.shape}")
     kernel = (weight.shape[2], weight.shape[3])
@@ -151,10 +169,12 @@ def conv1d(
     """1-D cross-correlation, PyTorch's ``conv1d``: ``conv2d`` on a height-1 image.
 
     Shape:
-        input (N, C, L), weight (O, C/groups, k), bias (O,) → (N, O, Lo).
+        input (N, C, L), weight (O, C/groups, k), bias (O,) → (N, O, Lo); (C, L) → (O, Lo).
     """
-    if input.ndim != 3:
-        raise ShapeError(f"conv1d: expected a 3-D input (N, C, L), got shape {input.shape}")
+    if unbatched("conv1d", input, 3, "(N, C, L)"):
+        return conv1d(input.unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(
+            0
+        )
     if weight.ndim != 3:
         raise ShapeError(f"conv1d: expected a 3-D weight (O, C/groups, k), got {weight.shape}")
     pad2: Any = padding if isinstance(padding, str) else (0, _single(padding, "padding"))
@@ -182,8 +202,6 @@ def _single(value: Any, name: str) -> int:
 def _pool_geometry(
     op: str, input: Tensor, kernel_size: Any, stride: Any, padding: Any, dilation: Any
 ) -> tuple[tuple[int, int], ConvGeometry]:
-    if input.ndim != 4:
-        raise ShapeError(f"{op}: expected a 4-D input (N, C, H, W), got shape {input.shape}")
     kernel = pair(kernel_size, "kernel_size")
     strides = kernel if stride is None or stride == () else pair(stride, "stride")
     dilations = pair(dilation, "dilation")
@@ -215,11 +233,19 @@ def max_pool2d(
     in row-major order gets the gradient). ``stride`` defaults to ``kernel_size``.
 
     Returns:
-        The pooled tensor (N, C, Ho, Wo); with ``return_indices``, also the int64 index
-        row·W + column of each maximum in its input plane.
+        The pooled tensor (N, C, Ho, Wo) ((C, Ho, Wo) for an input (C, H, W) of one
+        example); with ``return_indices``, also the int64 index row·W + column of each
+        maximum in its input plane.
     """
     if ceil_mode:
         raise NotImplementedError("max_pool2d: ceil_mode=True is not supported; pad instead")
+    if unbatched("max_pool2d", input, 4, "(N, C, H, W)"):
+        pooled = max_pool2d(
+            input.unsqueeze(0), kernel_size, stride, padding, dilation, False, return_indices
+        )
+        if return_indices:
+            return pooled[0].squeeze(0), pooled[1].squeeze(0)
+        return pooled.squeeze(0)
     kernel, geo = _pool_geometry("max_pool2d", input, kernel_size, stride, padding, dilation)
     result = MaxPool2dFunction.apply(input, kernel, geo, bool(return_indices))
     return tuple(result) if return_indices else result
@@ -236,10 +262,16 @@ def avg_pool2d(
 ) -> Tensor:
     """The mean over each window (PyTorch's ``avg_pool2d``): the window's sum divided by
     ``divisor_override``, else kh·kw when ``count_include_pad``, else by the number of
-    pixels of the window inside the input.
+    pixels of the window inside the input. (N, C, H, W) → (N, C, Ho, Wo); (C, H, W) of
+    one example → (C, Ho, Wo).
     """
     if ceil_mode:
         raise NotImplementedError("avg_pool2d: ceil_mode=True is not supported; pad instead")
+    if unbatched("avg_pool2d", input, 4, "(N, C, H, W)"):
+        return avg_pool2d(
+            input.unsqueeze(0), kernel_size, stride, padding, False, count_include_pad,
+            divisor_override,
+        ).squeeze(0)  # fmt: skip
     kernel, geo = _pool_geometry("avg_pool2d", input, kernel_size, stride, padding, 1)
     divisor: Any
     if divisor_override is not None:
@@ -273,12 +305,11 @@ def _inside_counts(
 
 def adaptive_avg_pool2d(input: Tensor, output_size: Any) -> Tensor:
     """Average pooling to a fixed output size (PyTorch's windows: rows ⌊iH/Ho⌋ to
-    ⌈(i+1)H/Ho⌉ − 1). ``None`` in ``output_size`` keeps that input dimension.
+    ⌈(i+1)H/Ho⌉ − 1). ``None`` in ``output_size`` keeps that input dimension. An input
+    (C, H, W) of one example gives (C, Ho, Wo).
     """
-    if input.ndim != 4:
-        raise ShapeError(
-            f"adaptive_avg_pool2d: expected a 4-D input (N, C, H, W), got shape {input.shape}"
-        )
+    if unbatched("adaptive_avg_pool2d", input, 4, "(N, C, H, W)"):
+        return adaptive_avg_pool2d(input.unsqueeze(0), output_size).squeeze(0)
     if isinstance(output_size, int):
         output_size = (output_size, output_size)
     size = tuple(input.shape[2 + i] if s is None else int(s) for i, s in enumerate(output_size))

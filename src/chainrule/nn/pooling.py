@@ -22,7 +22,8 @@ class MaxPool2d(Module):
         ceil_mode: only False.
 
     Shape:
-        (N, C, H, W) → (N, C, Ho, Wo), Ho = ⌊(H + 2p − d(k − 1) − 1)/s⌋ + 1.
+        (N, C, H, W) → (N, C, Ho, Wo), Ho = ⌊(H + 2p − d(k − 1) − 1)/s⌋ + 1; one example
+        (C, H, W) → (C, Ho, Wo).
 
     Example:
         >>> import chainrule as cr
@@ -72,7 +73,7 @@ class AvgPool2d(Module):
     window covers padding; ``divisor_override`` replaces the divisor.
 
     Shape:
-        (N, C, H, W) → (N, C, Ho, Wo).
+        (N, C, H, W) → (N, C, Ho, Wo); (C, H, W) → (C, Ho, Wo).
     """
 
     def __init__(
@@ -112,7 +113,7 @@ class AdaptiveAvgPool2d(Module):
     whatever the input size: y = A_h x A_wᵀ with PyTorch's windows.
 
     Shape:
-        (N, C, H, W) → (N, C, *output_size).
+        (N, C, H, W) → (N, C, *output_size); (C, H, W) → (C, *output_size).
     """
 
     def __init__(self, output_size: Any) -> None:
