@@ -8,6 +8,8 @@ tell chainrule's own checks apart.
 
 from __future__ import annotations
 
+import warnings
+
 
 class ShapeError(ValueError):
     """Shapes that do not fit together. The message names the op and every shape."""
@@ -37,3 +39,15 @@ class AnomalyError(RuntimeError):
 class GraphGrowthWarning(UserWarning):
     """A graph kept alive across backward passes, e.g. ``total = total + loss`` in a loop:
     every iteration's graph stays in memory. Accumulate ``loss.item()`` instead."""
+
+
+def warn_graph_growth() -> None:
+    """Warn that an addition extends a freed graph (``Tensor.__add__`` calls this)."""
+    warnings.warn(
+        "this addition extends a graph that a backward pass has already freed: a tensor "
+        "summed across iterations (total = total + loss) keeps every iteration's graph "
+        "alive, so memory grows each step, and it can never be backpropagated. Accumulate "
+        "a number instead (total += loss.item()), or loss.detach() if you need a tensor.",
+        GraphGrowthWarning,
+        stacklevel=3,  # the user's line: past __add__ and this function
+    )

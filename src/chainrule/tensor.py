@@ -13,14 +13,13 @@ reverse. The functions behind the methods are looked up in ``_impl``, a table th
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from chainrule import backend
 from chainrule.autograd.hooks import HookMethods
 from chainrule.device import CPU, Device, parse_to_args
-from chainrule.errors import DTypeError, GraphError, GraphGrowthWarning
+from chainrule.errors import DTypeError, GraphError, warn_graph_growth
 from chainrule.inplace import InPlaceMethods, array_of
 
 Scalar = int | float | bool
@@ -266,13 +265,13 @@ class Tensor(InPlaceMethods, HookMethods):
         if (node is not None and node.saved_tensors is None) or (
             type(other) is Tensor and other._node is not None and other._node.saved_tensors is None
         ):
-            _warn_graph_growth()
+            warn_graph_growth()
         return _ops.Add.apply(self, other)
 
     def __radd__(self, other: TensorLike) -> Tensor:
         node = self._node
         if node is not None and node.saved_tensors is None:
-            _warn_graph_growth()
+            warn_graph_growth()
         return _ops.Add.apply(other, self)
 
     def __sub__(self, other: TensorLike) -> Tensor:
@@ -370,6 +369,12 @@ class Tensor(InPlaceMethods, HookMethods):
     def log(self) -> Tensor:
         return _ops.Log.apply(self)
 
+    def sin(self) -> Tensor:
+        return _ops.Sin.apply(self)
+
+    def cos(self) -> Tensor:
+        return _ops.Cos.apply(self)
+
     def sqrt(self) -> Tensor:
         return _ops.Sqrt.apply(self)
 
@@ -410,6 +415,9 @@ class Tensor(InPlaceMethods, HookMethods):
 
     def logsumexp(self, dim: Any = None, keepdim: bool = False) -> Tensor:
         return _ops.logsumexp(self, dim, keepdim)
+
+    def cumsum(self, dim: int) -> Tensor:
+        return _ops.cumsum(self, dim)
 
     # ------------------------------------------------------------------------ reductions
     # ``axis`` and ``keepdims`` are accepted too, as in PyTorch, so that code written for
@@ -466,6 +474,24 @@ class Tensor(InPlaceMethods, HookMethods):
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         return _ops.flatten(self, start_dim, end_dim)
+
+    def gather(self, dim: int, index: Any) -> Tensor:
+        return _ops.gather(self, dim, index)
+
+    def sort(self, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
+        return _ops.sort(self, dim, descending, stable)
+
+    def topk(self, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:
+        return _ops.topk(self, k, dim, largest, sorted)
+
+    def masked_fill(self, mask: Any, value: Any) -> Tensor:
+        return _ops.masked_fill(self, mask, value)
+
+    def split(self, split_size: Any, dim: int = 0) -> tuple[Tensor, ...]:
+        return _ops.split(self, split_size, dim)
+
+    def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+        return _ops.chunk(self, chunks, dim)
 
     def unsqueeze(self, dim: int) -> Tensor:
         return _ops.unsqueeze(self, dim)
@@ -545,39 +571,6 @@ class Tensor(InPlaceMethods, HookMethods):
 
     def type_as(self, other: Tensor) -> Tensor:
         return _ops.cast(self, other.dtype)
-
-
-def make_output(data: Any, node: Any, index: int, version: list[int]) -> Tensor:
-    """The tensor that output ``index`` of ``node`` is: for ``Function`` and the engine.
-
-    ``version`` is the output's in-place counter (shared with the node, which checks it).
-    """
-    t = Tensor.__new__(Tensor)
-    t.data = data
-    t.requires_grad = True
-    t._node = node
-    t._version = version
-    if index:
-        t._out_index = index
-    return t
-
-
-class MaxResult(NamedTuple):
-    """What ``max(dim)`` and ``min(dim)`` return, as in PyTorch: values and their indices."""
-
-    values: Tensor
-    indices: Tensor
-
-
-def _warn_graph_growth() -> None:
-    warnings.warn(
-        "this addition extends a graph that a backward pass has already freed: a tensor "
-        "summed across iterations (total = total + loss) keeps every iteration's graph "
-        "alive, so memory grows each step, and it can never be backpropagated. Accumulate "
-        "a number instead (total += loss.item()), or loss.detach() if you need a tensor.",
-        GraphGrowthWarning,
-        stacklevel=3,  # the user's line: past __add__ and this function
-    )
 
 
 # The modules behind the methods, filled in when they are imported (the dependency runs

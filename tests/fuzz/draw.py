@@ -234,6 +234,46 @@ def _axes_of(dim: Any, ndim: int) -> tuple[int, ...]:
     return tuple(sorted(d % ndim for d in dims))
 
 
+_EINSUM_LETTERS = "abcdefgh"
+
+
+def draw_einsum(b: Builder) -> None:
+    """A contraction of a value with a partner over shared letters: a matrix product, an
+    outer product, a trace-like diagonal, or a sum, with broadcast batch dims ('...')."""
+    a = b.pick(_has_dims(1))
+    if a is None:
+        return
+    shape = b.values[a].shape
+    n = len(shape)
+    # a's own letters; one trailing letter may be shared with a partner
+    mine = _EINSUM_LETTERS[:n]
+    kind = _choice(b, ["contract", "outer", "reduce", "diagonal"])
+    if kind == "diagonal" and n >= 2 and shape[-1] == shape[-2]:
+        term = mine[:-1] + mine[-2]  # the last two axes on their diagonal
+        b.add("einsum", (a,), equation=f"{term}->{mine[:-1]}")
+        return
+    if kind == "reduce":
+        kept = "".join(c for c in mine if b.rng.random() < 0.5)
+        b.add("einsum", (a,), equation=f"{mine}->{kept}")
+        return
+    m = int(b.rng.integers(1, 4))
+    if kind == "outer":
+        partner = _find_or_leaf(b, (m,), b.values[a].dtype)
+        b.add("einsum", (a, partner), equation=f"{mine},z->{mine}z")
+        return
+    partner = _find_or_leaf(b, (shape[-1], m), b.values[a].dtype)
+    b.add("einsum", (a, partner), equation=f"...{mine[-1]},{mine[-1]}z->...z")
+
+
+def draw_cumsum(b: Builder) -> None:
+    a = b.pick()
+    if a is None:
+        return
+    positions = max(len(b.values[a].shape), 1)
+    dim = int(b.rng.integers(-positions, positions))
+    b.add("cumsum", (a,), dim=dim, form=_choice(b, ["method", "function"]))
+
+
 def draw_reduce(b: Builder) -> None:
     a = b.pick()
     if a is None:
@@ -298,12 +338,17 @@ DRAWERS: dict[str, Callable[[Builder], None]] = {
     "pow": draw_pow,
     **{
         name: (lambda b, name=name: draw_unary(b, name))
-        for name in ("neg", "exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "softplus")
+        for name in (
+            *("neg", "exp", "log", "sqrt", "abs", "relu", "sigmoid", "tanh", "softplus"),
+            *("sin", "cos"),
+        )
     },
     "maximum": draw_maximum,
     "where": draw_where,
     "clamp": draw_clamp,
     "matmul": draw_matmul,
+    "einsum": draw_einsum,
+    "cumsum": draw_cumsum,
     "reduce": draw_reduce,
     "max": draw_max,
     "softmax": draw_softmax,

@@ -105,6 +105,16 @@ def _matmul(lib: str, x: list[str], p: dict[str, Any]) -> str:
     return f"({x[0]} @ {x[1]})"
 
 
+def _einsum(lib: str, x: list[str], p: dict[str, Any]) -> str:
+    return f"{module(lib)}.einsum({p['equation']!r}, {', '.join(x)})"
+
+
+def _cumsum(lib: str, x: list[str], p: dict[str, Any]) -> str:
+    if p["form"] == "function":
+        return f"{module(lib)}.cumsum({x[0]}, {p['dim']!r})"
+    return f"{x[0]}.cumsum({p['dim']!r})"
+
+
 def _reduce(lib: str, x: list[str], p: dict[str, Any]) -> str:
     """sum, mean, amax, amin, logsumexp, var, std over ``dim`` (None: every dim)."""
     name, dim, keepdim = p["name"], p["dim"], p["keepdim"]
@@ -260,11 +270,15 @@ RENDER: dict[str, Render] = {
     "relu": _unary("relu"),
     "sigmoid": _unary("sigmoid"),
     "tanh": _unary("tanh"),
+    "sin": _unary("sin"),
+    "cos": _unary("cos"),
     "softplus": _softplus,
     "maximum": _maximum,
     "where": _where,
     "clamp": _clamp,
     "matmul": _matmul,
+    "einsum": _einsum,
+    "cumsum": _cumsum,
     "reduce": _reduce,
     "max_all": _max_all,
     "max_dim": _max_dim,

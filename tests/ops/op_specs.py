@@ -232,15 +232,21 @@ def _slice(draw: Any) -> Case:
     )
 
 
+_GATHER_KINDS = [
+    *("ints", "list", "int_tensor", "mask", "row_mask", "pair", "slice_ints"),
+    *("along_dim", "sort", "topk"),  # torch.gather, and the values of sort and topk
+]
+
+
 @st.composite
 def _gather(draw: Any) -> Case:
     """Integer arrays (repeated and negative indices), lists, int tensors, boolean masks."""
     rng = rng_from(draw)
     x = values(rng, draw(shapes(min_dims=1)), "real")
     n0 = x.shape[0]
-    kind = draw(
-        st.sampled_from(["ints", "list", "int_tensor", "mask", "row_mask", "pair", "slice_ints"])
-    )
+    kind = draw(st.sampled_from(_GATHER_KINDS))
+    if kind in ("along_dim", "sort", "topk"):
+        return _gather_along_dim(draw, rng, kind)
     repeated = np.concatenate([rng.integers(-n0, n0, 3), [0, 0]])
     if kind == "ints":
         index: Any = repeated
@@ -277,6 +283,92 @@ def _gather(draw: Any) -> Case:
             index = (slice(None), cols)
             torch_index = (slice(None), _from_numpy(cols))
     return Case(f"{x.shape}[{kind}]", (x,), lambda t: t[index], lambda t: t[torch_index])
+
+
+def _gather_along_dim(draw: Any, rng: np.random.Generator, kind: str) -> Case:
+    """torch.gather along a dim (repeated indices, an index smaller than x), and sort and
+    topk, whose values are a gather along the sorted dim (distinct values: no ties)."""
+    shape = draw(shapes(min_dims=1))
+    dim = draw(st.integers(-len(shape), len(shape) - 1))
+    axis = dim % len(shape)
+    if kind == "along_dim":
+        x = values(rng, shape, "real")
+        small = tuple(draw(st.integers(1, n)) if a != axis else n + 1 for a, n in enumerate(shape))
+        index = rng.integers(0, shape[axis], small)
+        return Case(
+            f"gather{shape} dim={dim} index{small}",
+            (x,),
+            lambda t: t.gather(dim, cr.tensor(index)),
+            lambda t: t.gather(dim, _from_numpy(index)),
+        )
+    x = values(rng, shape, "distinct")
+    descending = draw(st.booleans())
+    if kind == "sort":
+        return Case(
+            f"sort{shape} dim={dim} descending={descending}",
+            (x,),
+            lambda t: cr.sort(t, dim, descending=descending).values,
+            lambda t: _torch("sort")(t, dim, descending).values,
+        )
+    k = draw(st.integers(0, shape[axis]))
+    return Case(
+        f"topk{shape} k={k} dim={dim} largest={descending}",
+        (x,),
+        lambda t: t.topk(k, dim, largest=descending).values,
+        lambda t: t.topk(k, dim, largest=descending).values,
+    )
+
+
+@st.composite
+def _cumsum(draw: Any) -> Case:
+    x = values(rng_from(draw), draw(shapes()), "real")
+    positions = max(x.ndim, 1)  # a 0-d tensor takes dim 0 or -1, as in torch
+    dim = draw(st.integers(-positions, positions - 1))
+    return Case(
+        f"cumsum{x.shape} dim={dim}",
+        (x,),
+        lambda t: t.cumsum(dim),
+        lambda t: _torch("cumsum")(t, dim),
+    )
+
+
+@st.composite
+def _einsum(draw: Any) -> Case:
+    """A random equation over 1-3 operands: shared, private and repeated letters (a
+    diagonal), size-1 axes that broadcast, an optional '...' over broadcast batch dims,
+    and an implicit, explicit or ellipsis-summing output."""
+    rng = rng_from(draw)
+    letters = "ijkl"
+    sizes = {c: draw(st.integers(1, 3)) for c in letters}
+    n = draw(st.integers(1, 3))
+    terms = [
+        "".join(draw(st.lists(st.sampled_from(letters), min_size=0, max_size=3))) for _ in range(n)
+    ]
+    ellipsis = draw(st.booleans())
+    batch = draw(hnp.mutually_broadcastable_shapes(num_shapes=n, max_dims=2, max_side=2))[0]
+    shapes_, written = [], []
+    for term, lead in zip(terms, batch, strict=True):
+        shape = [sizes[c] for c in term]
+        for a, c in enumerate(term):  # a size-1 axis broadcasts (not on a diagonal)
+            if term.count(c) == 1 and draw(st.integers(0, 4)) == 0:
+                shape[a] = 1
+        shapes_.append((*lead, *shape) if ellipsis else tuple(shape))
+        written.append("..." + term if ellipsis else term)
+    used = sorted(set("".join(terms)))
+    mode = draw(st.sampled_from(["implicit", "explicit", "explicit"]))
+    if mode == "implicit":
+        equation = ",".join(written)
+    else:
+        out = "".join(draw(st.permutations(used))[: draw(st.integers(0, len(used)))])
+        keep_batch = ellipsis and draw(st.booleans())
+        equation = ",".join(written) + "->" + ("..." if keep_batch else "") + out
+    inputs = tuple(values(rng, shape, "real") for shape in shapes_)
+    return Case(
+        f"einsum {equation!r} {[x.shape for x in inputs]}",
+        inputs,
+        lambda *ts: cr.einsum(equation, *ts),
+        lambda *ts: _torch("einsum")(equation, *ts),
+    )
 
 
 @st.composite
@@ -365,6 +457,10 @@ SPECS: dict[str, Any] = {
         ("positive", "real"),
     ),
     "Exp": _unary("exp", cr.exp, _torch("exp")),
+    "Sin": _unary("sin", cr.sin, _torch("sin")),
+    "Cos": _unary("cos", lambda t: t.cos(), _torch("cos")),
+    "CumSum": _cumsum(),
+    "Einsum": _einsum(),
     "Log": _unary("log", cr.log, _torch("log"), "positive"),
     "Sqrt": _unary("sqrt", cr.sqrt, _torch("sqrt"), "positive"),
     "Abs": _unary("abs", cr.abs, _torch("abs"), "nonzero"),

@@ -62,11 +62,26 @@ from chainrule import backend
 from chainrule.autograd.grad_mode import clock
 from chainrule.autograd.grad_mode import state as _grad_state
 from chainrule.errors import DeviceError, DTypeError, GraphError, ShapeError
-from chainrule.tensor import Tensor, make_output
+from chainrule.tensor import Tensor
 
 # Every Function subclass defined inside chainrule, by name: the registry that lets one
 # test gradient-check every primitive.
 PRIMITIVES: dict[str, type[Function]] = {}
+
+
+def make_output(data: Any, node: Any, index: int, version: list[int]) -> Tensor:
+    """The tensor that output ``index`` of ``node`` is: for ``Function`` and the engine.
+
+    ``version`` is the output's in-place counter (shared with the node, which checks it).
+    """
+    t = Tensor.__new__(Tensor)
+    t.data = data
+    t.requires_grad = True
+    t._node = node
+    t._version = version
+    if index:
+        t._out_index = index
+    return t
 
 
 class Function:

@@ -17,13 +17,14 @@ from typing import Any
 from chainrule import backend
 from chainrule.device import Device, as_device
 from chainrule.errors import ShapeError
-from chainrule.inplace import index_arrays
+from chainrule.inplace import index_arrays, index_on_device
 from chainrule.ops.elementwise import (
     Abs,
     Add,
     Cast,
     Clamp,
     Clone,
+    Cos,
     Div,
     Exp,
     Log,
@@ -33,6 +34,7 @@ from chainrule.ops.elementwise import (
     Pow,
     ReLU,
     Sigmoid,
+    Sin,
     Softplus,
     Sqrt,
     Sub,
@@ -40,7 +42,7 @@ from chainrule.ops.elementwise import (
     ToDevice,
     Where,
 )
-from chainrule.ops.linalg import MatMul
+from chainrule.ops.linalg import Einsum, MatMul, parse_einsum
 from chainrule.ops.movement import (
     Cat,
     Expand,
@@ -49,10 +51,12 @@ from chainrule.ops.movement import (
     Reshape,
     Slice,
     Stack,
+    along_axis,
     is_basic_index,
 )
 from chainrule.ops.reduce import (
     Amax,
+    CumSum,
     LogSoftmax,
     LogSumExp,
     MaxDim,
@@ -60,7 +64,8 @@ from chainrule.ops.reduce import (
     Softmax,
     Sum,
 )
-from chainrule.tensor import MaxResult, Tensor, bind_ops
+from chainrule.ops.results import MaxResult, SortResult
+from chainrule.tensor import Tensor, bind_ops
 
 Dim = int | Sequence[int] | None
 
@@ -132,6 +137,14 @@ def exp(x: Tensor) -> Tensor:
 
 def log(x: Tensor) -> Tensor:
     return Log.apply(x)
+
+
+def sin(x: Tensor) -> Tensor:
+    return Sin.apply(x)
+
+
+def cos(x: Tensor) -> Tensor:
+    return Cos.apply(x)
 
 
 def sqrt(x: Tensor) -> Tensor:
@@ -221,7 +234,33 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     return MatMul.apply(a, b)
 
 
+def einsum(equation: str, *operands: Any) -> Tensor:
+    """As ``torch.einsum``: sums of products over subscripts, e.g. ``"ij,jk->ik"`` (a
+    matrix product), ``"bij,bjk->bik"`` (batched), ``"...d,...d->..."`` (dot products over
+    broadcast dims), ``"ii->i"`` (a diagonal), ``"ij->"`` (a sum). The operands may also
+    be given as one list. Differentiable in every operand, to any order.
+    """
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    for i, t in enumerate(operands):
+        if not isinstance(t, Tensor):
+            raise TypeError(
+                f"einsum: operand {i} is a {type(t).__name__}, expected a Tensor "
+                f"(cr.tensor(...) converts arrays and lists)"
+            )
+    if not operands:
+        raise ValueError("einsum needs at least one operand")
+    spec = parse_einsum(equation, [t.shape for t in operands])
+    return Einsum.apply(spec, *operands)
+
+
 # -- reductions ---------------------------------------------------------------------------
+def cumsum(x: Tensor, dim: int) -> Tensor:
+    """As ``torch.cumsum``: y_i = Σ_{j ≤ i} x_j along ``dim`` (integers and booleans sum as
+    int64)."""
+    return CumSum.apply(x, _dim(dim, x.ndim, "cumsum", x.shape))
+
+
 def sum(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
     return Sum.apply(x, _axes(x, dim, "sum"), keepdim)
 
@@ -376,6 +415,116 @@ def getitem(x: Tensor, index: Any) -> Tensor:
     if is_basic_index(index):
         return Slice.apply(x, index)
     return Gather.apply(x, index)
+
+
+def gather(x: Tensor, dim: int, index: Any) -> Tensor:
+    """As ``torch.gather``: out[i][j][k] = x[i][index[i][j][k]][k] for dim 1 (likewise for
+    any dim). ``index`` is an integer tensor of x's ndim, no larger than x outside ``dim``;
+    the gradient adds up where an index repeats.
+    """
+    d = _axis(x, dim, "gather")
+    idx = index.data if isinstance(index, Tensor) else _as_array(index)
+    if idx.dtype.kind not in "iu" or idx.ndim != x.ndim:
+        raise ShapeError(
+            f"gather: index must be an integer tensor with x's {x.ndim} dims, got "
+            f"{idx.dtype} of shape {tuple(idx.shape)}"
+        )
+    if any(n > m for a, (n, m) in enumerate(zip(idx.shape, x.shape, strict=True)) if a != d):
+        raise ShapeError(
+            f"gather: index of shape {tuple(idx.shape)} is larger than x {x.shape} outside "
+            f"dim {dim}"
+        )
+    if not backend.is_device_array(idx) and idx.size:  # a GPU index is not read back here
+        low, high = int(idx.min()), int(idx.max())
+        if low < 0 or high >= x.shape[d]:
+            raise IndexError(
+                f"gather: index values must be in [0, {x.shape[d]}) along dim {dim} of x "
+                f"{x.shape}, got values from {low} to {high}"
+            )
+    return Gather.apply(x, along_axis(index_on_device(idx, x.data), d))
+
+
+def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> SortResult:
+    """As ``torch.sort``: (values, indices) sorted along ``dim``; the values are
+    differentiable (the gradient goes back to where each value came from). Ties keep
+    their order (a stable sort, whatever ``stable`` says)."""
+    d = _axis(x, dim, "sort")
+    xp = backend.get_array_module(x.data)
+    if descending:
+        # The ascending stable order of the reversed line, read backwards: largest first,
+        # ties in their original order, NaN first (as torch, which ranks NaN highest).
+        flipped = xp.argsort(xp.flip(x.data, axis=d), axis=d, kind="stable")
+        indices = xp.flip(x.shape[d] - 1 - flipped, axis=d)
+    else:
+        indices = xp.argsort(x.data, axis=d, kind="stable")
+    return SortResult(gather(x, d, Tensor(indices)), Tensor(indices))
+
+
+def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> SortResult:
+    """As ``torch.topk``: the ``k`` largest (or smallest) values along ``dim`` and their
+    indices, largest first (smallest first with ``largest=False``); values differentiable."""
+    d = _axis(x, dim, "topk")
+    if not 0 <= k <= x.shape[d]:
+        raise ValueError(f"topk: k={k} must be in [0, {x.shape[d]}] for dim {dim} of {x.shape}")
+    order = sort(x, d, descending=largest)
+    first = (slice(None),) * d + (slice(0, k),)
+    return SortResult(order.values[first], order.indices[first])
+
+
+def masked_fill(x: Tensor, mask: Any, value: Any) -> Tensor:
+    """As ``Tensor.masked_fill``: ``value`` where ``mask`` is true (broadcast to x's
+    shape), x elsewhere; the gradient reaches x where the mask is false."""
+    cond = mask.data if isinstance(mask, Tensor) else _as_array(mask)
+    if cond.dtype != bool:
+        raise TypeError(f"masked_fill: mask must be a boolean tensor, got {cond.dtype}")
+    try:
+        # NumPy on shapes only (tuples of ints): no device data involved.
+        fits = backend.xp.broadcast_shapes(x.shape, tuple(cond.shape)) == x.shape
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ShapeError(
+            f"masked_fill: mask of shape {tuple(cond.shape)} does not broadcast to x's shape "
+            f"{x.shape}"
+        )
+    if isinstance(value, Tensor) and value.ndim != 0:
+        raise ShapeError(f"masked_fill: value must be a number or a 0-d tensor, got {value.shape}")
+    return where(cond, value, x)
+
+
+def split(
+    x: Tensor, split_size_or_sections: int | Sequence[int], dim: int = 0
+) -> tuple[Tensor, ...]:
+    """As ``torch.split``: pieces of ``split_size`` along ``dim`` (the last may be
+    smaller), or of the listed sizes; each piece is a differentiable slice."""
+    d = _axis(x, dim, "split")
+    n = x.shape[d]
+    if isinstance(split_size_or_sections, int):
+        size = split_size_or_sections
+        if size <= 0:
+            raise ValueError(f"split: split_size must be positive, got {size}")
+        sizes = [size] * (n // size) + ([n % size] if n % size else [])
+    else:
+        sizes = [int(v) for v in split_size_or_sections]
+        if builtins.sum(sizes) != n or builtins.min(sizes, default=0) < 0:
+            raise ValueError(
+                f"split: sections {sizes} must be non-negative and add up to dim {dim}'s "
+                f"size {n} (shape {x.shape})"
+            )
+    lead = (slice(None),) * d
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append(Slice.apply(x, (*lead, slice(start, start + size))))
+        start += size
+    return tuple(pieces)
+
+
+def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+    """As ``torch.chunk``: at most ``chunks`` pieces of ⌈size/chunks⌉ along ``dim``."""
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+    n = x.shape[_axis(x, dim, "chunk")]
+    return split(x, builtins.max(1, math.ceil(n / chunks)), dim)
 
 
 def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:

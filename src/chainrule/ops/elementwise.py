@@ -194,6 +194,44 @@ class Exp(Function):
         return g * ctx.output(y)
 
 
+class Sin(Function):
+    """y = sin x.   VJP: dx = g · cos x."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        x = floating(x)
+        ctx.save_for_backward(x)
+        return ctx.xp.sin(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        return g * ctx.xp.cos(x)
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> Any:
+        return g * Cos.apply(ctx.inputs[0])
+
+
+class Cos(Function):
+    """y = cos x.   VJP: dx = −g · sin x."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        x = floating(x)
+        ctx.save_for_backward(x)
+        return ctx.xp.cos(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        (x,) = ctx.saved_tensors
+        return -(g * ctx.xp.sin(x))
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> Any:
+        return -(g * Sin.apply(ctx.inputs[0]))
+
+
 class Log(Function):
     """y = log x.   VJP: dx = g / x."""
 

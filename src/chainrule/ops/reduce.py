@@ -1,4 +1,5 @@
-"""Reductions and the normalising ops built on them (softmax, log-softmax, logsumexp).
+"""Reductions, the normalising ops built on them (softmax, log-softmax, logsumexp), and
+the running sum (cumsum).
 
 ``axes`` is a tuple of non-negative axes, or None for all of them. Each backward puts the
 reduced axes back (``_unreduce``) and lets broadcasting spread the gradient over them.
@@ -11,7 +12,7 @@ from typing import Any
 from chainrule import backend
 from chainrule.autograd.function import Function
 from chainrule.ops import kernels
-from chainrule.ops.movement import ScatterAdd, along_axis
+from chainrule.ops.movement import ScatterAdd, Slice, along_axis
 
 
 def _unreduce(xp: Any, g: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
@@ -232,3 +233,34 @@ class LogSoftmax(Function):
     def backward_graph(ctx: Any, g: Any) -> tuple[Any, None]:
         (y,) = ctx.saved_tensors
         return g - ctx.output(y).exp() * g.sum(axis=ctx.axis, keepdims=True), None
+
+
+class CumSum(Function):
+    """y_i = Σ_{j ≤ i} x_j along ``axis``.
+
+    VJP: dx_j = Σ_{i ≥ j} g_i, the cumulative sum of g taken from the far end (flip,
+    cumsum, flip): x_j is in every y_i from i = j on.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, axis: int) -> Any:
+        ctx.axis = axis
+        if x.ndim == 0:  # the running sum of one number (in cumsum's dtype: int64 for ints)
+            return ctx.xp.cumsum(x.reshape(1), axis=0).reshape(())
+        return ctx.xp.cumsum(x, axis=axis)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None]:
+        if g.ndim == 0:
+            return g, None
+        xp, axis = ctx.xp, ctx.axis
+        return xp.flip(xp.cumsum(xp.flip(g, axis), axis=axis), axis), None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None]:
+        # CumSum is linear: its VJP is CumSum again, between two reversals (Slice with
+        # step −1), all differentiable.
+        if g.ndim == 0:
+            return g, None
+        reverse = (slice(None),) * ctx.axis + (slice(None, None, -1),)
+        return Slice.apply(CumSum.apply(Slice.apply(g, reverse), ctx.axis), reverse), None
