@@ -46,6 +46,11 @@ def conv_cases(rng: np.random.Generator) -> list[Case]:
             lambda g, w: ConvTranspose2dFunction.apply(g, w, GEO, X_SHAPE),
             [randn(*Y_SHAPE), randn(*W_SHAPE)],
         ),
+        (  # the public layer: strided, padded, output padding, groups, dilation
+            "ConvTranspose2dFunction",
+            lambda x, w: F.conv_transpose2d(x, w, None, (2, 1), (1, 0), (1, 0), 2, (1, 2)),
+            [randn(2, 4, 3, 4), randn(4, 1, 3, 2)],
+        ),
         (
             "Conv2dWeightGradFunction",
             lambda x, g: Conv2dWeightGradFunction.apply(x, g, GEO, W_SHAPE),
@@ -109,6 +114,11 @@ def second_order_specs() -> list[tuple[str, Callable[..., Any]]]:
         )
         return (lambda g, w: ConvTranspose2dFunction.apply(g, w, geo, shape)), [g, w]
 
+    def transpose_layer(r: np.random.Generator, n: int, c: int, d: int) -> tuple[Any, list[Any]]:
+        x = _leaf(r.standard_normal((n, c, d + 1, d)))
+        w = _leaf(r.standard_normal((c, 2, 3, 3)))
+        return (lambda x, w: F.conv_transpose2d(x, w, None, 2, 1, 1)), [x, w]
+
     def weight_grad(r: np.random.Generator, n: int, c: int, d: int) -> tuple[Any, list[Any]]:
         geo = ConvGeometry((2, 2), ((0, 0), (0, 0)), (1, 1), 1)
         x = _leaf(r.standard_normal((n, c, 2 * d + 1, 2 * d + 1)))
@@ -156,6 +166,7 @@ def second_order_specs() -> list[tuple[str, Callable[..., Any]]]:
     return [
         ("Conv2dFunction", conv_plain),
         ("ConvTranspose2dFunction", transpose),
+        ("ConvTranspose2dFunction", transpose_layer),
         ("Conv2dWeightGradFunction", weight_grad),
         ("MaxPool2dFunction", max_pool),
         ("MaxUnpoolFunction", unpool),

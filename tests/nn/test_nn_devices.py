@@ -56,6 +56,14 @@ LAYERS: dict[str, tuple[Callable[[], nn.Module], list[np.ndarray]]] = {
         lambda: nn.Conv1d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2, dtype=F64),
         [images(2, 4, 11)],
     ),
+    "conv-transpose2d": (
+        lambda: nn.ConvTranspose2d(3, 4, 3, stride=2, padding=1, output_padding=1, dtype=F64),
+        [images(2, 3, 4, 5)],
+    ),
+    "conv-transpose1d-groups": (
+        lambda: nn.ConvTranspose1d(4, 2, 3, stride=2, groups=2, dtype=F64),
+        [images(2, 4, 5)],
+    ),
     "maxpool": (lambda: nn.MaxPool2d(2), [distinct(2, 3, 6, 6)]),
     "maxpool-overlapping": (lambda: nn.MaxPool2d(3, stride=2, padding=1), [distinct(2, 2, 7, 7)]),
     "maxpool-indices": (

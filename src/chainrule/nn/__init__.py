@@ -29,7 +29,7 @@ from chainrule.nn.activation import (
     Tanh,
 )
 from chainrule.nn.containers import ModuleDict, ModuleList, Sequential
-from chainrule.nn.conv import Conv1d, Conv2d
+from chainrule.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from chainrule.nn.dropout import Dropout
 from chainrule.nn.graph import Edge, Graph
 from chainrule.nn.linear import Embedding, Flatten, Identity, Linear
@@ -56,6 +56,8 @@ __all__ = [
     "BatchNorm2d",
     "Conv1d",
     "Conv2d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
     "Dropout2d",
     "MaxPool2d",
     "ELU",

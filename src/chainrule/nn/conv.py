@@ -1,4 +1,5 @@
-"""Convolution layers: ``Conv2d`` and ``Conv1d`` (PyTorch's arguments, NCHW / NCL)."""
+"""Convolution layers: ``Conv2d`` and ``Conv1d``, and their transposes ``ConvTranspose2d``
+and ``ConvTranspose1d`` (PyTorch's arguments, NCHW / NCL)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from typing import Any
 from chainrule import backend
 from chainrule.backend import default_float
 from chainrule.nn import device_arrays, init
-from chainrule.nn.functional_conv import conv1d, conv2d, pair
+from chainrule.nn.functional_conv import (
+    conv1d,
+    conv2d,
+    conv_transpose1d,
+    conv_transpose2d,
+    pair,
+)
 from chainrule.nn.module import Module
 from chainrule.nn.parameter import Parameter
 from chainrule.nn.paths import module_shape_error
@@ -17,7 +24,14 @@ from chainrule.tensor import Tensor
 
 
 class _ConvNd(Module):
-    """What Conv1d and Conv2d share: the parameters, their initialisation and checks."""
+    """What the convolutions share: the parameters, their initialisation and checks.
+
+    A convolution's weight is (out, in/groups, *kernel); a transposed one's is
+    (in, out/groups, *kernel) (``_transposed``), as in PyTorch: it is the weight of the
+    convolution whose input gradient it computes.
+    """
+
+    _transposed = False
 
     def __init__(
         self,
@@ -58,7 +72,10 @@ class _ConvNd(Module):
         self.groups = int(groups)
         self.padding_mode = padding_mode
         dtype = default_float if dtype is None else backend.DType(dtype)
-        shape = (self.out_channels, self.in_channels // self.groups, *kernel)
+        if self._transposed:
+            shape = (self.in_channels, self.out_channels // self.groups, *kernel)
+        else:
+            shape = (self.out_channels, self.in_channels // self.groups, *kernel)
         self.weight = Parameter(device_arrays.empty(shape, dtype, device))
         if bias:
             self.bias = Parameter(device_arrays.empty((self.out_channels,), dtype, device))
@@ -68,11 +85,13 @@ class _ConvNd(Module):
 
     def reset_parameters(self, generator: Generator | None = None) -> None:
         """PyTorch's default: W ~ kaiming_uniform_(a=√5), i.e. U(±1/√fan_in), and
-        b ~ U(±1/√fan_in), with fan_in = (in_channels/groups) · kernel area.
+        b ~ U(±1/√fan_in), with fan_in = the weight's dim 1 · kernel area
+        ((in_channels/groups) · k² for a convolution, (out_channels/groups) · k² for a
+        transposed one).
         """
         init.kaiming_uniform_(self.weight, a=math.sqrt(5.0), generator=generator)
         if self.bias is not None:
-            fan_in = (self.in_channels // self.groups) * math.prod(self.kernel_size)
+            fan_in = self.weight.shape[1] * math.prod(self.kernel_size)
             bound = 1.0 / math.sqrt(fan_in) if fan_in else 0.0
             init.uniform_(self.bias, -bound, bound, generator)
 
@@ -102,6 +121,8 @@ class _ConvNd(Module):
             text += f", padding={self.padding}"
         if self.dilation != (1,) * len(self.kernel_size):
             text += f", dilation={self.dilation}"
+        if any(getattr(self, "output_padding", ())):
+            text += f", output_padding={self.output_padding}"
         if self.groups != 1:
             text += f", groups={self.groups}"
         if self.bias is None:
@@ -236,6 +257,146 @@ class Conv1d(_ConvNd):
             padding,
             self.dilation[0],
             self.groups,
+        )
+
+
+class ConvTranspose2d(_ConvNd):
+    """2-D transposed convolution over (N, C, H, W): the input gradient of a Conv2d as a
+    layer, the learned upsampling of decoders and generators (a stride of 2 doubles H and
+    W). One fused op (col2im of Wᵀ x); dx is a convolution of g with W, dW the Conv2d
+    weight gradient with the roles of x and g swapped.
+
+    Args:
+        in_channels, out_channels: C and O.
+        kernel_size, stride, padding, dilation: an int or a pair (padding: numbers only;
+            it removes rows and columns from the output's borders).
+        output_padding: rows and columns added at the bottom and right, to pick among the
+            input sizes a strided Conv2d maps to one size (smaller than stride or dilation).
+        groups, bias, padding_mode, dtype, generator, device: as ``Conv2d``.
+
+    Shape:
+        (N, C, H, W) → (N, O, Ho, Wo), Ho = (H − 1)s − 2p + d(k − 1) + output_padding + 1;
+        one example (C, H, W) → (O, Ho, Wo).
+
+    Attributes:
+        weight: (C, O/groups, kh, kw), PyTorch's layout and initialisation.
+
+    Example:
+        >>> import chainrule as cr
+        >>> from chainrule import nn
+        >>> up = nn.ConvTranspose2d(16, 8, 4, stride=2, padding=1)
+        >>> up(cr.randn(2, 16, 7, 7)).shape
+        (2, 8, 14, 14)
+    """
+
+    _transposed = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        output_padding: int | tuple[int, int] = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: int | tuple[int, int] = 1,
+        padding_mode: str = "zeros",
+        dtype: Any = None,
+        generator: Generator | None = None,
+        device: Any = None,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            pair(kernel_size, "kernel_size"),
+            pair(stride, "stride"),
+            pair(padding, "padding"),
+            pair(dilation, "dilation"),
+            groups,
+            bias,
+            padding_mode,
+            dtype,
+            generator,
+            device,
+        )
+        self.output_padding = pair(output_padding, "output_padding")
+
+    def forward(self, input: Tensor) -> Tensor:
+        self._check_input(input, 4, "(N, C, H, W)")
+        return conv_transpose2d(
+            input,
+            self.weight,
+            self.bias,
+            self.stride,
+            self.padding,
+            self.output_padding,
+            self.groups,
+            self.dilation,
+        )
+
+
+class ConvTranspose1d(_ConvNd):
+    """1-D transposed convolution over (N, C, L): ``ConvTranspose2d`` on a height-1 image.
+    Arguments as ``ConvTranspose2d``, with ints (or 1-tuples) for the sizes.
+
+    Shape:
+        (N, C, L) → (N, O, Lo), Lo = (L − 1)s − 2p + d(k − 1) + output_padding + 1;
+        (C, L) → (O, Lo).
+
+    Example:
+        >>> import chainrule as cr
+        >>> from chainrule import nn
+        >>> nn.ConvTranspose1d(4, 2, 3, stride=2)(cr.randn(1, 4, 5)).shape
+        (1, 2, 11)
+    """
+
+    _transposed = True
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int],
+        stride: int | tuple[int] = 1,
+        padding: int | tuple[int] = 0,
+        output_padding: int | tuple[int] = 0,
+        groups: int = 1,
+        bias: bool = True,
+        dilation: int | tuple[int] = 1,
+        padding_mode: str = "zeros",
+        dtype: Any = None,
+        generator: Generator | None = None,
+        device: Any = None,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            _one(kernel_size),
+            _one(stride),
+            _one(padding),
+            _one(dilation),
+            groups,
+            bias,
+            padding_mode,
+            dtype,
+            generator,
+            device,
+        )
+        self.output_padding = _one(output_padding)
+
+    def forward(self, input: Tensor) -> Tensor:
+        self._check_input(input, 3, "(N, C, L)")
+        return conv_transpose1d(
+            input,
+            self.weight,
+            self.bias,
+            self.stride[0],
+            self.padding[0],
+            self.output_padding[0],
+            self.groups,
+            self.dilation[0],
         )
 
 

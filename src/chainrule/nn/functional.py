@@ -32,6 +32,12 @@ from chainrule.nn.functional_conv import (
     conv2d as conv2d,
 )
 from chainrule.nn.functional_conv import (
+    conv_transpose1d as conv_transpose1d,
+)
+from chainrule.nn.functional_conv import (
+    conv_transpose2d as conv_transpose2d,
+)
+from chainrule.nn.functional_conv import (
     dropout2d as dropout2d,
 )
 from chainrule.nn.functional_conv import (

@@ -1,7 +1,7 @@
 """The stateless forms of the image layers (re-exported by ``chainrule.nn.functional``):
-``conv2d``, ``conv1d``, ``max_pool2d``, ``avg_pool2d``, ``adaptive_avg_pool2d``,
-``batch_norm``, ``layer_norm`` and ``dropout2d``, with PyTorch's names, arguments and NCHW
-layout.
+``conv2d``, ``conv1d``, ``conv_transpose2d``, ``conv_transpose1d``, ``max_pool2d``,
+``avg_pool2d``, ``adaptive_avg_pool2d``, ``batch_norm``, ``layer_norm`` and ``dropout2d``,
+with PyTorch's names, arguments and NCHW layout.
 
 Each checks its arguments, resolves the geometry (stride, padding per side, dilation)
 and calls one fused Function from ``nn.conv_functions``, ``nn.pool_functions`` or
@@ -14,7 +14,7 @@ from typing import Any
 
 from chainrule import backend
 from chainrule.errors import DTypeError, ShapeError
-from chainrule.nn.conv_functions import Conv2dFunction, ConvGeometry
+from chainrule.nn.conv_functions import Conv2dFunction, ConvGeometry, ConvTranspose2dFunction
 from chainrule.nn.device_arrays import random_on
 from chainrule.nn.norm_functions import BatchNormFunction, LayerNormFunction, channel_shape
 from chainrule.nn.pool_functions import (
@@ -186,6 +186,120 @@ def conv1d(
         pad2,
         (1, _single(dilation, "dilation")),
         groups,
+    )
+    return y.squeeze(2)
+
+
+def conv_transpose2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    output_padding: IntPair = 0,
+    groups: int = 1,
+    dilation: IntPair = 1,
+) -> Tensor:
+    """The transposed convolution, PyTorch's ``conv_transpose2d``: the gradient of
+    ``conv2d`` with respect to its input, as a layer (it upsamples by ``stride``). Fused:
+    col2im of Wᵀ x (the conv's input-gradient code); its own VJP is conv2d of g with W
+    for dx and conv2d's weight gradient for dW.
+
+    Shape:
+        input (N, C, H, W), weight (C, O/groups, kh, kw), bias (O,) → (N, O, Ho, Wo),
+        Ho = (H − 1)·stride − 2·padding + dilation·(kh − 1) + output_padding + 1; an input
+        (C, H, W) of one example gives (O, Ho, Wo).
+    """
+    if unbatched("conv_transpose2d", input, 4, "(N, C, H, W)"):
+        return conv_transpose2d(
+            input.unsqueeze(0), weight, bias, stride, padding, output_padding, groups, dilation
+        ).squeeze(0)
+    if weight.ndim != 4:
+        raise ShapeError(
+            f"conv_transpose2d: expected a 4-D weight (C, O/groups, kh, kw), got {weight.shape}"
+        )
+    strides, dilations = pair(stride, "stride"), pair(dilation, "dilation")
+    pads, extra = pair(padding, "padding"), pair(output_padding, "output_padding")
+    _check_positive("stride", strides)
+    _check_positive("dilation", dilations)
+    in_channels, kernel = weight.shape[0], (weight.shape[2], weight.shape[3])
+    if groups < 1 or in_channels % groups:
+        raise ValueError(
+            f"conv_transpose2d: groups={groups} must divide the weight's {in_channels} input "
+            f"channels"
+        )
+    if input.shape[1] != in_channels:
+        raise ShapeError(
+            f"conv_transpose2d: input of shape {input.shape} has {input.shape[1]} channels, "
+            f"but the weight {weight.shape} takes {in_channels}"
+        )
+    if min(pads) < 0:
+        raise ValueError(f"conv_transpose2d: padding must be non-negative, got {pads}")
+    for e, s_, d in zip(extra, strides, dilations, strict=True):
+        if not 0 <= e < max(s_, d):
+            raise ValueError(
+                f"conv_transpose2d: output_padding {extra} must be smaller than the stride "
+                f"{strides} or the dilation {dilations} (PyTorch's rule)"
+            )
+    out_channels = weight.shape[1] * groups
+    if bias is not None and bias.shape != (out_channels,):
+        raise ShapeError(
+            f"conv_transpose2d: bias must have shape ({out_channels},), got {bias.shape}"
+        )
+    if input.dtype != weight.dtype:
+        raise DTypeError(
+            f"conv_transpose2d: input is {input.dtype} but weight is {weight.dtype}; convert "
+            f"one (x.float(), model.double())"
+        )
+    size = tuple(
+        (n - 1) * s_ - 2 * p + d * (k - 1) + e + 1
+        for n, s_, p, d, k, e in zip(
+            input.shape[2:], strides, pads, dilations, kernel, extra, strict=True
+        )
+    )
+    if min(size) < 1:
+        raise ShapeError(
+            f"conv_transpose2d: an input of shape {input.shape} with padding {pads} gives an "
+            f"output of size {size}; lower the padding"
+        )
+    geo = ConvGeometry(strides, ((pads[0], pads[0]), (pads[1], pads[1])), dilations, int(groups))
+    y = ConvTranspose2dFunction.apply(input, weight, geo, (input.shape[0], out_channels, *size))
+    return y if bias is None else y + bias.reshape(1, out_channels, 1, 1)
+
+
+def conv_transpose1d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: int = 1,
+    padding: int = 0,
+    output_padding: int = 0,
+    groups: int = 1,
+    dilation: int = 1,
+) -> Tensor:
+    """PyTorch's ``conv_transpose1d``: ``conv_transpose2d`` on a height-1 image.
+
+    Shape:
+        input (N, C, L), weight (C, O/groups, k), bias (O,) → (N, O, Lo),
+        Lo = (L − 1)·stride − 2·padding + dilation·(k − 1) + output_padding + 1.
+    """
+    if unbatched("conv_transpose1d", input, 3, "(N, C, L)"):
+        return conv_transpose1d(
+            input.unsqueeze(0), weight, bias, stride, padding, output_padding, groups, dilation
+        ).squeeze(0)
+    if weight.ndim != 3:
+        raise ShapeError(
+            f"conv_transpose1d: expected a 3-D weight (C, O/groups, k), got {weight.shape}"
+        )
+    y = conv_transpose2d(
+        input.unsqueeze(2),
+        weight.unsqueeze(2),
+        bias,
+        (1, _single(stride, "stride")),
+        (0, _single(padding, "padding")),
+        (0, _single(output_padding, "output_padding")),
+        groups,
+        (1, _single(dilation, "dilation")),
     )
     return y.squeeze(2)
 
