@@ -329,11 +329,11 @@ class ConvTranspose2d(_ConvNd):
             input,
             self.weight,
             self.bias,
-            self.stride,
+            pair(self.stride, "stride"),
             self.padding,
             self.output_padding,
             self.groups,
-            self.dilation,
+            pair(self.dilation, "dilation"),
         )
 
 
