@@ -66,6 +66,7 @@ MODULES: list[tuple[str, Callable[[], Any], Callable[[], Any], tuple[int, ...], 
     ("MaxPool2d", lambda: nn.MaxPool2d(2), lambda: tnn.MaxPool2d(2), (2, 3, 8, 8), 1),
     ("BatchNorm2d", lambda: nn.BatchNorm2d(3), lambda: tnn.BatchNorm2d(3), (4, 3, 5, 5), 10),
     ("LayerNorm", lambda: nn.LayerNorm((4, 5)), lambda: tnn.LayerNorm((4, 5)), (3, 4, 5), 10),
+    ("GroupNorm", lambda: nn.GroupNorm(2, 4), lambda: tnn.GroupNorm(2, 4), (3, 4, 5, 5), 10),
     ("ReLU", nn.ReLU, tnn.ReLU, (4, 6), 1),
     ("LogSoftmax", lambda: nn.LogSoftmax(dim=1), lambda: tnn.LogSoftmax(dim=1), (4, 6), 1),
 ]

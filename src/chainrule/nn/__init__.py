@@ -44,7 +44,7 @@ from chainrule.nn.loss import (
     SmoothL1Loss,
 )
 from chainrule.nn.module import IncompatibleKeys, Module, RemovableHandle
-from chainrule.nn.normalization import BatchNorm1d, BatchNorm2d, Dropout2d, LayerNorm
+from chainrule.nn.normalization import BatchNorm1d, BatchNorm2d, Dropout2d, GroupNorm, LayerNorm
 from chainrule.nn.parameter import Parameter
 from chainrule.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from chainrule.nn.wiring import Add, Duplicate, Max
@@ -72,6 +72,7 @@ __all__ = [
     "Embedding",
     "Flatten",
     "Graph",
+    "GroupNorm",
     "HuberLoss",
     "Identity",
     "IncompatibleKeys",

@@ -41,6 +41,9 @@ from chainrule.nn.functional_conv import (
     dropout2d as dropout2d,
 )
 from chainrule.nn.functional_conv import (
+    group_norm as group_norm,
+)
+from chainrule.nn.functional_conv import (
     layer_norm as layer_norm,
 )
 from chainrule.nn.functional_conv import (

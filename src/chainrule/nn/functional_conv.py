@@ -1,6 +1,7 @@
 """The stateless forms of the image layers (re-exported by ``chainrule.nn.functional``):
 ``conv2d``, ``conv1d``, ``conv_transpose2d``, ``conv_transpose1d``, ``max_pool2d``,
-``avg_pool2d``, ``adaptive_avg_pool2d``, ``batch_norm``, ``layer_norm`` and ``dropout2d``,
+``avg_pool2d``, ``adaptive_avg_pool2d``, ``batch_norm``, ``layer_norm``, ``group_norm`` and
+``dropout2d``,
 with PyTorch's names, arguments and NCHW layout.
 
 Each checks its arguments, resolves the geometry (stride, padding per side, dilation)
@@ -527,6 +528,43 @@ def layer_norm(
                 f"layer_norm: {name} of shape {t.shape} must have normalized_shape {shape}"
             )
     return LayerNormFunction.apply(input, weight, bias, dims, float(eps))
+
+
+def group_norm(
+    input: Tensor,
+    num_groups: int,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Group normalisation (PyTorch's ``group_norm``): the C channels of each example cut
+    into ``num_groups`` groups, each group normalised over its channels and positions,
+    then y = γ_c x̂ + β_c per channel. It is layer norm over (C/G, *spatial) per group
+    (the same fused Function), with a per-channel affine map after it; independent of
+    the batch, like layer norm, so it trains with batches of any size.
+
+    Shape:
+        input (N, C, *) with C divisible by num_groups; weight, bias (C,).
+    """
+    if input.ndim < 2:
+        raise ShapeError(f"group_norm: expected an input (N, C, ...), got shape {input.shape}")
+    n, c = input.shape[:2]
+    if num_groups < 1 or c % num_groups:
+        raise ValueError(
+            f"group_norm: num_groups={num_groups} must divide the {c} channels of the input "
+            f"{input.shape}"
+        )
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.shape != (c,):
+            raise ShapeError(f"group_norm: {name} of shape {t.shape} must be ({c},)")
+    grouped = input.reshape(n, num_groups, -1)
+    y = LayerNormFunction.apply(grouped, None, None, 1, float(eps)).reshape(input.shape)
+    shape = channel_shape(input.ndim, c)
+    if weight is not None:
+        y = y * weight.reshape(shape)
+    if bias is not None:
+        y = y + bias.reshape(shape)
+    return y
 
 
 def dropout2d(

@@ -1,6 +1,7 @@
 """Normalisation layers: ``BatchNorm1d`` and ``BatchNorm2d`` (statistics per channel,
-over the batch), ``LayerNorm`` (statistics per example, over its last dims), and
-``Dropout2d`` (channel dropout, the regulariser that goes with convolutions).
+over the batch), ``LayerNorm`` (statistics per example, over its last dims), ``GroupNorm``
+(per example, over groups of channels), and ``Dropout2d`` (channel dropout, the
+regulariser that goes with convolutions).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from typing import Any
 from chainrule import backend
 from chainrule.backend import default_float
 from chainrule.nn import device_arrays
-from chainrule.nn.functional_conv import batch_norm, dropout2d, layer_norm
+from chainrule.nn.functional_conv import batch_norm, dropout2d, group_norm, layer_norm
 from chainrule.nn.module import Module
 from chainrule.nn.parameter import Parameter
 from chainrule.nn.paths import module_shape_error
@@ -225,6 +226,66 @@ class LayerNorm(Module):
         return (
             f"{self.normalized_shape}, eps={self.eps}, elementwise_affine={self.elementwise_affine}"
         )
+
+
+class GroupNorm(Module):
+    """Group normalisation of (N, C, *) inputs: each example's channels in ``num_groups``
+    groups, each group normalised over its channels and positions, then a learned scale
+    and shift per channel. Batch statistics play no part, so it behaves the same in
+    training and evaluation and with batches of one (where batch norm cannot).
+    ``GroupNorm(1, C)`` normalises each example as a whole; ``GroupNorm(C, C)`` each
+    channel on its own (instance norm).
+
+    Args:
+        num_groups: G, dividing C.
+        num_channels: C.
+        eps: added to σ² for stability.
+        affine: learn γ (``weight``, init 1) and β (``bias``, init 0), each (C,).
+        dtype, device: of the parameters (default float32, the CPU).
+
+    Example:
+        >>> import chainrule as cr
+        >>> from chainrule import nn
+        >>> nn.GroupNorm(4, 8)(cr.randn(2, 8, 5, 5)).shape
+        (2, 8, 5, 5)
+    """
+
+    def __init__(
+        self,
+        num_groups: int,
+        num_channels: int,
+        eps: float = 1e-5,
+        affine: bool = True,
+        dtype: Any = None,
+        device: Any = None,
+    ) -> None:
+        super().__init__()
+        if num_groups < 1 or num_channels % num_groups:
+            raise ValueError(
+                f"GroupNorm: num_groups={num_groups} must divide num_channels={num_channels}"
+            )
+        self.num_groups = int(num_groups)
+        self.num_channels = int(num_channels)
+        self.eps = float(eps)
+        self.affine = affine
+        dtype = default_float if dtype is None else backend.DType(dtype)
+        if affine:
+            self.weight = Parameter(device_arrays.constant((num_channels,), 1.0, dtype, device))
+            self.bias = Parameter(device_arrays.constant((num_channels,), 0.0, dtype, device))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+
+    def forward(self, input: Tensor) -> Tensor:
+        if input.ndim < 2 or input.shape[1] != self.num_channels:
+            raise module_shape_error(
+                self,
+                f"expected an input (N, {self.num_channels}, ...), got shape {input.shape}",
+            )
+        return group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
 
 
 class Dropout2d(Module):
