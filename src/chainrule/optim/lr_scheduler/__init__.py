@@ -6,6 +6,7 @@ Call ``scheduler.step()`` once per epoch after ``optimizer.step()``
 """
 
 from chainrule.optim.lr_scheduler.base import LRScheduler
+from chainrule.optim.lr_scheduler.one_cycle import OneCycleLR
 from chainrule.optim.lr_scheduler.plateau import ReduceLROnPlateau
 from chainrule.optim.lr_scheduler.schedules import (
     CosineAnnealingLR,
@@ -22,6 +23,7 @@ __all__ = [
     "LRScheduler",
     "LinearLR",
     "MultiStepLR",
+    "OneCycleLR",
     "ReduceLROnPlateau",
     "SequentialLR",
     "StepLR",
