@@ -77,6 +77,10 @@ LAYERS: dict[str, tuple[Callable[[], nn.Module], list[np.ndarray]]] = {
     ),
     "adaptive-avgpool": (lambda: nn.AdaptiveAvgPool2d((2, 3)), [images(2, 3, 5, 7)]),
     "layernorm": (lambda: nn.LayerNorm((3, 4), dtype=F64), [images(2, 5, 3, 4)]),
+    "multihead-attention": (
+        lambda: nn.MultiheadAttention(8, 2, batch_first=True, dtype=F64),
+        [images(2, 5, 8), images(2, 6, 8), images(2, 6, 8)],
+    ),
     "groupnorm": (lambda: nn.GroupNorm(2, 4, dtype=F64), [images(2, 4, 3, 3)]),
     "layernorm-no-affine": (
         lambda: nn.LayerNorm(5, elementwise_affine=False, dtype=F64),

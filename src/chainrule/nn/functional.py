@@ -14,6 +14,9 @@ from typing import Any
 
 from chainrule import backend, ops
 from chainrule.errors import ShapeError
+from chainrule.nn.functional_attention import (
+    scaled_dot_product_attention as scaled_dot_product_attention,
+)
 
 # The image layers' forms live in functional_conv; they are part of this namespace too.
 from chainrule.nn.functional_conv import (
