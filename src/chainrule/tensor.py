@@ -493,6 +493,9 @@ class Tensor(InPlaceMethods, HookMethods):
     def chunk(self, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
         return _ops.chunk(self, chunks, dim)
 
+    def unbind(self, dim: int = 0) -> tuple[Tensor, ...]:
+        return _ops.unbind(self, dim)
+
     def unsqueeze(self, dim: int) -> Tensor:
         return _ops.unsqueeze(self, dim)
 

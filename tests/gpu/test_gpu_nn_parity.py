@@ -130,6 +130,27 @@ def test_multihead_attention_on_cuda_matches_torch(dtype: Any) -> None:
         assert_close(p.grad, theirs_params[pname].grad, dtype, f"attention.{pname}.grad", 10)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+def test_lstm_on_cuda_matches_torch(dtype: Any) -> None:
+    """A two-layer bidirectional LSTM: outputs, final states and every gradient."""
+    ours = nn.LSTM(6, 8, num_layers=2, bidirectional=True, batch_first=True)
+    theirs = tnn.LSTM(6, 8, num_layers=2, bidirectional=True, batch_first=True)
+    _pair(ours, theirs, dtype)
+    x = np.random.default_rng(3).standard_normal((3, 9, 6)).astype(dtype)
+    xc = cr.Tensor(x, requires_grad=True, device="cuda")
+    xt = torch.tensor(x, requires_grad=True, device=TORCH_DEVICE)
+    (yc, (hc, cc)), (yt, (ht, ct)) = ours(xc), theirs(xt)
+    assert yc.is_cuda and hc.is_cuda and cc.is_cuda
+    for a, b, what in ((yc, yt, "output"), (hc, ht, "h_n"), (cc, ct, "c_n")):
+        assert_close(a, b, dtype, f"lstm: {what}", 10)
+    (yc.sum() + hc.sum() + cc.sum()).backward()
+    (yt.sum() + ht.sum() + ct.sum()).backward()
+    assert_close(xc.grad, xt.grad, dtype, "lstm: input gradient", 10)
+    theirs_params = dict(theirs.named_parameters())
+    for pname, p in ours.named_parameters():
+        assert_close(p.grad, theirs_params[pname].grad, dtype, f"lstm.{pname}.grad", 10)
+
+
 RNG = np.random.default_rng(7)
 LOGITS = RNG.standard_normal((16, 5)) * 3
 LABELS = RNG.integers(0, 5, 16)

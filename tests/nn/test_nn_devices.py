@@ -37,6 +37,18 @@ def distinct(*shape: int) -> np.ndarray:
     return rng.permutation(int(np.prod(shape))).reshape(shape) * 0.1
 
 
+class _Flat(nn.Module):
+    """A recurrent layer with its outputs flattened, (output, h_n[, c_n]), for run_pair."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: cr.Tensor) -> tuple[cr.Tensor, ...]:
+        out, state = self.inner(x)
+        return (out, *(state if isinstance(state, tuple) else (state,)))
+
+
 # ------------------------------------------------------------------------------- layers
 LAYERS: dict[str, tuple[Callable[[], nn.Module], list[np.ndarray]]] = {
     "linear": (lambda: nn.Linear(5, 3, dtype=F64), [images(4, 5)]),
@@ -77,6 +89,15 @@ LAYERS: dict[str, tuple[Callable[[], nn.Module], list[np.ndarray]]] = {
     ),
     "adaptive-avgpool": (lambda: nn.AdaptiveAvgPool2d((2, 3)), [images(2, 3, 5, 7)]),
     "layernorm": (lambda: nn.LayerNorm((3, 4), dtype=F64), [images(2, 5, 3, 4)]),
+    "lstm-bidirectional": (
+        lambda: _Flat(nn.LSTM(3, 4, bidirectional=True, dtype=F64)),
+        [images(5, 2, 3)],
+    ),
+    "gru-two-layers-batch-first": (
+        lambda: _Flat(nn.GRU(3, 4, num_layers=2, batch_first=True, dtype=F64)),
+        [images(2, 5, 3)],
+    ),
+    "rnn-relu": (lambda: _Flat(nn.RNN(3, 4, nonlinearity="relu", dtype=F64)), [images(4, 3)]),
     "multihead-attention": (
         lambda: nn.MultiheadAttention(8, 2, batch_first=True, dtype=F64),
         [images(2, 5, 8), images(2, 6, 8), images(2, 6, 8)],

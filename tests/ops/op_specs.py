@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from op_strategies import (
@@ -320,6 +321,36 @@ def _gather_along_dim(draw: Any, rng: np.random.Generator, kind: str) -> Case:
 
 
 @st.composite
+def _split(draw: Any) -> Case:
+    """split by size or sections, and chunk: one of the pieces (the others unused, so
+    their gradients come back as zeros)."""
+    rng = rng_from(draw)
+    shape = draw(shapes(min_dims=1))
+    dim = draw(st.integers(-len(shape), len(shape) - 1))
+    n = shape[dim % len(shape)]
+    assume(n >= 2)
+    kind = draw(st.sampled_from(["size", "sections", "chunk"]))
+    size = draw(st.integers(1, n - 1))
+    sections = [size, n - size]
+    count = -(-n // size) if kind == "size" else 2
+    pick = draw(st.integers(0, count - 1))
+
+    def piece(t: Any) -> Any:
+        if kind == "size":
+            return t.split(size, dim)[pick]
+        if kind == "sections":
+            return t.split(sections, dim)[pick]
+        return t.chunk(2, dim)[pick]
+
+    return Case(
+        f"{kind}{shape} dim={dim} size={size} piece {pick}",
+        (values(rng, shape, "real"),),
+        piece,
+        piece,
+    )
+
+
+@st.composite
 def _cumsum(draw: Any) -> Case:
     x = values(rng_from(draw), draw(shapes()), "real")
     positions = max(x.ndim, 1)  # a 0-d tensor takes dim 0 or -1, as in torch
@@ -460,6 +491,7 @@ SPECS: dict[str, Any] = {
     "Sin": _unary("sin", cr.sin, _torch("sin")),
     "Cos": _unary("cos", lambda t: t.cos(), _torch("cos")),
     "CumSum": _cumsum(),
+    "Split": _split(),
     "Einsum": _einsum(),
     "Log": _unary("log", cr.log, _torch("log"), "positive"),
     "Sqrt": _unary("sqrt", cr.sqrt, _torch("sqrt"), "positive"),

@@ -159,3 +159,19 @@ def test_einsum_operands_as_a_list_and_errors_naming_the_operand() -> None:
         cr.einsum("ij,jk->ik", a)
     with pytest.raises(TypeError, match="operand 1 is a ndarray, expected a Tensor"):
         cr.einsum("ij,jk->ik", a, np.ones((3, 4)))
+
+
+def test_unbind_is_one_node_and_its_pieces_are_copies() -> None:
+    x = np.arange(12.0).reshape(3, 4)
+    ours, theirs = _pair(x)
+    pieces, t_pieces = ours.unbind(1), theirs.unbind(1)
+    assert len(pieces) == 4 and pieces[0].shape == (3,)
+    nodes = {id(p.grad_fn.next_functions[0][0]) for p in pieces}  # squeeze ← one Split
+    assert len(nodes) == 1
+    (pieces[0] * 2 + pieces[3]).sum().backward()
+    (t_pieces[0] * 2 + t_pieces[3]).sum().backward()
+    np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+    whole = cr.tensor(x)
+    first = whole.split(2, 0)[0]
+    first.data[...] = -1.0  # a piece is a fresh array: the tensor it came from is untouched
+    assert whole.numpy().min() == 0.0

@@ -48,6 +48,7 @@ from chainrule.nn.module import IncompatibleKeys, Module, RemovableHandle
 from chainrule.nn.normalization import BatchNorm1d, BatchNorm2d, Dropout2d, GroupNorm, LayerNorm
 from chainrule.nn.parameter import Parameter
 from chainrule.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from chainrule.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from chainrule.nn.wiring import Add, Duplicate, Max
 
 __all__ = [
@@ -60,6 +61,10 @@ __all__ = [
     "ConvTranspose1d",
     "ConvTranspose2d",
     "Dropout2d",
+    "GRU",
+    "GRUCell",
+    "LSTM",
+    "LSTMCell",
     "MaxPool2d",
     "ELU",
     "GELU",
@@ -90,6 +95,8 @@ __all__ = [
     "MultiheadAttention",
     "NLLLoss",
     "Parameter",
+    "RNN",
+    "RNNCell",
     "ReLU",
     "RemovableHandle",
     "SiLU",

@@ -8,7 +8,6 @@ them all.
 
 from __future__ import annotations
 
-import builtins
 import math
 import sys
 from collections.abc import Sequence
@@ -17,7 +16,8 @@ from typing import Any
 from chainrule import backend
 from chainrule.device import Device, as_device
 from chainrule.errors import ShapeError
-from chainrule.inplace import index_arrays, index_on_device
+from chainrule.inplace import index_arrays
+from chainrule.ops.arguments import Dim, as_array, axes_of, axis_of, check_dim
 from chainrule.ops.elementwise import (
     Abs,
     Add,
@@ -51,7 +51,6 @@ from chainrule.ops.movement import (
     Reshape,
     Slice,
     Stack,
-    along_axis,
     is_basic_index,
 )
 from chainrule.ops.reduce import (
@@ -64,46 +63,14 @@ from chainrule.ops.reduce import (
     Softmax,
     Sum,
 )
-from chainrule.ops.results import MaxResult, SortResult
+from chainrule.ops.results import MaxResult
+from chainrule.ops.selection import chunk as chunk
+from chainrule.ops.selection import gather as gather
+from chainrule.ops.selection import sort as sort
+from chainrule.ops.selection import split as split
+from chainrule.ops.selection import topk as topk
+from chainrule.ops.selection import unbind as unbind
 from chainrule.tensor import Tensor, bind_ops
-
-Dim = int | Sequence[int] | None
-
-
-def _dim(dim: int, n: int, op: str, shape: tuple[int, ...]) -> int:
-    """``dim`` checked against ``n`` positions (-n ≤ dim < n) and made non-negative.
-
-    ``n`` is usually the tensor's ndim; ops that insert an axis (unsqueeze, stack) have
-    one more position. A 0-d tensor still accepts dim 0 and -1, as in PyTorch.
-    """
-    n = builtins.max(n, 1)
-    if not -n <= dim < n:
-        raise IndexError(
-            f"{op}: dim {dim} is out of range for a tensor of shape {tuple(shape)} "
-            f"(expected a dim in [{-n}, {n - 1}])"
-        )
-    return dim % n
-
-
-def _axes(x: Tensor, dim: Dim, op: str) -> tuple[int, ...] | None:
-    """Normalise ``dim`` (None, an int or a sequence) to sorted non-negative axes."""
-    if dim is None:
-        return None
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
-    out = [_dim(d, x.ndim, op, x.shape) for d in dims]
-    if x.ndim == 0:
-        return ()  # a 0-d tensor's dim 0 (or -1) is the tensor itself: nothing to reduce
-    if len(set(out)) != len(out):
-        raise ShapeError(f"{op}: dim {dims} names the same dim more than once")
-    return tuple(sorted(out))
-
-
-def _axis(x: Tensor, dim: int, op: str) -> int:
-    if x.ndim == 0:
-        raise ShapeError(
-            f"{op}: needs a tensor with at least one dim, got a 0-d tensor; use x.reshape(1) first"
-        )
-    return _dim(dim, x.ndim, op, x.shape)
 
 
 # -- arithmetic ---------------------------------------------------------------------------
@@ -172,19 +139,12 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
     array, nested lists) is moved to the device of ``a`` and ``b``.
     """
     # Nested lists or a number become a NumPy array: the host's library.
-    cond = condition.data if isinstance(condition, Tensor) else _as_array(condition)
+    cond = condition.data if isinstance(condition, Tensor) else as_array(condition)
     if backend.state.gpu_loaded:
         data = a.data if isinstance(a, Tensor) else b.data if isinstance(b, Tensor) else None
         if data is not None and backend.is_device_array(data):
             cond = backend.to_device(cond, backend.device_of(data))
     return Where.apply(cond.astype(bool, copy=False), a, b)
-
-
-def _as_array(value: Any) -> Any:
-    """``value`` as an array: a GPU array as it is, anything else through NumPy."""
-    if hasattr(value, "dtype") and hasattr(value, "shape"):
-        return value
-    return backend.xp.asarray(value)  # numbers and lists: host data, read by NumPy
 
 
 def _shape_of(value: Any) -> tuple[int, ...]:
@@ -258,20 +218,20 @@ def einsum(equation: str, *operands: Any) -> Tensor:
 def cumsum(x: Tensor, dim: int) -> Tensor:
     """As ``torch.cumsum``: y_i = Σ_{j ≤ i} x_j along ``dim`` (integers and booleans sum as
     int64)."""
-    return CumSum.apply(x, _dim(dim, x.ndim, "cumsum", x.shape))
+    return CumSum.apply(x, check_dim(dim, x.ndim, "cumsum", x.shape))
 
 
 def sum(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
-    return Sum.apply(x, _axes(x, dim, "sum"), keepdim)
+    return Sum.apply(x, axes_of(x, dim, "sum"), keepdim)
 
 
 def mean(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
-    return Mean.apply(x, _axes(x, dim, "mean"), keepdim)
+    return Mean.apply(x, axes_of(x, dim, "mean"), keepdim)
 
 
 def var(x: Tensor, dim: Dim = None, unbiased: bool = True, keepdim: bool = False) -> Tensor:
     """Variance (Bessel-corrected unless ``unbiased=False``), composed from primitives."""
-    axes = _axes(x, dim, "var")
+    axes = axes_of(x, dim, "var")
     n = x.data.size if axes is None else math.prod(x.shape[a] for a in axes)
     centred = x - mean(x, dim, keepdim=True)
     return sum(centred * centred, dim, keepdim) / (n - 1 if unbiased else n)
@@ -283,11 +243,11 @@ def std(x: Tensor, dim: Dim = None, unbiased: bool = True, keepdim: bool = False
 
 def amax(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
     """Maximum over ``dim`` (one or several); tied maxima share the gradient equally."""
-    return Amax.apply(x, _axes(x, dim, "amax"), keepdim, True)
+    return Amax.apply(x, axes_of(x, dim, "amax"), keepdim, True)
 
 
 def amin(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
-    return Amax.apply(x, _axes(x, dim, "amin"), keepdim, False)
+    return Amax.apply(x, axes_of(x, dim, "amin"), keepdim, False)
 
 
 def max(x: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
@@ -298,7 +258,7 @@ def max(x: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
         return maximum(x, dim)
     if dim is None:
         return amax(x, None, keepdim)
-    return MaxResult(*MaxDim.apply(x, _axis(x, dim, "max"), keepdim, True))
+    return MaxResult(*MaxDim.apply(x, axis_of(x, dim, "max"), keepdim, True))
 
 
 def min(x: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
@@ -307,7 +267,7 @@ def min(x: Tensor, dim: Any = None, keepdim: bool = False) -> Any:
         return minimum(x, dim)
     if dim is None:
         return amin(x, None, keepdim)
-    return MaxResult(*MaxDim.apply(x, _axis(x, dim, "min"), keepdim, False))
+    return MaxResult(*MaxDim.apply(x, axis_of(x, dim, "min"), keepdim, False))
 
 
 def argmax(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
@@ -326,16 +286,16 @@ def argmin(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
 
 def logsumexp(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
     """log Σ exp(x) over ``dim``, stable for any magnitude of x."""
-    return LogSumExp.apply(x, _axes(x, dim, "logsumexp"), keepdim)
+    return LogSumExp.apply(x, axes_of(x, dim, "logsumexp"), keepdim)
 
 
 def softmax(x: Tensor, dim: int = -1) -> Tensor:
-    return Softmax.apply(x, _axis(x, dim, "softmax"))
+    return Softmax.apply(x, axis_of(x, dim, "softmax"))
 
 
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     """x − logsumexp(x) along ``dim``: finite and exact even where exp(x) overflows."""
-    return LogSoftmax.apply(x, _axis(x, dim, "log_softmax"))
+    return LogSoftmax.apply(x, axis_of(x, dim, "log_softmax"))
 
 
 # -- shapes and indexing -------------------------------------------------------------------
@@ -354,8 +314,8 @@ def reshape(x: Tensor, *shape: Any) -> Tensor:
 def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
     if x.ndim == 0:
         return reshape(x, 1)
-    start = _dim(start_dim, x.ndim, "flatten", x.shape)
-    end = _dim(end_dim, x.ndim, "flatten", x.shape)
+    start = check_dim(start_dim, x.ndim, "flatten", x.shape)
+    end = check_dim(end_dim, x.ndim, "flatten", x.shape)
     if start > end:
         raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
     merged = math.prod(x.shape[start : end + 1])
@@ -363,14 +323,14 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 
 def unsqueeze(x: Tensor, dim: int) -> Tensor:
-    d = _dim(dim, x.ndim + 1, "unsqueeze", x.shape)
+    d = check_dim(dim, x.ndim + 1, "unsqueeze", x.shape)
     return reshape(x, (*x.shape[:d], 1, *x.shape[d:]))
 
 
 def squeeze(x: Tensor, dim: int | None = None) -> Tensor:
     if dim is None:
         return reshape(x, tuple(s for s in x.shape if s != 1))
-    d = _axis(x, dim, "squeeze")
+    d = axis_of(x, dim, "squeeze")
     if x.shape[d] != 1:
         return x
     return reshape(x, x.shape[:d] + x.shape[d + 1 :])
@@ -379,7 +339,7 @@ def squeeze(x: Tensor, dim: int | None = None) -> Tensor:
 def permute(x: Tensor, *dims: Any) -> Tensor:
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
-    axes = tuple(_dim(d, x.ndim, "permute", x.shape) for d in dims)
+    axes = tuple(check_dim(d, x.ndim, "permute", x.shape) for d in dims)
     if sorted(axes) != list(range(x.ndim)):
         raise ShapeError(f"permute: {dims} is not a permutation of the {x.ndim} dims of {x.shape}")
     return Permute.apply(x, axes)
@@ -387,7 +347,7 @@ def permute(x: Tensor, *dims: Any) -> Tensor:
 
 def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
     axes = list(range(x.ndim))
-    a, b = _axis(x, dim0, "transpose"), _axis(x, dim1, "transpose")
+    a, b = axis_of(x, dim0, "transpose"), axis_of(x, dim1, "transpose")
     axes[a], axes[b] = axes[b], axes[a]
     return Permute.apply(x, tuple(axes))
 
@@ -417,64 +377,10 @@ def getitem(x: Tensor, index: Any) -> Tensor:
     return Gather.apply(x, index)
 
 
-def gather(x: Tensor, dim: int, index: Any) -> Tensor:
-    """As ``torch.gather``: out[i][j][k] = x[i][index[i][j][k]][k] for dim 1 (likewise for
-    any dim). ``index`` is an integer tensor of x's ndim, no larger than x outside ``dim``;
-    the gradient adds up where an index repeats.
-    """
-    d = _axis(x, dim, "gather")
-    idx = index.data if isinstance(index, Tensor) else _as_array(index)
-    if idx.dtype.kind not in "iu" or idx.ndim != x.ndim:
-        raise ShapeError(
-            f"gather: index must be an integer tensor with x's {x.ndim} dims, got "
-            f"{idx.dtype} of shape {tuple(idx.shape)}"
-        )
-    if any(n > m for a, (n, m) in enumerate(zip(idx.shape, x.shape, strict=True)) if a != d):
-        raise ShapeError(
-            f"gather: index of shape {tuple(idx.shape)} is larger than x {x.shape} outside "
-            f"dim {dim}"
-        )
-    if not backend.is_device_array(idx) and idx.size:  # a GPU index is not read back here
-        low, high = int(idx.min()), int(idx.max())
-        if low < 0 or high >= x.shape[d]:
-            raise IndexError(
-                f"gather: index values must be in [0, {x.shape[d]}) along dim {dim} of x "
-                f"{x.shape}, got values from {low} to {high}"
-            )
-    return Gather.apply(x, along_axis(index_on_device(idx, x.data), d))
-
-
-def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> SortResult:
-    """As ``torch.sort``: (values, indices) sorted along ``dim``; the values are
-    differentiable (the gradient goes back to where each value came from). Ties keep
-    their order (a stable sort, whatever ``stable`` says)."""
-    d = _axis(x, dim, "sort")
-    xp = backend.get_array_module(x.data)
-    if descending:
-        # The ascending stable order of the reversed line, read backwards: largest first,
-        # ties in their original order, NaN first (as torch, which ranks NaN highest).
-        flipped = xp.argsort(xp.flip(x.data, axis=d), axis=d, kind="stable")
-        indices = xp.flip(x.shape[d] - 1 - flipped, axis=d)
-    else:
-        indices = xp.argsort(x.data, axis=d, kind="stable")
-    return SortResult(gather(x, d, Tensor(indices)), Tensor(indices))
-
-
-def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> SortResult:
-    """As ``torch.topk``: the ``k`` largest (or smallest) values along ``dim`` and their
-    indices, largest first (smallest first with ``largest=False``); values differentiable."""
-    d = _axis(x, dim, "topk")
-    if not 0 <= k <= x.shape[d]:
-        raise ValueError(f"topk: k={k} must be in [0, {x.shape[d]}] for dim {dim} of {x.shape}")
-    order = sort(x, d, descending=largest)
-    first = (slice(None),) * d + (slice(0, k),)
-    return SortResult(order.values[first], order.indices[first])
-
-
 def masked_fill(x: Tensor, mask: Any, value: Any) -> Tensor:
     """As ``Tensor.masked_fill``: ``value`` where ``mask`` is true (broadcast to x's
     shape), x elsewhere; the gradient reaches x where the mask is false."""
-    cond = mask.data if isinstance(mask, Tensor) else _as_array(mask)
+    cond = mask.data if isinstance(mask, Tensor) else as_array(mask)
     if cond.dtype != bool:
         raise TypeError(f"masked_fill: mask must be a boolean tensor, got {cond.dtype}")
     try:
@@ -492,48 +398,13 @@ def masked_fill(x: Tensor, mask: Any, value: Any) -> Tensor:
     return where(cond, value, x)
 
 
-def split(
-    x: Tensor, split_size_or_sections: int | Sequence[int], dim: int = 0
-) -> tuple[Tensor, ...]:
-    """As ``torch.split``: pieces of ``split_size`` along ``dim`` (the last may be
-    smaller), or of the listed sizes; each piece is a differentiable slice."""
-    d = _axis(x, dim, "split")
-    n = x.shape[d]
-    if isinstance(split_size_or_sections, int):
-        size = split_size_or_sections
-        if size <= 0:
-            raise ValueError(f"split: split_size must be positive, got {size}")
-        sizes = [size] * (n // size) + ([n % size] if n % size else [])
-    else:
-        sizes = [int(v) for v in split_size_or_sections]
-        if builtins.sum(sizes) != n or builtins.min(sizes, default=0) < 0:
-            raise ValueError(
-                f"split: sections {sizes} must be non-negative and add up to dim {dim}'s "
-                f"size {n} (shape {x.shape})"
-            )
-    lead = (slice(None),) * d
-    pieces, start = [], 0
-    for size in sizes:
-        pieces.append(Slice.apply(x, (*lead, slice(start, start + size))))
-        start += size
-    return tuple(pieces)
-
-
-def chunk(x: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
-    """As ``torch.chunk``: at most ``chunks`` pieces of ⌈size/chunks⌉ along ``dim``."""
-    if chunks <= 0:
-        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
-    n = x.shape[_axis(x, dim, "chunk")]
-    return split(x, builtins.max(1, math.ceil(n / chunks)), dim)
-
-
 def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     """Join tensors along an existing ``dim``."""
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat needs at least one tensor")
     first = tensors[0]
-    d = _axis(first, dim, "cat")
+    d = axis_of(first, dim, "cat")
     for i, t in enumerate(tensors):
         if (
             t.ndim != first.ndim
@@ -560,7 +431,7 @@ def stack(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
                 f"stack: tensor {i} has shape {t.shape} but tensor 0 has {tensors[0].shape}; "
                 f"all must match"
             )
-    return Stack.apply(_dim(dim, tensors[0].ndim + 1, "stack", tensors[0].shape), *tensors)
+    return Stack.apply(check_dim(dim, tensors[0].ndim + 1, "stack", tensors[0].shape), *tensors)
 
 
 def cast(x: Tensor, dtype: Any) -> Tensor:

@@ -206,6 +206,30 @@ class Cat(Function):
         return (None, *(Slice.apply(g, (*lead, slice(a, b))) for a, b in zip(starts, stops)))
 
 
+class Split(Function):
+    """ys = x cut along ``axis`` at ``bounds`` into pieces (copies: like every op with
+    several outputs, its outputs are fresh arrays, so changing one in place cannot
+    silently change x under a node that saved it).
+
+    VJP: dx = the pieces' gradients joined along ``axis`` (a piece no one used gets
+    zeros): Split and Cat are each other's transpose. One node however many pieces, so
+    walking a sequence step by step costs one gradient of x, not one per step.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, axis: int, bounds: tuple[int, ...]) -> Any:
+        ctx.axis = axis
+        return tuple(piece.copy() for piece in ctx.xp.split(x, list(bounds), axis=axis))
+
+    @staticmethod
+    def backward(ctx: Any, *gs: Any) -> tuple[Any, None, None]:
+        return ctx.xp.concatenate(gs, axis=ctx.axis), None, None
+
+    @staticmethod
+    def backward_graph(ctx: Any, *gs: Any) -> tuple[Any, None, None]:
+        return Cat.apply(ctx.axis, *gs), None, None
+
+
 class Stack(Function):
     """y = the inputs stacked along a new ``axis``.   VJP: each input gets its slice of g."""
 
