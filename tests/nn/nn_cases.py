@@ -15,6 +15,7 @@ from conv_cases import conv_cases
 import chainrule as cr
 import chainrule.nn.functional as F
 from chainrule.nn.fused import NormalCDFFunction
+from chainrule.nn.rnn_functions import LSTMCellFunction
 from chainrule.random import Generator
 
 Case = tuple[str, Callable[..., Any], list[Any]]
@@ -130,6 +131,16 @@ def cases() -> list[Case]:
             "BCEFunction",
             lambda x, y: F.binary_cross_entropy(x, y, weight=np.array([1.0, 3.0])),
             [leaf(rng.uniform(0.1, 0.9, (3, 2))), leaf(rng.random((3, 2)))],
+        ),
+        (  # one LSTM step, both outputs (h', c'); gates on either side of 0
+            "LSTMCellFunction",
+            LSTMCellFunction.apply,
+            [randn(rng, 3, 8), randn(rng, 3, 2), randn(rng, 3, 2), randn(rng, 8, 2), randn(rng, 8)],
+        ),
+        (
+            "LSTMCellFunction",
+            lambda x, h, c, w: LSTMCellFunction.apply(x, h, c, w, None),
+            [randn(rng, 1, 4), randn(rng, 1, 1), randn(rng, 1, 1), randn(rng, 4, 1)],
         ),
     ]
     out += conv_cases(rng)  # the image layers (tests/nn/conv_cases.py)

@@ -20,6 +20,7 @@ import chainrule.nn  # registers the nn Functions
 import chainrule.nn.functional as F
 from chainrule.autograd import PRIMITIVES, gradgradcheck
 from chainrule.nn.fused import NormalCDFFunction
+from chainrule.nn.rnn_functions import LSTMCellFunction
 from chainrule.random import Generator
 
 # A spec builds (function, inputs) in float64 from a seeded rng and drawn sizes: n rows,
@@ -199,6 +200,22 @@ def bce_sum(r: Rng, n: int, c: int, d: int) -> Case:
     ]
 
 
+def lstm_step_h(r: Rng, n: int, c: int, d: int) -> Case:
+    inputs = [
+        randn(r, n, 4 * c),
+        randn(r, n, c),
+        randn(r, n, c),
+        randn(r, 4 * c, c),
+        randn(r, 4 * c),
+    ]
+    return (lambda *a: LSTMCellFunction.apply(*a)[0]), inputs
+
+
+def lstm_step_c(r: Rng, n: int, c: int, d: int) -> Case:
+    inputs = [randn(r, n, 4 * c), randn(r, n, c), randn(r, n, c), randn(r, 4 * c, c)]
+    return (lambda x, h, cell, w: LSTMCellFunction.apply(x, h, cell, w, None)[1]), inputs
+
+
 SPECS: list[tuple[str, Builder]] = [
     ("LinearFunction", linear),
     ("LinearFunction", linear_batched_no_bias),
@@ -227,6 +244,8 @@ SPECS: list[tuple[str, Builder]] = [
     ("BCEWithLogitsFunction", bce_with_logits_none),
     ("BCEFunction", bce_weighted),
     ("BCEFunction", bce_sum),
+    ("LSTMCellFunction", lstm_step_h),
+    ("LSTMCellFunction", lstm_step_c),
 ]
 SPECS += second_order_specs()  # the image layers (tests/nn/conv_cases.py)
 

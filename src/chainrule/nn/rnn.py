@@ -3,11 +3,11 @@ state_dict loads into ``torch.nn.LSTM`` and the others): ``RNN``, ``LSTM`` and `
 over whole sequences (several layers, both directions, dropout between layers), and the
 single steps ``RNNCell``, ``LSTMCell`` and ``GRUCell``.
 
-Each step is written with the primitives (matmul, sigmoid, tanh, products), so the
-backward pass through time is the engine's chain rule over the unrolled graph: the
-lecture's "graphs whose shape depends on the data", one node per step. The input
-projections of a whole sequence are one matrix product before the loop; only h Wₕₕᵀ is
-computed per step.
+The backward pass through time is the engine's chain rule over the unrolled graph: the
+lecture's "graphs whose shape depends on the data". An LSTM step is one fused node
+(``nn.rnn_functions.LSTMCellFunction``, its VJP in closed form); the RNN and GRU steps are
+written with the primitives (matmul, sigmoid, tanh, products). The input projections of
+a whole sequence are one matrix product before the loop; only h Wₕₕᵀ is computed per step.
 
 The equations (σ the logistic sigmoid, ⊙ the elementwise product; PyTorch's gate order):
 
@@ -30,6 +30,7 @@ from chainrule.nn.functional import dropout, linear
 from chainrule.nn.module import Module
 from chainrule.nn.parameter import Parameter
 from chainrule.nn.paths import module_shape_error
+from chainrule.nn.rnn_functions import LSTMCellFunction
 from chainrule.random import Generator
 from chainrule.tensor import Tensor
 
@@ -42,11 +43,10 @@ def _cell_step(
     mode: str, x_proj: Tensor, h: Tensor, c: Tensor | None, w_hh: Tensor, b_hh: Tensor | None
 ) -> tuple[Tensor, Tensor | None]:
     """One step from the input's projection x_proj = W_ih x + b_ih: (h', c')."""
+    if mode == "LSTM":  # one fused node (nn.rnn_functions)
+        h_next, c_next = LSTMCellFunction.apply(x_proj, h, c, w_hh, b_hh)
+        return h_next, c_next
     h_proj = linear(h, w_hh, b_hh)
-    if mode == "LSTM":
-        i, f, g, o = (x_proj + h_proj).chunk(4, -1)
-        c_next = f.sigmoid() * c + i.sigmoid() * g.tanh()
-        return o.sigmoid() * c_next.tanh(), c_next
     if mode == "GRU":
         x_r, x_z, x_n = x_proj.chunk(3, -1)
         h_r, h_z, h_n = h_proj.chunk(3, -1)
