@@ -156,8 +156,9 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
         "--model",
         choices=MODELS,
         default=given_or_default(DEFAULTS.model),
-        help="mlp (--hidden sizes) or cnn ([--convs-per-block x (conv 3x3, BatchNorm, "
-        "ReLU), maxpool 2] per --channels size, linear 128, linear)",
+        help="mlp (--hidden sizes), cnn ([--convs-per-block x (conv 3x3, BatchNorm, "
+        "ReLU), maxpool 2] per --channels size, linear 128, linear) or lstm (the image row "
+        "by row: len(--hidden) LSTM layers of --hidden[0] units, linear on the last step)",
     )
     m.add_argument(
         "--channels",
@@ -349,6 +350,9 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
 def _describe_model(cfg: TrainConfig) -> str:
     if cfg.model == "mlp":
         return f"mlp {list(cfg.hidden)}"
+    if cfg.model == "lstm":
+        layers = len(cfg.hidden)
+        return f"lstm {layers} layer{'s' if layers > 1 else ''} of {cfg.hidden[0]} over rows"
     convs = "" if cfg.convs_per_block == 1 else f" x {cfg.convs_per_block} convs"
     return f"cnn {list(cfg.channels)}{convs}"
 

@@ -9,7 +9,7 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
-MODELS = ("mlp", "cnn")
+MODELS = ("mlp", "cnn", "lstm")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
 INITS = ("kaiming", "xavier", "default")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
@@ -21,11 +21,14 @@ SCHEDULES = ("none", "step", "multistep", "exponential", "cosine", "plateau")
 # epochs of 32 would take hours, so these are the README's recipes for them.
 _MNIST_FAMILY_MLP: dict[str, Any] = {"epochs": 20, "batch_size": 128, "hidden": (1024, 512)}
 _MNIST_FAMILY_CNN: dict[str, Any] = {"epochs": 15, "batch_size": 128}
+_MNIST_FAMILY_LSTM: dict[str, Any] = {"epochs": 10, "batch_size": 128, "hidden": (128,)}
 RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ("fashion-mnist", "mlp"): _MNIST_FAMILY_MLP,
     ("fashion-mnist", "cnn"): _MNIST_FAMILY_CNN,
+    ("fashion-mnist", "lstm"): _MNIST_FAMILY_LSTM,
     ("mnist", "mlp"): _MNIST_FAMILY_MLP,
     ("mnist", "cnn"): _MNIST_FAMILY_CNN,
+    ("mnist", "lstm"): _MNIST_FAMILY_LSTM,
 }
 
 
@@ -34,9 +37,11 @@ class TrainConfig:
     """Everything that decides a training run. The defaults train an MLP on scikit-learn's
     8×8 digits to about 98% test accuracy in a few seconds.
 
-    Model: ``model`` "mlp" or "cnn" (the CNN of ``training.model.build_cnn``: one
+    Model: ``model`` "mlp", "cnn" (the CNN of ``training.model.build_cnn``: one
     block of ``convs_per_block`` conv–BatchNorm–ReLU layers and a maxpool per entry of
-    ``channels``, then two linear layers). MLP: ``hidden`` sizes
+    ``channels``, then two linear layers) or "lstm" (``training.model.RowLSTM``: the image
+    read row by row by ``len(hidden)`` LSTM layers of ``hidden[0]`` units, then a linear
+    layer on the last step). MLP: ``hidden`` sizes
     of an MLP with ``activation`` and ``dropout`` after each hidden layer. Weights
     initialised by ``init`` (Kaiming: N(0, 2/fan_in) for ReLU-like activations, the
     lecture's advice; Xavier; or PyTorch's default uniform).

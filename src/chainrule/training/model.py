@@ -97,10 +97,52 @@ def build_cnn(cfg: TrainConfig, image_shape: tuple[int, ...], num_classes: int) 
     return model
 
 
+class RowLSTM(nn.Module):
+    """An image read row by row: H steps of C·W features through an LSTM, the last
+    step's hidden state through dropout and a linear layer to the logits (the classic
+    sequential-MNIST classifier, and a graph whose depth is the number of rows).
+
+    Shape:
+        (N, C, H, W) or (N, H, W) → (N, classes).
+    """
+
+    def __init__(
+        self, rows: int, features: int, hidden: int, layers: int, classes: int, dropout: float
+    ) -> None:
+        super().__init__()
+        self.rows, self.features = rows, features
+        self.lstm = nn.LSTM(features, hidden, num_layers=layers, batch_first=True)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, x: Any) -> Any:
+        n = x.shape[0]
+        if x.ndim == 4:  # (N, C, H, W): each row's C·W values are one step's input
+            x = x.permute(0, 2, 1, 3)
+        out, _ = self.lstm(x.reshape(n, self.rows, self.features))
+        return self.head(self.dropout(out[:, -1]))
+
+
+def build_lstm(cfg: TrainConfig, image_shape: tuple[int, ...], num_classes: int) -> RowLSTM:
+    """``--model lstm``: a ``RowLSTM`` with ``len(cfg.hidden)`` layers of
+    ``cfg.hidden[0]`` units, PyTorch's initialisation (U(±1/√H); ``--init`` does not
+    apply), ``cfg.dropout`` before the output layer."""
+    if len(image_shape) not in (2, 3):
+        raise ValueError(
+            f"--model lstm reads images row by row: it needs examples (C, H, W) or (H, W), "
+            f"got {tuple(image_shape)}; use --model mlp for flat data"
+        )
+    rows = int(image_shape[-2])
+    features = int(math.prod(image_shape)) // rows
+    return RowLSTM(rows, features, cfg.hidden[0], len(cfg.hidden), num_classes, cfg.dropout)
+
+
 def build_model(cfg: TrainConfig, example_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """The model ``cfg.model`` names, for examples of ``example_shape`` (without N)."""
     if cfg.model == "cnn":
         return build_cnn(cfg, example_shape, num_classes)
+    if cfg.model == "lstm":
+        return build_lstm(cfg, example_shape, num_classes)
     return build_mlp(cfg, int(math.prod(example_shape)), num_classes)
 
 
