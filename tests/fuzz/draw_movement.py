@@ -1,5 +1,6 @@
 """Drawing the ops that move values without changing them: reshape and its spellings,
-permute/transpose, expand, basic and advanced indexing, cat/stack, casts and clone.
+permute/transpose, expand, basic and advanced indexing, cat/stack, split/chunk/unbind,
+casts and clone.
 
 They keep values exact (a tie stays a tie in every library), so they also set up the
 exact ties that relu, abs, max and clamp meet downstream.
@@ -164,6 +165,31 @@ def draw_join(b: Builder) -> None:
     b.add("join", tuple(parts), exact=True, name=name, dim=d)
 
 
+def draw_split(b: Builder) -> None:
+    """One piece of split (by size or sections), chunk or unbind: the other pieces go
+    unused, so their gradients come back as zeros."""
+    a = b.pick(lambda v: len(v.shape) >= 1 and max(v.shape) >= 2)
+    if a is None:
+        return
+    shape = b.values[a].shape
+    d = int(b.rng.integers(-len(shape), len(shape)))
+    n = shape[d]
+    if n < 2:
+        return
+    how = _choice(b, ["size", "sections", "chunk", "unbind"])
+    size = int(b.rng.integers(1, n))
+    pieces = {
+        "size": -(-n // size),
+        "sections": 2,
+        "chunk": len(range(0, n, -(-n // 2))),
+        "unbind": n,
+    }
+    pick = int(b.rng.integers(pieces[how]))
+    b.add(
+        "split", (a,), exact=True, how=how, dim=d, size=size, sections=[size, n - size], pick=pick
+    )
+
+
 def draw_cast(b: Builder) -> None:
     a = b.pick()
     if a is None:
@@ -185,6 +211,7 @@ MOVEMENT_DRAWERS: dict[str, Callable[[Builder], None]] = {
     "index_basic": draw_index_basic,
     "index_advanced": draw_index_advanced,
     "join": draw_join,
+    "split": draw_split,
     "cast": draw_cast,
     "clone": draw_clone,
 }

@@ -109,6 +109,17 @@ def _einsum(lib: str, x: list[str], p: dict[str, Any]) -> str:
     return f"{module(lib)}.einsum({p['equation']!r}, {', '.join(x)})"
 
 
+def _split(lib: str, x: list[str], p: dict[str, Any]) -> str:
+    how, d, k = p["how"], p["dim"], p["pick"]
+    if how == "size":
+        return f"{x[0]}.split({p['size']!r}, {d!r})[{k}]"
+    if how == "sections":
+        return f"{x[0]}.split({p['sections']!r}, {d!r})[{k}]"
+    if how == "chunk":
+        return f"{x[0]}.chunk(2, {d!r})[{k}]"
+    return f"{x[0]}.unbind({d!r})[{k}]"
+
+
 def _cumsum(lib: str, x: list[str], p: dict[str, Any]) -> str:
     if p["form"] == "function":
         return f"{module(lib)}.cumsum({x[0]}, {p['dim']!r})"
@@ -289,6 +300,7 @@ RENDER: dict[str, Render] = {
     "index_basic": _index_basic,
     "index_advanced": _index_advanced,
     "join": _join,
+    "split": _split,
     "cast": _cast,
     "clone": _clone,
 }
