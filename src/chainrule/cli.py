@@ -234,7 +234,8 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
         "--schedule",
         choices=SCHEDULES,
         default=given_or_default(DEFAULTS.schedule),
-        help="learning-rate schedule, stepped once per epoch",
+        help="learning-rate schedule, stepped once per epoch (onecycle: once per batch, "
+        "peaking at --lr)",
     )
     o.add_argument(
         "--warmup-epochs",

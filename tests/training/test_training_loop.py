@@ -66,8 +66,9 @@ class _InterruptError(Exception):
         },
         {"optimizer": "adamw", "schedule": "cosine", "warmup_epochs": 1, "oversample": True},
         {"stratified": False, "schedule": "plateau", "normalize": False},
+        {"schedule": "onecycle", "lr": 3e-3},
     ],
-    ids=["adam-cosine", "sgd-step-l1-l2", "adamw-warmup-oversample", "shuffle-plateau"],
+    ids=["adam-cosine", "sgd-step-l1-l2", "adamw-warmup-oversample", "shuffle-plateau", "onecycle"],
 )
 def test_resume_is_bit_identical(tmp_path: Path, options: dict[str, Any]) -> None:
     cfg = TrainConfig(**{**SMALL, "dropout": 0.3, **options})
@@ -139,3 +140,29 @@ def test_bad_options_are_named() -> None:
         TrainConfig(dropout=1.0).validate()
     with pytest.raises(ValueError, match="--nesterov"):
         TrainConfig(optimizer="adam", nesterov=True).validate()
+
+
+def test_onecycle_steps_per_batch_and_its_rates_are_torchs(tmp_path: Path) -> None:
+    """--schedule onecycle: the rate recorded at each epoch's end is PyTorch's OneCycleLR
+    rate after that many batches (a per-batch schedule over the whole run)."""
+    torch = pytest.importorskip("torch")
+    from chainrule.training.loop import load_run
+
+    cfg = TrainConfig(**{**SMALL, "schedule": "onecycle", "lr": 3e-3})
+    train(cfg, out=tmp_path, log=None)
+    rows = [json.loads(r) for r in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    steps = len(load_run(tmp_path).loader)
+    w = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.Adam([w], lr=3e-3)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=3e-3, epochs=cfg.epochs, steps_per_epoch=steps
+    )
+    expected = []
+    for _ in range(cfg.epochs):
+        for _ in range(steps):
+            opt.step()
+            sched.step()
+        expected.append(opt.param_groups[0]["lr"])
+    assert [row["lr"] for row in rows] == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="warms up by itself"):
+        TrainConfig(schedule="onecycle", warmup_epochs=1).validate()

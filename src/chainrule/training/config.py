@@ -13,7 +13,7 @@ MODELS = ("mlp", "cnn", "lstm")
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
 INITS = ("kaiming", "xavier", "default")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
-SCHEDULES = ("none", "step", "multistep", "exponential", "cosine", "plateau")
+SCHEDULES = ("none", "step", "multistep", "exponential", "cosine", "plateau", "onecycle")
 
 # The options ``chainrule train`` takes from here when its command line leaves them out,
 # by (dataset, model). ``TrainConfig``'s own defaults suit the bundled 8×8 digits (1,797
@@ -147,6 +147,11 @@ class TrainConfig:
         _number("gamma", self.gamma, low=0.0, high=1.0, low_open=True)
         if self.schedule == "plateau" and self.gamma == 1.0:
             raise ValueError("--gamma must be < 1 with --schedule plateau (1 never reduces)")
+        if self.schedule == "onecycle" and self.warmup_epochs:
+            raise ValueError(
+                "--warmup-epochs with --schedule onecycle: the one-cycle policy warms up "
+                "by itself (its first 30% of the steps); leave --warmup-epochs at 0"
+            )
         if self.warmup_epochs >= self.epochs:
             raise ValueError(
                 f"--warmup-epochs must be in [0, epochs), got "
@@ -182,13 +187,13 @@ class TrainConfig:
                 f"--epochs {epochs} with --resume: this run has already completed "
                 f"{completed} epochs; give --epochs of at least {completed}"
             )
-        if self.schedule == "cosine":
+        if self.schedule in ("cosine", "onecycle"):
             raise ValueError(
-                f"--epochs {epochs} with --resume: this run's cosine schedule was laid out "
-                f"for {self.epochs} epochs (the learning rate of every epoch depends on the "
-                f"total), so training it to {epochs} would not give the run that "
-                f"--epochs {epochs} gives from the start; resume without --epochs, or start "
-                f"a new run with --epochs {epochs}"
+                f"--epochs {epochs} with --resume: this run's {self.schedule} schedule was "
+                f"laid out for {self.epochs} epochs (the learning rate of every epoch "
+                f"depends on the total), so training it to {epochs} would not give the run "
+                f"that --epochs {epochs} gives from the start; resume without --epochs, or "
+                f"start a new run with --epochs {epochs}"
             )
         return dataclasses.replace(self, epochs=epochs).validate()
 

@@ -30,7 +30,12 @@ from chainrule.data.augment import RandomShiftFlip
 from chainrule.training.checkpoint import Checkpoint, host_tensor, save_checkpoint
 from chainrule.training.config import TrainConfig
 from chainrule.training.files import write_json, write_jsonl
-from chainrule.training.model import build_model, build_optimizer, build_scheduler
+from chainrule.training.model import (
+    build_model,
+    build_one_cycle,
+    build_optimizer,
+    build_scheduler,
+)
 from chainrule.training.progress import format_duration, progress_bar
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -119,7 +124,10 @@ class Run:
             RandomShiftFlip(cfg.augment_shift, flip=cfg.augment_flip) if cfg.augment else None
         )
         self.optimizer = build_optimizer(cfg, self.model)
+        # A per-batch schedule (onecycle) is made with the loader, in prepare_data.
         self.scheduler = build_scheduler(cfg, self.optimizer)
+        self.per_batch_schedule = cfg.schedule == "onecycle"
+        self._resume_states: tuple[Any, Any] | None = None
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
         # Under MPI: the same model on every rank (DDP broadcasts rank 0's weights) and the
         # global batch split between the ranks; only rank 0 prints and writes files.
@@ -150,6 +158,10 @@ class Run:
         self.optimizer.load_state_dict(ckpt.optimizer_state())
         if self.scheduler is not None:
             self.scheduler.load_state_dict(ckpt.scheduler_state())
+        elif self.per_batch_schedule:
+            # Made in prepare_data; making it resets the rates and momenta, so both states
+            # are loaded after it (PyTorch's order: make, then load).
+            self._resume_states = (ckpt.optimizer_state(), ckpt.scheduler_state())
         norm_state = ckpt.normalizer_state()
         if self.normalizer is not None and norm_state is not None:
             self.normalizer.load_state_dict(norm_state)
@@ -203,6 +215,12 @@ class Run:
             self.loader = data.DataLoader(
                 train_ds, batch_size=cfg.batch_size, shuffle=True, generator=self.loader_generator
             )
+        if self.per_batch_schedule and self.scheduler is None:
+            self.scheduler = build_one_cycle(cfg, self.optimizer, len(self.loader))
+            if self._resume_states is not None:
+                optimizer_state, scheduler_state = self._resume_states
+                self.optimizer.load_state_dict(optimizer_state)
+                self.scheduler.load_state_dict(scheduler_state)
 
     def train_step(self, xb: cr.Tensor, yb: cr.Tensor, totals: Totals, share: float = 1.0) -> None:
         """One minibatch: augment, forward, loss, backward, optimiser step, and the batch
@@ -221,6 +239,8 @@ class Run:
         else:
             loss.backward()
         self.optimizer.step()
+        if self.per_batch_schedule:
+            self.scheduler.step()
         totals.add(loss, logits, yb)
 
     def train_epoch(self, bar: Any = None) -> tuple[float, float]:
@@ -267,7 +287,7 @@ class Run:
         )
 
     def step_scheduler(self, train_loss: float) -> None:
-        if self.scheduler is None:
+        if self.scheduler is None or self.per_batch_schedule:  # that one steps per batch
             return
         if self.cfg.schedule == "plateau":
             self.scheduler.step(train_loss)

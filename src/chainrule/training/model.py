@@ -178,10 +178,12 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module) -> optim.Optimizer:
 
 
 def build_scheduler(cfg: TrainConfig, opt: optim.Optimizer) -> Any:
-    """A per-epoch schedule, preceded by a linear warm-up when ``warmup_epochs`` > 0."""
+    """A per-epoch schedule, preceded by a linear warm-up when ``warmup_epochs`` > 0.
+    None for "onecycle", a per-batch schedule that needs the loader's length
+    (``build_one_cycle``)."""
     decay_epochs = cfg.epochs - cfg.warmup_epochs
     main: Any
-    if cfg.schedule == "none":
+    if cfg.schedule in ("none", "onecycle"):
         main = None
     elif cfg.schedule == "step":
         main = lr_scheduler.StepLR(opt, step_size=cfg.step_size, gamma=cfg.gamma)
@@ -199,3 +201,16 @@ def build_scheduler(cfg: TrainConfig, opt: optim.Optimizer) -> Any:
         raise ValueError("--warmup-epochs needs a --schedule other than none and plateau")
     warmup = lr_scheduler.LinearLR(opt, start_factor=0.1, total_iters=cfg.warmup_epochs)
     return lr_scheduler.SequentialLR(opt, [warmup, main], milestones=[cfg.warmup_epochs])
+
+
+def build_one_cycle(
+    cfg: TrainConfig, opt: optim.Optimizer, steps_per_epoch: int
+) -> lr_scheduler.OneCycleLR:
+    """``--schedule onecycle``: one cycle over the whole run, stepped per batch, peaking
+    at ``cfg.lr``. It cycles Adam's β₁, or SGD's momentum when ``--momentum`` is set (the
+    0.85–0.95 of the policy then replaces it); the other optimisers keep theirs."""
+    cycle = cfg.optimizer in ("adam", "adamw") or (cfg.optimizer == "sgd" and cfg.momentum > 0)
+    return lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
+        cycle_momentum=cycle,
+    )  # fmt: skip
