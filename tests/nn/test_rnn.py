@@ -152,3 +152,7 @@ def test_init_and_errors() -> None:
         nn.RNN(3, 4, nonlinearity="sigmoid")
     with pytest.raises(NotImplementedError, match="proj_size"):
         nn.LSTM(3, 4, proj_size=2)
+    with pytest.raises(ValueError, match="GRUCell: input_size and hidden_size must be positive"):
+        nn.GRUCell(0, 4)
+    with pytest.raises(ValueError, match="LSTM: input_size, hidden_size and num_layers"):
+        nn.LSTM(3, 4, num_layers=0)

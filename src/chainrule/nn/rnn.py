@@ -321,6 +321,11 @@ class _CellBase(Module):
         super().__init__()
         if mode is not None:  # RNNCell picks tanh or relu
             self.mode = mode
+        if input_size < 1 or hidden_size < 1:
+            raise ValueError(
+                f"{type(self).__name__}: input_size and hidden_size must be positive, got "
+                f"{input_size}, {hidden_size}"
+            )
         self.input_size, self.hidden_size, self.bias = int(input_size), int(hidden_size), bias
         dtype = default_float if dtype is None else backend.DType(dtype)
         gate = _GATES[self.mode] * self.hidden_size
