@@ -15,7 +15,7 @@ from conv_cases import conv_cases
 import chainrule as cr
 import chainrule.nn.functional as F
 from chainrule.nn.fused import NormalCDFFunction
-from chainrule.nn.rnn_functions import LSTMCellFunction
+from chainrule.nn.rnn_functions import LSTMCellFunction, LSTMLayerFunction
 from chainrule.random import Generator
 
 Case = tuple[str, Callable[..., Any], list[Any]]
@@ -141,6 +141,22 @@ def cases() -> list[Case]:
             "LSTMCellFunction",
             lambda x, h, c, w: LSTMCellFunction.apply(x, h, c, w, None),
             [randn(rng, 1, 4), randn(rng, 1, 1), randn(rng, 1, 1), randn(rng, 4, 1)],
+        ),
+        (  # a whole sequence in one node: out, h_T, c_T
+            "LSTMLayerFunction",
+            lambda x, h, c, w, b: LSTMLayerFunction.apply(x, h, c, w, b, False),
+            [
+                randn(rng, 3, 2, 8),
+                randn(rng, 2, 2),
+                randn(rng, 2, 2),
+                randn(rng, 8, 2),
+                randn(rng, 8),
+            ],
+        ),
+        (
+            "LSTMLayerFunction",
+            lambda x, h, c, w: LSTMLayerFunction.apply(x, h, c, w, None, True),
+            [randn(rng, 4, 1, 4), randn(rng, 1, 1), randn(rng, 1, 1), randn(rng, 4, 1)],
         ),
     ]
     out += conv_cases(rng)  # the image layers (tests/nn/conv_cases.py)

@@ -20,7 +20,7 @@ import chainrule.nn  # registers the nn Functions
 import chainrule.nn.functional as F
 from chainrule.autograd import PRIMITIVES, gradgradcheck
 from chainrule.nn.fused import NormalCDFFunction
-from chainrule.nn.rnn_functions import LSTMCellFunction
+from chainrule.nn.rnn_functions import LSTMCellFunction, LSTMLayerFunction
 from chainrule.random import Generator
 
 # A spec builds (function, inputs) in float64 from a seeded rng and drawn sizes: n rows,
@@ -216,6 +216,17 @@ def lstm_step_c(r: Rng, n: int, c: int, d: int) -> Case:
     return (lambda x, h, cell, w: LSTMCellFunction.apply(x, h, cell, w, None)[1]), inputs
 
 
+def lstm_layer_out(r: Rng, n: int, c: int, d: int) -> Case:
+    inputs = [randn(r, d + 1, n, 4 * c), randn(r, n, c), randn(r, n, c), randn(r, 4 * c, c)]
+    inputs.append(randn(r, 4 * c))
+    return (lambda x, h, cell, w, b: LSTMLayerFunction.apply(x, h, cell, w, b, False)[0]), inputs
+
+
+def lstm_layer_reverse_last_c(r: Rng, n: int, c: int, d: int) -> Case:
+    inputs = [randn(r, d + 1, n, 4 * c), randn(r, n, c), randn(r, n, c), randn(r, 4 * c, c)]
+    return (lambda x, h, cell, w: LSTMLayerFunction.apply(x, h, cell, w, None, True)[2]), inputs
+
+
 SPECS: list[tuple[str, Builder]] = [
     ("LinearFunction", linear),
     ("LinearFunction", linear_batched_no_bias),
@@ -246,6 +257,8 @@ SPECS: list[tuple[str, Builder]] = [
     ("BCEFunction", bce_sum),
     ("LSTMCellFunction", lstm_step_h),
     ("LSTMCellFunction", lstm_step_c),
+    ("LSTMLayerFunction", lstm_layer_out),
+    ("LSTMLayerFunction", lstm_layer_reverse_last_c),
 ]
 SPECS += second_order_specs()  # the image layers (tests/nn/conv_cases.py)
 

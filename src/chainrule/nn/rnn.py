@@ -3,11 +3,13 @@ state_dict loads into ``torch.nn.LSTM`` and the others): ``RNN``, ``LSTM`` and `
 over whole sequences (several layers, both directions, dropout between layers), and the
 single steps ``RNNCell``, ``LSTMCell`` and ``GRUCell``.
 
-The backward pass through time is the engine's chain rule over the unrolled graph: the
-lecture's "graphs whose shape depends on the data". An LSTM step is one fused node
-(``nn.rnn_functions.LSTMCellFunction``, its VJP in closed form); the RNN and GRU steps are
-written with the primitives (matmul, sigmoid, tanh, products). The input projections of
-a whole sequence are one matrix product before the loop; only h Wₕₕᵀ is computed per step.
+The RNN and GRU steps are written with the primitives (matmul, sigmoid, tanh, products):
+the backward pass through time is the engine's chain rule over the unrolled graph, the
+lecture's "graphs whose shape depends on the data". An LSTM layer is one fused node per
+sequence (``nn.rnn_functions.LSTMLayerFunction``: the steps loop inside it, and its
+backward is backpropagation through time written out), an ``LSTMCell`` one per step. The
+input projections of a whole sequence are one matrix product before the loop; only
+h Wₕₕᵀ is computed per step.
 
 The equations (σ the logistic sigmoid, ⊙ the elementwise product; PyTorch's gate order):
 
@@ -30,7 +32,7 @@ from chainrule.nn.functional import dropout, linear
 from chainrule.nn.module import Module
 from chainrule.nn.parameter import Parameter
 from chainrule.nn.paths import module_shape_error
-from chainrule.nn.rnn_functions import LSTMCellFunction
+from chainrule.nn.rnn_functions import LSTMCellFunction, LSTMLayerFunction
 from chainrule.random import Generator
 from chainrule.tensor import Tensor
 
@@ -166,6 +168,17 @@ class _RNNBase(Module):
             for direction in range(directions):
                 index = layer * directions + direction
                 w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
+                if self.mode == "LSTM" and c0 is not None:
+                    # Every step's W_ih x + b_ih in one product, then the whole sequence
+                    # in one node (its backward is BPTT written out).
+                    out, h, c = LSTMLayerFunction.apply(
+                        linear(layer_in, w_ih, b_ih), h0[index], c0[index], w_hh, b_hh,
+                        bool(direction),
+                    )  # fmt: skip
+                    outputs.append(out)
+                    finals_h.append(h)
+                    finals_c.append(c)
+                    continue
                 # Every step's W_ih x + b_ih in one product, cut into steps by one node.
                 projected = linear(layer_in, w_ih, b_ih).unbind(0)
                 h, c = h0[index], None if c0 is None else c0[index]

@@ -1,5 +1,8 @@
-"""The recurrent cells' fused Function: one LSTM step as one node, its backward in closed
-form (the formulas below), where the step written with primitives is a dozen nodes.
+"""The LSTM's fused Functions: one step as one node (``LSTMCellFunction``, for the cells)
+and a whole sequence as one node (``LSTMLayerFunction``, for ``nn.LSTM``: the steps run
+in a loop inside it, and its backward is backpropagation through time written out, with
+no graph of T nodes to walk). Both use the step formulas below, where the step written
+with primitives is a dozen nodes.
 
 With P = x_proj + h W_hhᵀ + b_hh split into four blocks (PyTorch's order i, f, g, o):
 
@@ -32,68 +35,171 @@ class LSTMCellFunction(Function):
 
     @staticmethod
     def forward(ctx: Any, x_proj: Any, h: Any, c: Any, w_hh: Any, b_hh: Any) -> Any:
-        xp = ctx.xp
-        pre = x_proj + h @ w_hh.T
-        if b_hh is not None:
-            pre += b_hh
-        size = pre.shape[-1] // 4
-        sig, e = kernels.sigmoid_and_exp(pre)  # i, f and o from one pass (g's block unused)
-        i, f, o = sig[:, :size], sig[:, size : 2 * size], sig[:, 3 * size :]
-        pre_g = pre[:, 2 * size : 3 * size]
-        g = xp.tanh(pre_g)
-        c_next = f * c + i * g
-        tanh_c = xp.tanh(c_next)
-        ctx.save_for_backward(sig, e, pre_g, g, c, c_next, tanh_c, h, w_hh)
-        return o * tanh_c, c_next
+        h_next, c_next, saved = _step_forward(ctx.xp, x_proj, h, c, w_hh, b_hh)
+        ctx.save_for_backward(*saved, w_hh)
+        return h_next, c_next
 
     @staticmethod
     def backward(ctx: Any, dh: Any, dc: Any) -> tuple[Any, Any, Any, Any, Any]:
-        sig, e, pre_g, g, c, c_next, tanh_c, h, w_hh = ctx.saved_tensors
-        xp = ctx.xp
-        size = g.shape[-1]
-        i, f, o = sig[:, :size], sig[:, size : 2 * size], sig[:, 3 * size :]
-        slope = kernels.sigmoid_slope(sig, e)  # σ' on all four blocks (g's is unused)
-        cosh_c, cosh_g = kernels.safe_cosh(c_next), kernels.safe_cosh(pre_g)
-        dc_total = dc + dh * o / cosh_c / cosh_c
-        d_pre = xp.empty_like(sig)
-        d_pre[:, :size] = dc_total * g * slope[:, :size]
-        d_pre[:, size : 2 * size] = dc_total * c * slope[:, size : 2 * size]
-        d_pre[:, 2 * size : 3 * size] = dc_total * i / cosh_g / cosh_g
-        d_pre[:, 3 * size :] = dh * tanh_c * slope[:, 3 * size :]
+        *saved, w_hh = ctx.saved_tensors
+        d_pre = ctx.xp.empty_like(saved[0])
+        dh_prev, dc_prev = _step_backward(ctx.xp, tuple(saved), dh, dc, w_hh, d_pre)
         need = ctx.needs_input_grad
-        dh_prev = d_pre @ w_hh if need[1] else None
-        dc_prev = dc_total * f if need[2] else None
-        dw = d_pre.T @ h if need[3] else None
-        db = d_pre.sum(axis=0) if need[4] else None
-        return d_pre, dh_prev, dc_prev, dw, db
+        h = saved[-1]
+        return (
+            d_pre,
+            dh_prev if need[1] else None,
+            dc_prev if need[2] else None,
+            d_pre.T @ h if need[3] else None,
+            d_pre.sum(axis=0) if need[4] else None,
+        )
 
     @staticmethod
     def backward_graph(ctx: Any, dh: Any, dc: Any) -> tuple[Any, Any, Any, Any, Any]:
-        # The same formulas on Tensors, the gates recomputed from the inputs by
-        # differentiable ops, so that the gradient can be differentiated again.
         x_proj, h, c, w_hh, b_hh = ctx.inputs
-        pre = x_proj + h @ w_hh.T
-        if b_hh is not None:
-            pre = pre + b_hh
-        p_i, p_f, p_g, p_o = pre.chunk(4, -1)
-        i, f, o = p_i.sigmoid(), p_f.sigmoid(), p_o.sigmoid()
-        g = p_g.tanh()
-        tanh_c = (f * c + i * g).tanh()
-        dc_total = dc + dh * o * (1 - tanh_c * tanh_c)
-        d_pre = ops.cat(
-            [
-                dc_total * g * i * (1 - i),
-                dc_total * c * f * (1 - f),
-                dc_total * i * (1 - g * g),
-                dh * tanh_c * o * (1 - o),
-            ],
-            -1,
-        )
+        return _step_vjp_graph(x_proj, h, c, w_hh, b_hh, dh, dc, ctx.needs_input_grad)
+
+
+def _step_vjp_graph(
+    x_proj: Any, h: Any, c: Any, w_hh: Any, b_hh: Any, dh: Any, dc: Any, need: Any
+) -> tuple[Any, Any, Any, Any, Any]:
+    """One step's VJP (module docstring) on Tensors, the gates recomputed from the inputs
+    by differentiable ops, so that the gradient can be differentiated again."""
+    pre = x_proj + h @ w_hh.T
+    if b_hh is not None:
+        pre = pre + b_hh
+    p_i, p_f, p_g, p_o = pre.chunk(4, -1)
+    i, f, o = p_i.sigmoid(), p_f.sigmoid(), p_o.sigmoid()
+    g = p_g.tanh()
+    tanh_c = (f * c + i * g).tanh()
+    dc_total = dc + dh * o * (1 - tanh_c * tanh_c)
+    d_pre = ops.cat(
+        [
+            dc_total * g * i * (1 - i),
+            dc_total * c * f * (1 - f),
+            dc_total * i * (1 - g * g),
+            dh * tanh_c * o * (1 - o),
+        ],
+        -1,
+    )
+    return (
+        d_pre,
+        d_pre @ w_hh if need[1] else None,
+        dc_total * f if need[2] else None,
+        d_pre.T @ h if need[3] else None,
+        d_pre.sum(0) if need[4] else None,
+    )
+
+
+def _step_forward(xp: Any, x_proj: Any, h: Any, c: Any, w_hh: Any, b_hh: Any) -> tuple[Any, ...]:
+    """One step on arrays: (h', c', and what its backward needs)."""
+    pre = x_proj + h @ w_hh.T
+    if b_hh is not None:
+        pre += b_hh
+    size = pre.shape[-1] // 4
+    sig, e = kernels.sigmoid_and_exp(pre)  # i, f and o from one pass (g's block unused)
+    i, f, o = sig[:, :size], sig[:, size : 2 * size], sig[:, 3 * size :]
+    pre_g = pre[:, 2 * size : 3 * size]
+    g = xp.tanh(pre_g)
+    c_next = f * c + i * g
+    tanh_c = xp.tanh(c_next)
+    return o * tanh_c, c_next, (sig, e, pre_g, g, c, c_next, tanh_c, h)
+
+
+def _step_backward(
+    xp: Any, saved: tuple[Any, ...], dh: Any, dc: Any, w_hh: Any, d_pre: Any
+) -> tuple[Any, Any]:
+    """One step's VJP on arrays, P̄ written into ``d_pre``; returns (h̄_prev, c̄_prev)."""
+    sig, e, pre_g, g, c, c_next, tanh_c, _ = saved
+    size = g.shape[-1]
+    i, f, o = sig[:, :size], sig[:, size : 2 * size], sig[:, 3 * size :]
+    slope = kernels.sigmoid_slope(sig, e)  # σ' on all four blocks (g's is unused)
+    cosh_c, cosh_g = kernels.safe_cosh(c_next), kernels.safe_cosh(pre_g)
+    dc_total = dc + dh * o / cosh_c / cosh_c
+    d_pre[:, :size] = dc_total * g * slope[:, :size]
+    d_pre[:, size : 2 * size] = dc_total * c * slope[:, size : 2 * size]
+    d_pre[:, 2 * size : 3 * size] = dc_total * i / cosh_g / cosh_g
+    d_pre[:, 3 * size :] = dh * tanh_c * slope[:, 3 * size :]
+    return d_pre @ w_hh, dc_total * f
+
+
+class LSTMLayerFunction(Function):
+    """(out, h_T, c_T) = one LSTM layer over a sequence, in one node: x_proj (T, N, 4H)
+    holds every step's W_ih x + b_ih, (h0, c0) the initial state (N, H); ``reverse`` runs
+    from the last step (the backward direction of a bidirectional LSTM). out (T, N, H)
+    holds each step's h, in the input's order.
+
+    VJP: backpropagation through time, the step VJP (module docstring) from the last step
+    to the first, with h̄_t = ōut_t + the gradient from step t + 1; W̄_hh and b̄_hh summed
+    over the steps.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, x_proj: Any, h0: Any, c0: Any, w_hh: Any, b_hh: Any, reverse: bool
+    ) -> Any:
+        xp = ctx.xp
+        steps = x_proj.shape[0]
+        order = range(steps - 1, -1, -1) if reverse else range(steps)
+        out = xp.empty((steps, *h0.shape), dtype=x_proj.dtype)
+        # b_hh added to every step's input projection at once, not once per step.
+        x_b = x_proj if b_hh is None else x_proj + b_hh
+        saved = []
+        h, c = h0, c0
+        for t in order:
+            h, c, step = _step_forward(xp, x_b[t], h, c, w_hh, None)
+            out[t] = h
+            saved.append(step)
+        ctx.steps, ctx.order = saved, list(order)
+        ctx.save_for_backward(w_hh)
+        return out, h, c
+
+    @staticmethod
+    def backward(ctx: Any, d_out: Any, dh_last: Any, dc_last: Any) -> tuple[Any, ...]:
+        (w_hh,) = ctx.saved_tensors
+        xp = ctx.xp
+        d_x = xp.empty((*d_out.shape[:2], 4 * d_out.shape[2]), dtype=d_out.dtype)
+        dw = xp.zeros_like(w_hh)
+        dh, dc = dh_last, dc_last
+        for step, t in zip(reversed(ctx.steps), reversed(ctx.order), strict=True):
+            dh = dh + d_out[t]
+            dh, dc = _step_backward(xp, step, dh, dc, w_hh, d_x[t])
+            dw += d_x[t].T @ step[-1]  # P̄ᵀ h_prev
         need = ctx.needs_input_grad
+        db = d_x.sum(axis=(0, 1)) if need[4] else None
+        return d_x, dh, dc, dw if need[3] else None, db, None
+
+    @staticmethod
+    def backward_graph(ctx: Any, d_out: Any, dh_last: Any, dc_last: Any) -> tuple[Any, ...]:
+        # BPTT on Tensors: the states rebuilt by the step Function (differentiable in the
+        # inputs), then each step's graph VJP from the last to the first.
+        x_proj, h0, c0, w_hh, b_hh, reverse = ctx.inputs
+        steps = x_proj.shape[0]
+        order = list(range(steps - 1, -1, -1) if reverse else range(steps))
+        pieces = x_proj.unbind(0)
+        states = []
+        h, c = h0, c0
+        for t in order:
+            states.append((h, c))
+            h, c = LSTMCellFunction.apply(pieces[t], h, c, w_hh, b_hh)
+        need = (True, True, True, ctx.needs_input_grad[3], b_hh is not None)
+        d_x: list[Any] = [None] * steps
+        dw = db = None
+        dh, dc = dh_last, dc_last
+        for (h_prev, c_prev), t in zip(reversed(states), reversed(order), strict=True):
+            dh = dh + d_out[t]
+            d_pre, dh, dc, dw_t, db_t = _step_vjp_graph(
+                pieces[t], h_prev, c_prev, w_hh, b_hh, dh, dc, need
+            )
+            d_x[t] = d_pre
+            dw = dw_t if dw is None else dw + dw_t
+            db = db_t if db is None else db + db_t
+        need_x = ctx.needs_input_grad
         return (
-            d_pre,
-            d_pre @ w_hh if need[1] else None,
-            dc_total * f if need[2] else None,
-            d_pre.T @ h if need[3] else None,
-            d_pre.sum(0) if need[4] else None,
+            ops.stack(d_x, 0),
+            dh,
+            dc,
+            dw if need_x[3] else None,
+            db if need_x[4] else None,
+            None,
         )
