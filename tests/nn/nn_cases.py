@@ -15,7 +15,7 @@ from conv_cases import conv_cases
 import chainrule as cr
 import chainrule.nn.functional as F
 from chainrule.nn.fused import NormalCDFFunction
-from chainrule.nn.rnn_functions import LSTMCellFunction, LSTMLayerFunction
+from chainrule.nn.rnn_functions import GRULayerFunction, LSTMCellFunction, LSTMLayerFunction
 from chainrule.random import Generator
 
 Case = tuple[str, Callable[..., Any], list[Any]]
@@ -157,6 +157,16 @@ def cases() -> list[Case]:
             "LSTMLayerFunction",
             lambda x, h, c, w: LSTMLayerFunction.apply(x, h, c, w, None, True),
             [randn(rng, 4, 1, 4), randn(rng, 1, 1), randn(rng, 1, 1), randn(rng, 4, 1)],
+        ),
+        (
+            "GRULayerFunction",
+            lambda x, h, w, b: GRULayerFunction.apply(x, h, w, b, False),
+            [randn(rng, 3, 2, 6), randn(rng, 2, 2), randn(rng, 6, 2), randn(rng, 6)],
+        ),
+        (
+            "GRULayerFunction",
+            lambda x, h, w: GRULayerFunction.apply(x, h, w, None, True),
+            [randn(rng, 4, 1, 3), randn(rng, 1, 1), randn(rng, 3, 1)],
         ),
     ]
     out += conv_cases(rng)  # the image layers (tests/nn/conv_cases.py)

@@ -20,7 +20,7 @@ import chainrule.nn  # registers the nn Functions
 import chainrule.nn.functional as F
 from chainrule.autograd import PRIMITIVES, gradgradcheck
 from chainrule.nn.fused import NormalCDFFunction
-from chainrule.nn.rnn_functions import LSTMCellFunction, LSTMLayerFunction
+from chainrule.nn.rnn_functions import GRULayerFunction, LSTMCellFunction, LSTMLayerFunction
 from chainrule.random import Generator
 
 # A spec builds (function, inputs) in float64 from a seeded rng and drawn sizes: n rows,
@@ -227,6 +227,16 @@ def lstm_layer_reverse_last_c(r: Rng, n: int, c: int, d: int) -> Case:
     return (lambda x, h, cell, w: LSTMLayerFunction.apply(x, h, cell, w, None, True)[2]), inputs
 
 
+def gru_layer_out(r: Rng, n: int, c: int, d: int) -> Case:
+    inputs = [randn(r, d + 1, n, 3 * c), randn(r, n, c), randn(r, 3 * c, c), randn(r, 3 * c)]
+    return (lambda x, h, w, b: GRULayerFunction.apply(x, h, w, b, False)[0]), inputs
+
+
+def gru_layer_reverse_last(r: Rng, n: int, c: int, d: int) -> Case:
+    inputs = [randn(r, d + 1, n, 3 * c), randn(r, n, c), randn(r, 3 * c, c)]
+    return (lambda x, h, w: GRULayerFunction.apply(x, h, w, None, True)[1]), inputs
+
+
 SPECS: list[tuple[str, Builder]] = [
     ("LinearFunction", linear),
     ("LinearFunction", linear_batched_no_bias),
@@ -259,6 +269,8 @@ SPECS: list[tuple[str, Builder]] = [
     ("LSTMCellFunction", lstm_step_c),
     ("LSTMLayerFunction", lstm_layer_out),
     ("LSTMLayerFunction", lstm_layer_reverse_last_c),
+    ("GRULayerFunction", gru_layer_out),
+    ("GRULayerFunction", gru_layer_reverse_last),
 ]
 SPECS += second_order_specs()  # the image layers (tests/nn/conv_cases.py)
 

@@ -3,13 +3,13 @@ state_dict loads into ``torch.nn.LSTM`` and the others): ``RNN``, ``LSTM`` and `
 over whole sequences (several layers, both directions, dropout between layers), and the
 single steps ``RNNCell``, ``LSTMCell`` and ``GRUCell``.
 
-The RNN and GRU steps are written with the primitives (matmul, sigmoid, tanh, products):
-the backward pass through time is the engine's chain rule over the unrolled graph, the
-lecture's "graphs whose shape depends on the data". An LSTM layer is one fused node per
-sequence (``nn.rnn_functions.LSTMLayerFunction``: the steps loop inside it, and its
-backward is backpropagation through time written out), an ``LSTMCell`` one per step. The
-input projections of a whole sequence are one matrix product before the loop; only
-h Wₕₕᵀ is computed per step.
+An LSTM or GRU layer is one fused node per sequence (``nn.rnn_functions``: the steps loop
+inside it, and its backward is backpropagation through time written out), an
+``LSTMCell`` one node per step. The RNN steps and the ``GRUCell`` are written with the
+primitives (matmul, sigmoid, tanh, products): there the backward pass through time is the
+engine's chain rule over the unrolled graph, the lecture's "graphs whose shape depends on
+the data". The input projections of a whole sequence are one matrix product before the
+loop; only h Wₕₕᵀ is computed per step.
 
 The equations (σ the logistic sigmoid, ⊙ the elementwise product; PyTorch's gate order):
 
@@ -32,7 +32,7 @@ from chainrule.nn.functional import dropout, linear
 from chainrule.nn.module import Module
 from chainrule.nn.parameter import Parameter
 from chainrule.nn.paths import module_shape_error
-from chainrule.nn.rnn_functions import LSTMCellFunction, LSTMLayerFunction
+from chainrule.nn.rnn_functions import GRULayerFunction, LSTMCellFunction, LSTMLayerFunction
 from chainrule.random import Generator
 from chainrule.tensor import Tensor
 
@@ -178,6 +178,13 @@ class _RNNBase(Module):
                     outputs.append(out)
                     finals_h.append(h)
                     finals_c.append(c)
+                    continue
+                if self.mode == "GRU":  # likewise, one node per sequence
+                    out, h = GRULayerFunction.apply(
+                        linear(layer_in, w_ih, b_ih), h0[index], w_hh, b_hh, bool(direction)
+                    )
+                    outputs.append(out)
+                    finals_h.append(h)
                     continue
                 # Every step's W_ih x + b_ih in one product, cut into steps by one node.
                 projected = linear(layer_in, w_ih, b_ih).unbind(0)

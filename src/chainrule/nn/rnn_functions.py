@@ -203,3 +203,128 @@ class LSTMLayerFunction(Function):
             db if need_x[4] else None,
             None,
         )
+
+
+# ---------------------------------------------------------------------------------- GRU
+# With X = x_proj (W_ih x + b_ih) and Hp = h W_hhᵀ + b_hh, each in blocks r, z, n:
+#     r = σ(X_r + Hp_r),  z = σ(X_z + Hp_z),  n = tanh(X_n + r ⊙ Hp_n),  h' = n + z ⊙ (h − n)
+# VJP, with h̄ the gradient into h':
+#     n̄ = h̄ ⊙ (1 − z),  P̄_n = n̄ ⊙ sech²(·),  P̄_z = h̄ ⊙ (h − n) ⊙ σ'(·),
+#     P̄_r = P̄_n ⊙ Hp_n ⊙ σ'(·),  X̄ = [P̄_r, P̄_z, P̄_n],  H̄p = [P̄_r, P̄_z, P̄_n ⊙ r],
+#     h̄_prev = h̄ ⊙ z + H̄p W_hh,  W̄_hh = H̄pᵀ h,  b̄_hh = Σ_rows H̄p
+
+
+def _gru_forward(xp: Any, x_proj: Any, h: Any, w_hh: Any, b_hh: Any) -> tuple[Any, ...]:
+    h_proj = h @ w_hh.T
+    if b_hh is not None:
+        h_proj += b_hh
+    size = h.shape[-1]
+    sig, e = kernels.sigmoid_and_exp(x_proj[:, : 2 * size] + h_proj[:, : 2 * size])
+    r, z = sig[:, :size], sig[:, size:]
+    pre_n = x_proj[:, 2 * size :] + r * h_proj[:, 2 * size :]
+    n = xp.tanh(pre_n)
+    return n + z * (h - n), (sig, e, pre_n, n, h_proj, h)
+
+
+def _gru_backward(xp: Any, saved: tuple[Any, ...], dh: Any, w_hh: Any, d_x: Any, d_hp: Any) -> Any:
+    """One GRU step's VJP on arrays, X̄ and H̄p written into ``d_x`` and ``d_hp``;
+    returns h̄_prev."""
+    sig, e, pre_n, n, h_proj, h = saved
+    size = h.shape[-1]
+    r, z = sig[:, :size], sig[:, size:]
+    slope = kernels.sigmoid_slope(sig, e)
+    cosh_n = kernels.safe_cosh(pre_n)
+    d_pre_n = dh * (1 - z) / cosh_n / cosh_n
+    d_x[:, 2 * size :] = d_pre_n
+    d_x[:, size : 2 * size] = dh * (h - n) * slope[:, size:]
+    d_x[:, :size] = d_pre_n * h_proj[:, 2 * size :] * slope[:, :size]
+    d_hp[:, : 2 * size] = d_x[:, : 2 * size]
+    d_hp[:, 2 * size :] = d_pre_n * r
+    return dh * z + d_hp @ w_hh
+
+
+def _gru_vjp_graph(x_proj: Any, h: Any, w_hh: Any, b_hh: Any, dh: Any) -> tuple[Any, Any, Any, Any]:
+    """One GRU step's VJP on Tensors (X̄, h̄_prev, W̄_hh, b̄_hh), the gates recomputed from
+    the inputs by differentiable ops."""
+    h_proj = h @ w_hh.T
+    if b_hh is not None:
+        h_proj = h_proj + b_hh
+    x_r, x_z, x_n = x_proj.chunk(3, -1)
+    h_r, h_z, h_n = h_proj.chunk(3, -1)
+    r, z = (x_r + h_r).sigmoid(), (x_z + h_z).sigmoid()
+    n = (x_n + r * h_n).tanh()
+    d_pre_n = dh * (1 - z) * (1 - n * n)
+    d_pre_z = dh * (h - n) * z * (1 - z)
+    d_pre_r = d_pre_n * h_n * r * (1 - r)
+    d_x = ops.cat([d_pre_r, d_pre_z, d_pre_n], -1)
+    d_hp = ops.cat([d_pre_r, d_pre_z, d_pre_n * r], -1)
+    return d_x, dh * z + d_hp @ w_hh, d_hp.T @ h, d_hp.sum(0)
+
+
+class GRULayerFunction(Function):
+    """(out, h_T) = one GRU layer over a sequence, in one node: x_proj (T, N, 3H) holds
+    every step's W_ih x + b_ih, h0 (N, H) the initial state; ``reverse`` runs from the last
+    step. out (T, N, H) holds each step's h, in the input's order.
+
+    VJP: backpropagation through time with the step VJP above, from the last step to the
+    first; W̄_hh and b̄_hh summed over the steps.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x_proj: Any, h0: Any, w_hh: Any, b_hh: Any, reverse: bool) -> Any:
+        xp = ctx.xp
+        steps = x_proj.shape[0]
+        order = range(steps - 1, -1, -1) if reverse else range(steps)
+        out = xp.empty((steps, *h0.shape), dtype=x_proj.dtype)
+        saved = []
+        h = h0
+        for t in order:
+            h, step = _gru_forward(xp, x_proj[t], h, w_hh, b_hh)
+            out[t] = h
+            saved.append(step)
+        ctx.steps, ctx.order = saved, list(order)
+        ctx.save_for_backward(w_hh)
+        return out, h
+
+    @staticmethod
+    def backward(ctx: Any, d_out: Any, dh_last: Any) -> tuple[Any, ...]:
+        (w_hh,) = ctx.saved_tensors
+        xp = ctx.xp
+        d_x = xp.empty((*d_out.shape[:2], 3 * d_out.shape[2]), dtype=d_out.dtype)
+        d_hp = xp.empty_like(d_x)
+        dw = xp.zeros_like(w_hh)
+        dh = dh_last
+        for step, t in zip(reversed(ctx.steps), reversed(ctx.order), strict=True):
+            dh = _gru_backward(xp, step, dh + d_out[t], w_hh, d_x[t], d_hp[t])
+            dw += d_hp[t].T @ step[-1]  # H̄pᵀ h_prev
+        need = ctx.needs_input_grad
+        db = d_hp.sum(axis=(0, 1)) if need[3] else None
+        return d_x, dh, dw if need[2] else None, db, None
+
+    @staticmethod
+    def backward_graph(ctx: Any, d_out: Any, dh_last: Any) -> tuple[Any, ...]:
+        # BPTT on Tensors: the states rebuilt with differentiable ops, then each step's
+        # graph VJP from the last step to the first.
+        x_proj, h0, w_hh, b_hh, reverse = ctx.inputs
+        steps = x_proj.shape[0]
+        order = list(range(steps - 1, -1, -1) if reverse else range(steps))
+        pieces = x_proj.unbind(0)
+        states = []
+        h = h0
+        for t in order:
+            states.append(h)
+            h_proj = h @ w_hh.T if b_hh is None else h @ w_hh.T + b_hh
+            x_r, x_z, x_n = pieces[t].chunk(3, -1)
+            h_r, h_z, h_n = h_proj.chunk(3, -1)
+            r, z = (x_r + h_r).sigmoid(), (x_z + h_z).sigmoid()
+            n = (x_n + r * h_n).tanh()
+            h = n + z * (h - n)
+        d_x: list[Any] = [None] * steps
+        dw = db = None
+        dh = dh_last
+        for h_prev, t in zip(reversed(states), reversed(order), strict=True):
+            d_x[t], dh, dw_t, db_t = _gru_vjp_graph(pieces[t], h_prev, w_hh, b_hh, dh + d_out[t])
+            dw = dw_t if dw is None else dw + dw_t
+            db = db_t if db is None else db + db_t
+        need = ctx.needs_input_grad
+        return ops.stack(d_x, 0), dh, dw if need[2] else None, db if need[3] else None, None
