@@ -131,24 +131,28 @@ def test_multihead_attention_on_cuda_matches_torch(dtype: Any) -> None:
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-def test_lstm_on_cuda_matches_torch(dtype: Any) -> None:
-    """A two-layer bidirectional LSTM: outputs, final states and every gradient."""
-    ours = nn.LSTM(6, 8, num_layers=2, bidirectional=True, batch_first=True)
-    theirs = tnn.LSTM(6, 8, num_layers=2, bidirectional=True, batch_first=True)
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+def test_recurrent_layer_on_cuda_matches_torch(kind: str, dtype: Any) -> None:
+    """A two-layer bidirectional LSTM or GRU: outputs, final states, every gradient."""
+    ours = getattr(nn, kind)(6, 8, num_layers=2, bidirectional=True, batch_first=True)
+    theirs = getattr(tnn, kind)(6, 8, num_layers=2, bidirectional=True, batch_first=True)
     _pair(ours, theirs, dtype)
     x = np.random.default_rng(3).standard_normal((3, 9, 6)).astype(dtype)
     xc = cr.Tensor(x, requires_grad=True, device="cuda")
     xt = torch.tensor(x, requires_grad=True, device=TORCH_DEVICE)
-    (yc, (hc, cc)), (yt, (ht, ct)) = ours(xc), theirs(xt)
-    assert yc.is_cuda and hc.is_cuda and cc.is_cuda
-    for a, b, what in ((yc, yt, "output"), (hc, ht, "h_n"), (cc, ct, "c_n")):
-        assert_close(a, b, dtype, f"lstm: {what}", 10)
-    (yc.sum() + hc.sum() + cc.sum()).backward()
-    (yt.sum() + ht.sum() + ct.sum()).backward()
-    assert_close(xc.grad, xt.grad, dtype, "lstm: input gradient", 10)
+    (yc, state_c), (yt, state_t) = ours(xc), theirs(xt)
+    states_c = state_c if isinstance(state_c, tuple) else (state_c,)
+    states_t = state_t if isinstance(state_t, tuple) else (state_t,)
+    assert yc.is_cuda and all(s.is_cuda for s in states_c)
+    assert_close(yc, yt, dtype, f"{kind}: output", 10)
+    for a, b in zip(states_c, states_t, strict=True):
+        assert_close(a, b, dtype, f"{kind}: final state", 10)
+    (yc.sum() + sum(s.sum() for s in states_c)).backward()
+    (yt.sum() + sum(s.sum() for s in states_t)).backward()
+    assert_close(xc.grad, xt.grad, dtype, f"{kind}: input gradient", 10)
     theirs_params = dict(theirs.named_parameters())
     for pname, p in ours.named_parameters():
-        assert_close(p.grad, theirs_params[pname].grad, dtype, f"lstm.{pname}.grad", 10)
+        assert_close(p.grad, theirs_params[pname].grad, dtype, f"{kind}.{pname}.grad", 10)
 
 
 RNG = np.random.default_rng(7)
