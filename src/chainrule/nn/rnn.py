@@ -32,7 +32,12 @@ from chainrule.nn.functional import dropout, linear
 from chainrule.nn.module import Module
 from chainrule.nn.parameter import Parameter
 from chainrule.nn.paths import module_shape_error
-from chainrule.nn.rnn_functions import GRULayerFunction, LSTMCellFunction, LSTMLayerFunction
+from chainrule.nn.rnn_functions import (
+    GRULayerFunction,
+    LSTMCellFunction,
+    LSTMLayerFunction,
+    gru_step_graph,
+)
 from chainrule.random import Generator
 from chainrule.tensor import Tensor
 
@@ -48,14 +53,9 @@ def _cell_step(
     if mode == "LSTM":  # one fused node (nn.rnn_functions)
         h_next, c_next = LSTMCellFunction.apply(x_proj, h, c, w_hh, b_hh)
         return h_next, c_next
-    h_proj = linear(h, w_hh, b_hh)
     if mode == "GRU":
-        x_r, x_z, x_n = x_proj.chunk(3, -1)
-        h_r, h_z, h_n = h_proj.chunk(3, -1)
-        r, z = (x_r + h_r).sigmoid(), (x_z + h_z).sigmoid()
-        n = (x_n + r * h_n).tanh()
-        return n + z * (h - n), None  # (1 − z) n + z h
-    pre = x_proj + h_proj
+        return gru_step_graph(x_proj, h, w_hh, b_hh), None
+    pre = x_proj + linear(h, w_hh, b_hh)
     return (pre.relu() if mode == "RNN_RELU" else pre.tanh()), None
 
 
@@ -167,36 +167,10 @@ class _RNNBase(Module):
             outputs = []
             for direction in range(directions):
                 index = layer * directions + direction
-                w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
-                if self.mode == "LSTM" and c0 is not None:
-                    # Every step's W_ih x + b_ih in one product, then the whole sequence
-                    # in one node (its backward is BPTT written out).
-                    out, h, c = LSTMLayerFunction.apply(
-                        linear(layer_in, w_ih, b_ih), h0[index], c0[index], w_hh, b_hh,
-                        bool(direction),
-                    )  # fmt: skip
-                    outputs.append(out)
-                    finals_h.append(h)
-                    finals_c.append(c)
-                    continue
-                if self.mode == "GRU":  # likewise, one node per sequence
-                    out, h = GRULayerFunction.apply(
-                        linear(layer_in, w_ih, b_ih), h0[index], w_hh, b_hh, bool(direction)
-                    )
-                    outputs.append(out)
-                    finals_h.append(h)
-                    continue
-                # Every step's W_ih x + b_ih in one product, cut into steps by one node.
-                projected = linear(layer_in, w_ih, b_ih).unbind(0)
-                h, c = h0[index], None if c0 is None else c0[index]
-                seen = []
-                order = range(steps - 1, -1, -1) if direction else range(steps)
-                for t in order:
-                    h, c = _cell_step(self.mode, projected[t], h, c, w_hh, b_hh)
-                    seen.append(h)
-                if direction:
-                    seen.reverse()
-                outputs.append(ops.stack(seen, 0))
+                out, h, c = self._direction(
+                    layer, direction, layer_in, h0[index], None if c0 is None else c0[index]
+                )
+                outputs.append(out)
                 finals_h.append(h)
                 if c is not None:
                     finals_c.append(c)
@@ -212,6 +186,30 @@ class _RNNBase(Module):
         elif self.batch_first:
             output = output.transpose(0, 1)
         return output, state
+
+    def _direction(
+        self, layer: int, direction: int, layer_in: Tensor, h: Tensor, c: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """One layer in one direction over the sequence: (outputs (T, N, H), h_T, c_T).
+        Every step's W_ih x + b_ih is one product; an LSTM or GRU then runs the whole
+        sequence in one node (its backward is BPTT written out), an RNN step by step."""
+        w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
+        projected = linear(layer_in, w_ih, b_ih)
+        reverse = bool(direction)
+        if self.mode == "LSTM":
+            out, h, c = LSTMLayerFunction.apply(projected, h, c, w_hh, b_hh, reverse)
+            return out, h, c
+        if self.mode == "GRU":
+            out, h = GRULayerFunction.apply(projected, h, w_hh, b_hh, reverse)
+            return out, h, None
+        steps = projected.unbind(0)  # one Split node: one gradient of projected, not T
+        seen = []
+        for t in range(len(steps) - 1, -1, -1) if reverse else range(len(steps)):
+            h, _ = _cell_step(self.mode, steps[t], h, None, w_hh, b_hh)
+            seen.append(h)
+        if reverse:
+            seen.reverse()
+        return ops.stack(seen, 0), h, None
 
     def _initial_state(
         self, hx: State, batch: int, unbatched: bool, like: Tensor

@@ -243,16 +243,28 @@ def _gru_backward(xp: Any, saved: tuple[Any, ...], dh: Any, w_hh: Any, d_x: Any,
     return dh * z + d_hp @ w_hh
 
 
-def _gru_vjp_graph(x_proj: Any, h: Any, w_hh: Any, b_hh: Any, dh: Any) -> tuple[Any, Any, Any, Any]:
-    """One GRU step's VJP on Tensors (X̄, h̄_prev, W̄_hh, b̄_hh), the gates recomputed from
-    the inputs by differentiable ops."""
+def _gru_gates(x_proj: Any, h: Any, w_hh: Any, b_hh: Any) -> tuple[Any, Any, Any, Any]:
+    """(r, z, n, Hp_n) of one GRU step on Tensors, by differentiable ops."""
     h_proj = h @ w_hh.T
     if b_hh is not None:
         h_proj = h_proj + b_hh
     x_r, x_z, x_n = x_proj.chunk(3, -1)
     h_r, h_z, h_n = h_proj.chunk(3, -1)
     r, z = (x_r + h_r).sigmoid(), (x_z + h_z).sigmoid()
-    n = (x_n + r * h_n).tanh()
+    return r, z, (x_n + r * h_n).tanh(), h_n
+
+
+def gru_step_graph(x_proj: Any, h: Any, w_hh: Any, b_hh: Any) -> Any:
+    """h' of one GRU step on Tensors, h' = n + z ⊙ (h − n) = (1 − z) ⊙ n + z ⊙ h (the
+    ``GRUCell``, and the states ``GRULayerFunction.backward_graph`` rebuilds)."""
+    _, z, n, _ = _gru_gates(x_proj, h, w_hh, b_hh)
+    return n + z * (h - n)
+
+
+def _gru_vjp_graph(x_proj: Any, h: Any, w_hh: Any, b_hh: Any, dh: Any) -> tuple[Any, Any, Any, Any]:
+    """One GRU step's VJP on Tensors (X̄, h̄_prev, W̄_hh, b̄_hh), the gates recomputed from
+    the inputs by differentiable ops."""
+    r, z, n, h_n = _gru_gates(x_proj, h, w_hh, b_hh)
     d_pre_n = dh * (1 - z) * (1 - n * n)
     d_pre_z = dh * (h - n) * z * (1 - z)
     d_pre_r = d_pre_n * h_n * r * (1 - r)
@@ -313,12 +325,7 @@ class GRULayerFunction(Function):
         h = h0
         for t in order:
             states.append(h)
-            h_proj = h @ w_hh.T if b_hh is None else h @ w_hh.T + b_hh
-            x_r, x_z, x_n = pieces[t].chunk(3, -1)
-            h_r, h_z, h_n = h_proj.chunk(3, -1)
-            r, z = (x_r + h_r).sigmoid(), (x_z + h_z).sigmoid()
-            n = (x_n + r * h_n).tanh()
-            h = n + z * (h - n)
+            h = gru_step_graph(pieces[t], h, w_hh, b_hh)
         d_x: list[Any] = [None] * steps
         dw = db = None
         dh = dh_last
