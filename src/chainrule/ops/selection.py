@@ -46,31 +46,35 @@ def gather(x: Tensor, dim: int, index: Any) -> Tensor:
     return Gather.apply(x, along_axis(index_on_device(idx, x.data), d))
 
 
-def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> SortResult:
-    """As ``torch.sort``: (values, indices) sorted along ``dim``; the values are
-    differentiable (the gradient goes back to where each value came from). Ties keep
-    their order (a stable sort, whatever ``stable`` says)."""
-    d = axis_of(x, dim, "sort")
+def _order(x: Tensor, d: int, descending: bool) -> Any:
+    """The indices that sort x along ``d`` (stable: ties keep their order)."""
     xp = backend.get_array_module(x.data)
     if descending:
         # The ascending stable order of the reversed line, read backwards: largest first,
         # ties in their original order, NaN first (as torch, which ranks NaN highest).
         flipped = xp.argsort(xp.flip(x.data, axis=d), axis=d, kind="stable")
-        indices = xp.flip(x.shape[d] - 1 - flipped, axis=d)
-    else:
-        indices = xp.argsort(x.data, axis=d, kind="stable")
+        return xp.flip(x.shape[d] - 1 - flipped, axis=d)
+    return xp.argsort(x.data, axis=d, kind="stable")
+
+
+def sort(x: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> SortResult:
+    """As ``torch.sort``: (values, indices) sorted along ``dim``; the values are
+    differentiable (the gradient goes back to where each value came from). Ties keep
+    their order (a stable sort, whatever ``stable`` says)."""
+    d = axis_of(x, dim, "sort")
+    indices = _order(x, d, descending)
     return SortResult(gather(x, d, Tensor(indices)), Tensor(indices))
 
 
 def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> SortResult:
     """As ``torch.topk``: the ``k`` largest (or smallest) values along ``dim`` and their
-    indices, largest first (smallest first with ``largest=False``); values differentiable."""
+    indices, largest first (smallest first with ``largest=False``); values differentiable.
+    The order's first k indices pick the values in one gather (not all, then a slice)."""
     d = axis_of(x, dim, "topk")
     if not 0 <= k <= x.shape[d]:
         raise ValueError(f"topk: k={k} must be in [0, {x.shape[d]}] for dim {dim} of {x.shape}")
-    order = sort(x, d, descending=largest)
-    first = (slice(None),) * d + (slice(0, k),)
-    return SortResult(order.values[first], order.indices[first])
+    indices = _order(x, d, largest)[(slice(None),) * d + (slice(0, k),)]
+    return SortResult(gather(x, d, Tensor(indices)), Tensor(indices))
 
 
 def split(
