@@ -15,7 +15,12 @@ from conv_cases import conv_cases
 import chainrule as cr
 import chainrule.nn.functional as F
 from chainrule.nn.fused import NormalCDFFunction
-from chainrule.nn.rnn_functions import GRULayerFunction, LSTMCellFunction, LSTMLayerFunction
+from chainrule.nn.rnn_functions import (
+    GRULayerFunction,
+    LSTMCellFunction,
+    LSTMLayerFunction,
+    RNNLayerFunction,
+)
 from chainrule.random import Generator
 
 Case = tuple[str, Callable[..., Any], list[Any]]
@@ -167,6 +172,16 @@ def cases() -> list[Case]:
             "GRULayerFunction",
             lambda x, h, w: GRULayerFunction.apply(x, h, w, None, True),
             [randn(rng, 4, 1, 3), randn(rng, 1, 1), randn(rng, 3, 1)],
+        ),
+        (
+            "RNNLayerFunction",
+            lambda x, h, w, b: RNNLayerFunction.apply(x, h, w, b, "tanh", False),
+            [randn(rng, 3, 2, 2), randn(rng, 2, 2), randn(rng, 2, 2), randn(rng, 2)],
+        ),
+        (
+            "RNNLayerFunction",
+            lambda x, h, w: RNNLayerFunction.apply(x, h, w, None, "relu", True),
+            [randn(rng, 4, 2, 3), randn(rng, 2, 3), randn(rng, 3, 3)],
         ),
     ]
     out += conv_cases(rng)  # the image layers (tests/nn/conv_cases.py)

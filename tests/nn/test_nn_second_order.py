@@ -20,7 +20,12 @@ import chainrule.nn  # registers the nn Functions
 import chainrule.nn.functional as F
 from chainrule.autograd import PRIMITIVES, gradgradcheck
 from chainrule.nn.fused import NormalCDFFunction
-from chainrule.nn.rnn_functions import GRULayerFunction, LSTMCellFunction, LSTMLayerFunction
+from chainrule.nn.rnn_functions import (
+    GRULayerFunction,
+    LSTMCellFunction,
+    LSTMLayerFunction,
+    RNNLayerFunction,
+)
 from chainrule.random import Generator
 
 # A spec builds (function, inputs) in float64 from a seeded rng and drawn sizes: n rows,
@@ -237,6 +242,16 @@ def gru_layer_reverse_last(r: Rng, n: int, c: int, d: int) -> Case:
     return (lambda x, h, w: GRULayerFunction.apply(x, h, w, None, True)[1]), inputs
 
 
+def rnn_layer_out(r: Rng, n: int, c: int, d: int) -> Case:
+    inputs = [randn(r, d + 1, n, c), randn(r, n, c), randn(r, c, c), randn(r, c)]
+    return (lambda x, h, w, b: RNNLayerFunction.apply(x, h, w, b, "tanh", False)[0]), inputs
+
+
+def rnn_relu_layer_reverse_last(r: Rng, n: int, c: int, d: int) -> Case:
+    inputs = [randn(r, d + 1, n, c), randn(r, n, c), randn(r, c, c)]
+    return (lambda x, h, w: RNNLayerFunction.apply(x, h, w, None, "relu", True)[1]), inputs
+
+
 SPECS: list[tuple[str, Builder]] = [
     ("LinearFunction", linear),
     ("LinearFunction", linear_batched_no_bias),
@@ -271,6 +286,8 @@ SPECS: list[tuple[str, Builder]] = [
     ("LSTMLayerFunction", lstm_layer_reverse_last_c),
     ("GRULayerFunction", gru_layer_out),
     ("GRULayerFunction", gru_layer_reverse_last),
+    ("RNNLayerFunction", rnn_layer_out),
+    ("RNNLayerFunction", rnn_relu_layer_reverse_last),
 ]
 SPECS += second_order_specs()  # the image layers (tests/nn/conv_cases.py)
 

@@ -3,13 +3,14 @@ state_dict loads into ``torch.nn.LSTM`` and the others): ``RNN``, ``LSTM`` and `
 over whole sequences (several layers, both directions, dropout between layers), and the
 single steps ``RNNCell``, ``LSTMCell`` and ``GRUCell``.
 
-An LSTM or GRU layer is one fused node per sequence (``nn.rnn_functions``: the steps loop
-inside it, and its backward is backpropagation through time written out), an
-``LSTMCell`` one node per step. The RNN steps and the ``GRUCell`` are written with the
-primitives (matmul, sigmoid, tanh, products): there the backward pass through time is the
-engine's chain rule over the unrolled graph, the lecture's "graphs whose shape depends on
-the data". The input projections of a whole sequence are one matrix product before the
-loop; only h Wₕₕᵀ is computed per step.
+An RNN, LSTM or GRU layer is one fused node per sequence (``nn.rnn_functions``: the steps
+loop inside it, and its backward is backpropagation through time written out), an
+``LSTMCell`` one node per step. The ``RNNCell`` and ``GRUCell`` are written with the
+primitives (matmul, sigmoid, tanh, products), in the same step formulas the RNN and GRU
+layers rebuild their states with for second-order gradients: a loop of cells is the
+lecture's "graphs whose shape depends on the data", its backward pass through time the
+engine's chain rule over the unrolled graph. The input projections of a whole sequence are
+one matrix product before the loop; only h Wₕₕᵀ is computed per step.
 
 The equations (σ the logistic sigmoid, ⊙ the elementwise product; PyTorch's gate order):
 
@@ -36,12 +37,15 @@ from chainrule.nn.rnn_functions import (
     GRULayerFunction,
     LSTMCellFunction,
     LSTMLayerFunction,
+    RNNLayerFunction,
     gru_step_graph,
+    rnn_step_graph,
 )
 from chainrule.random import Generator
 from chainrule.tensor import Tensor
 
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
+_NONLINEARITY = {"RNN_TANH": "tanh", "RNN_RELU": "relu"}  # the RNN modes' φ
 
 State = Any  # h (Tensor), or (h, c) for an LSTM
 
@@ -55,8 +59,7 @@ def _cell_step(
         return h_next, c_next
     if mode == "GRU":
         return gru_step_graph(x_proj, h, w_hh, b_hh), None
-    pre = x_proj + linear(h, w_hh, b_hh)
-    return (pre.relu() if mode == "RNN_RELU" else pre.tanh()), None
+    return rnn_step_graph(x_proj, h, w_hh, b_hh, _NONLINEARITY[mode]), None
 
 
 def _uniform_init(module: Module, hidden_size: int, generator: Generator | None) -> None:
@@ -191,8 +194,8 @@ class _RNNBase(Module):
         self, layer: int, direction: int, layer_in: Tensor, h: Tensor, c: Tensor | None
     ) -> tuple[Tensor, Tensor, Tensor | None]:
         """One layer in one direction over the sequence: (outputs (T, N, H), h_T, c_T).
-        Every step's W_ih x + b_ih is one product; an LSTM or GRU then runs the whole
-        sequence in one node (its backward is BPTT written out), an RNN step by step."""
+        Every step's W_ih x + b_ih is one product; the layer's Function then runs the whole
+        sequence in one node (its backward is BPTT written out)."""
         w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
         projected = linear(layer_in, w_ih, b_ih)
         reverse = bool(direction)
@@ -202,14 +205,9 @@ class _RNNBase(Module):
         if self.mode == "GRU":
             out, h = GRULayerFunction.apply(projected, h, w_hh, b_hh, reverse)
             return out, h, None
-        steps = projected.unbind(0)  # one Split node: one gradient of projected, not T
-        seen = []
-        for t in range(len(steps) - 1, -1, -1) if reverse else range(len(steps)):
-            h, _ = _cell_step(self.mode, steps[t], h, None, w_hh, b_hh)
-            seen.append(h)
-        if reverse:
-            seen.reverse()
-        return ops.stack(seen, 0), h, None
+        nonlinearity = _NONLINEARITY[self.mode]
+        out, h = RNNLayerFunction.apply(projected, h, w_hh, b_hh, nonlinearity, reverse)
+        return out, h, None
 
     def _initial_state(
         self, hx: State, batch: int, unbatched: bool, like: Tensor

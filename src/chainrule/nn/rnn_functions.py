@@ -1,8 +1,10 @@
-"""The LSTM's fused Functions: one step as one node (``LSTMCellFunction``, for the cells)
-and a whole sequence as one node (``LSTMLayerFunction``, for ``nn.LSTM``: the steps run
-in a loop inside it, and its backward is backpropagation through time written out, with
-no graph of T nodes to walk). Both use the step formulas below, where the step written
-with primitives is a dozen nodes.
+"""The recurrent layers' fused Functions. The LSTM's: one step as one node
+(``LSTMCellFunction``, for the cells) and a whole sequence as one node
+(``LSTMLayerFunction``, for ``nn.LSTM``: the steps run in a loop inside it, and its backward
+is backpropagation through time written out, with no graph of T nodes to walk). Both use
+the step formulas below, where the step written with primitives is a dozen nodes. The GRU
+and the plain RNN have a whole-sequence node each too (``GRULayerFunction``,
+``RNNLayerFunction``; their formulas are at their sections below).
 
 With P = x_proj + h W_hhᵀ + b_hh split into four blocks (PyTorch's order i, f, g, o):
 
@@ -26,7 +28,9 @@ from typing import Any
 
 from chainrule import ops
 from chainrule.autograd.function import Function
+from chainrule.nn.functional import linear
 from chainrule.ops import kernels
+from chainrule.tensor import Tensor
 
 
 class LSTMCellFunction(Function):
@@ -335,3 +339,132 @@ class GRULayerFunction(Function):
             db = db_t if db is None else db + db_t
         need = ctx.needs_input_grad
         return ops.stack(d_x, 0), dh, dw if need[2] else None, db if need[3] else None, None
+
+
+# ---------------------------------------------------------------------------------- RNN
+# The Elman RNN; its step and VJP are in RNNLayerFunction's docstring.
+
+NONLINEARITIES = ("tanh", "relu")
+
+
+def rnn_step_graph(x_proj: Tensor, h: Tensor, w_hh: Tensor, b_hh: Any, nonlinearity: str) -> Tensor:
+    """h' = φ(x_proj + h W_hhᵀ + b_hh) of one RNN step on Tensors, φ = tanh or relu (the
+    ``RNNCell``, and the states ``RNNLayerFunction.backward_graph`` rebuilds)."""
+    pre = x_proj + linear(h, w_hh, b_hh)
+    return pre.relu() if nonlinearity == "relu" else pre.tanh()
+
+
+def _rnn_vjp_graph(
+    h_next: Tensor, w_hh: Tensor, dh: Tensor, nonlinearity: str
+) -> tuple[Tensor, Tensor]:
+    """One RNN step's VJP on Tensors (``RNNLayerFunction``'s docstring) from the step's
+    output h' = φ(P): (P̄, h̄_prev). The slope is read off h' (1 − h'² for tanh), which
+    ``rnn_step_graph`` made differentiable; relu's mask [h' > 0] is a constant, its second
+    derivative being 0 wherever it exists."""
+    slope = (h_next.detach() > 0) if nonlinearity == "relu" else 1 - h_next * h_next
+    d_pre = dh * slope
+    return d_pre, d_pre @ w_hh
+
+
+class RNNLayerFunction(Function):
+    """(out, h_T) = one Elman RNN layer over a sequence, in one node: x_proj (T, N, H) holds
+    every step's W_ih x + b_ih, h0 (N, H) the initial state, ``nonlinearity`` is "tanh" or
+    "relu"; ``reverse`` runs from the last step (the backward direction of a bidirectional
+    RNN). out (T, N, H) holds each step's h, in the input's order. One step, φ = tanh or relu:
+
+        P = x_proj + h W_hhᵀ + b_hh,   h' = φ(P)
+
+    VJP of a step, with h̄ the gradient into h' (φ' = sech² P for tanh, [h' > 0] for relu):
+
+        P̄ = h̄ ⊙ φ'(P),   x̄_proj = P̄,   h̄_prev = P̄ W_hh,   W̄_hh = P̄ᵀ h,   b̄_hh = Σ_rows P̄
+
+    Through time (BPTT) it runs from the last step to the first, h̄_t = ōut_t + h̄_prev of
+    step t + 1, and W̄_hh = Σ_t P̄_tᵀ h_{t−1}, b̄_hh = Σ_t Σ_rows P̄_t. tanh's slope is sech² P
+    from P (``kernels.safe_cosh``), as the Tanh primitive takes it: 1 − h² cancels to 0
+    where h rounds to ±1. relu's is the mask [h > 0] of the saved outputs.
+
+    The states live in one (T + 1, N, H) array in the inputs' time order, h0 at the end
+    where the sequence starts (index 0 forward, T reversed). Then each step's output and
+    the state it read are two contiguous slices of it, so W̄_hh is one product.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, x_proj: Any, h0: Any, w_hh: Any, b_hh: Any, nonlinearity: str, reverse: bool
+    ) -> Any:
+        if nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+        xp = ctx.xp
+        steps = x_proj.shape[0]
+        # P of every step: x_proj + b_hh in one addition (a fresh array even without b_hh,
+        # since each step adds its h W_hhᵀ in place).
+        pre = x_proj + b_hh if b_hh is not None else x_proj.copy()
+        states = xp.empty((steps + 1, *h0.shape), dtype=pre.dtype)
+        states[steps if reverse else 0] = h0
+        for t in range(steps - 1, -1, -1) if reverse else range(steps):
+            read, write = (t + 1, t) if reverse else (t, t + 1)
+            pre[t] += states[read] @ w_hh.T
+            if nonlinearity == "relu":
+                xp.maximum(pre[t], 0, out=states[write])
+            else:
+                xp.tanh(pre[t], out=states[write])
+        ctx.nonlinearity, ctx.reverse = nonlinearity, reverse
+        if nonlinearity == "relu":
+            ctx.save_for_backward(w_hh, states)  # the mask comes from the outputs
+        else:
+            ctx.save_for_backward(w_hh, states, pre)
+        out = states[:-1] if reverse else states[1:]
+        h_last = states[0] if reverse else states[steps]
+        # Copies: the outputs are the caller's to change in place, the states are backward's.
+        return out.copy(), h_last.copy()
+
+    @staticmethod
+    def backward(ctx: Any, d_out: Any, dh_last: Any) -> tuple[Any, ...]:
+        saved = ctx.saved_tensors
+        w_hh, states = saved[0], saved[1]
+        xp, reverse, relu = ctx.xp, ctx.reverse, ctx.nonlinearity == "relu"
+        steps, hidden = d_out.shape[0], d_out.shape[2]
+        outs, reads = (states[:-1], states[1:]) if reverse else (states[1:], states[:-1])
+        d_pre = xp.empty_like(d_out)  # P̄ in time order, which is also x̄_proj
+        dh = dh_last
+        # The slope is taken step by step, on rows still in cache: one pass over the whole
+        # (T, N, H) before the loop measured slower at row-MNIST's shape.
+        for t in range(steps) if reverse else range(steps - 1, -1, -1):
+            grad = dh + d_out[t]  # h̄_t: from the output and from step t + 1
+            if relu:
+                xp.multiply(grad, outs[t] > 0, out=d_pre[t])
+            else:  # h̄ sech² P as h̄ / cosh P / cosh P, as the Tanh primitive takes it
+                cosh = kernels.safe_cosh(saved[2][t])
+                grad /= cosh
+                xp.divide(grad, cosh, out=d_pre[t])
+            dh = d_pre[t] @ w_hh  # h̄ of the state this step read (at the first step, h0)
+        need = ctx.needs_input_grad
+        flat = d_pre.reshape(-1, hidden)
+        dw = flat.T @ reads.reshape(-1, hidden) if need[2] else None  # Σ_t P̄_tᵀ h_{t−1}
+        db = flat.sum(axis=0) if need[3] else None
+        return d_pre if need[0] else None, dh if need[1] else None, dw, db, None, None
+
+    @staticmethod
+    def backward_graph(ctx: Any, d_out: Any, dh_last: Any) -> tuple[Any, ...]:
+        # BPTT on Tensors: the states rebuilt by the cell's step formula (differentiable in
+        # the inputs), then each step's graph VJP from the last step to the first.
+        x_proj, h0, w_hh, b_hh, nonlinearity, reverse = ctx.inputs
+        steps, hidden = x_proj.shape[0], h0.shape[-1]
+        order = list(range(steps - 1, -1, -1) if reverse else range(steps))
+        pieces = x_proj.unbind(0)
+        reads: list[Any] = [None] * steps  # the state step t read, by time
+        outs: list[Any] = [None] * steps
+        h = h0
+        for t in order:
+            reads[t] = h
+            h = outs[t] = rnn_step_graph(pieces[t], h, w_hh, b_hh, nonlinearity)
+        d_x: list[Any] = [None] * steps
+        dh = dh_last
+        for t in reversed(order):
+            d_x[t], dh = _rnn_vjp_graph(outs[t], w_hh, dh + d_out[t], nonlinearity)
+        d_pre = ops.stack(d_x, 0)
+        flat = d_pre.reshape(-1, hidden)
+        need = ctx.needs_input_grad
+        dw = flat.T @ ops.stack(reads, 0).reshape(-1, hidden) if need[2] else None
+        db = flat.sum(0) if need[3] else None
+        return d_pre if need[0] else None, dh if need[1] else None, dw, db, None, None
