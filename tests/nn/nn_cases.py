@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from conv_cases import conv_cases
+from pad_cases import pad_cases
 
 import chainrule as cr
 import chainrule.nn.functional as F
@@ -185,4 +186,5 @@ def cases() -> list[Case]:
         ),
     ]
     out += conv_cases(rng)  # the image layers (tests/nn/conv_cases.py)
+    out += pad_cases(rng)  # padding (tests/nn/pad_cases.py)
     return out

@@ -14,6 +14,7 @@ from conv_cases import second_order_specs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nn_cases import away_from, leaf, randn
+from pad_cases import pad_second_order_specs
 
 import chainrule as cr
 import chainrule.nn  # registers the nn Functions
@@ -290,6 +291,7 @@ SPECS: list[tuple[str, Builder]] = [
     ("RNNLayerFunction", rnn_relu_layer_reverse_last),
 ]
 SPECS += second_order_specs()  # the image layers (tests/nn/conv_cases.py)
+SPECS += pad_second_order_specs()  # padding (tests/nn/pad_cases.py)
 
 IDS = [spec.__name__ for _, spec in SPECS]
 SIZES = {

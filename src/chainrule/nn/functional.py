@@ -52,6 +52,13 @@ from chainrule.nn.functional_conv import (
 from chainrule.nn.functional_conv import (
     max_pool2d as max_pool2d,
 )
+from chainrule.nn.functional_interpolate import interpolate as interpolate
+from chainrule.nn.functional_pad import pad as pad
+from chainrule.nn.functional_pool import adaptive_avg_pool1d as adaptive_avg_pool1d
+from chainrule.nn.functional_pool import adaptive_max_pool1d as adaptive_max_pool1d
+from chainrule.nn.functional_pool import adaptive_max_pool2d as adaptive_max_pool2d
+from chainrule.nn.functional_pool import avg_pool1d as avg_pool1d
+from chainrule.nn.functional_pool import max_pool1d as max_pool1d
 from chainrule.nn.fused import (
     DropoutFunction,
     ELUFunction,
