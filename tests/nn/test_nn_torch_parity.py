@@ -294,3 +294,20 @@ def test_bce_with_logits_stable_at_huge_logits() -> None:
     x = np.array([-1e4, -50.0, 0.0, 50.0, 1e4], dtype=np.float32)
     y = np.array([1.0, 0.0, 1.0, 1.0, 0.0], dtype=np.float32)
     check_loss(nn.BCEWithLogitsLoss(), tnn.BCEWithLogitsLoss(), x, y, np.float32)
+
+
+def test_linear_on_a_transposed_stack_matches_torch() -> None:
+    # A (S, N, E) stack seen as (N, S, E): its rows are not a view, so Linear copies them
+    # into one product; the input gradient goes back in the input's own shape.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 3, 4)).transpose(1, 0, 2)
+    ours = nn.Linear(4, 6, dtype=cr.float64)
+    theirs = torch.nn.Linear(4, 6).double()
+    theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
+    xc, xt = cr.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    g = rng.standard_normal((3, 5, 6))
+    ours(xc).backward(cr.tensor(g))
+    theirs(xt).backward(torch.tensor(g))
+    np.testing.assert_allclose(xc.grad.numpy(), xt.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(ours.bias.grad.numpy(), theirs.bias.grad.numpy(), rtol=1e-12)

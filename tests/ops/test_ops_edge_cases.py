@@ -124,3 +124,22 @@ def test_sigmoid_keeps_relative_precision_in_the_tails(dtype: type) -> None:
     np.testing.assert_allclose(ours.grad.data, exact, rtol=1e-5)
     np.testing.assert_allclose(ours.grad.data[:5], theirs.grad.numpy()[:5], rtol=1e-5)
     assert y.data[0] > 0  # 4.2e-18, not 0 from 1 + tanh cancelling
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+def test_a_stack_times_a_matrix_is_one_product_of_rows_as_torch(layout: str) -> None:
+    # (…, m, k) @ (k, n) runs as one (rows, k) product (ops.linalg._stacked_rows), with
+    # dB = Aᵀ G over every row instead of a stack of products summed after; a transposed
+    # stack is not a view of rows, so its rows are a copy.
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((2, 3, 4, 5))
+    if layout == "transposed":
+        a = a.transpose(1, 0, 2, 3)
+    b = rng.standard_normal((5, 6))
+    g = rng.standard_normal((*a.shape[:-1], 6))
+    ours, theirs = _grads(lambda x, w: x @ w, lambda x, w: x @ w, a, b, g=g)
+    for o, t in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(o, t, rtol=1e-12, atol=1e-13)
+    ca, cb = cr.tensor(a, requires_grad=True), cr.tensor(b, requires_grad=True)
+    assert cr.autograd.gradcheck(lambda x, w: (x @ w).tanh(), (ca, cb))
+    assert cr.autograd.gradgradcheck(lambda x, w: (x @ w).tanh(), (ca, cb))

@@ -41,26 +41,31 @@ class LinearFunction(Function):
 
     @staticmethod
     def forward(ctx: Any, x: Any, weight: Any, bias: Any) -> Any:
+        # Leading dims become rows of one product: NumPy's matmul of a (N, S, in) stack
+        # would run N small products (2.7x slower at (32, 64, 128) · (128, 512)).
+        rows = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
         # For a few rows, (W Xᵀ)ᵀ (the same numbers as X Wᵀ) runs faster in BLAS with W as
         # stored than with W transposed (see _SMALL_BATCH); the copy keeps Y C-ordered, so
         # the elementwise ops after it stay on contiguous memory.
-        small = x.ndim == 2 and x.shape[0] <= _SMALL_BATCH
-        y = host_threads.matmul(weight, x.T).T.copy() if small else host_threads.matmul(x, weight.T)
+        if rows.shape[0] <= _SMALL_BATCH:
+            y = host_threads.matmul(weight, rows.T).T.copy()
+        else:
+            y = host_threads.matmul(rows, weight.T)
         if bias is not None:
             y += bias
-        ctx.save_for_backward(x, weight)
-        return y
+        ctx.save_for_backward(rows, weight)
+        ctx.input_shape = x.shape
+        return y if x.ndim == 2 else y.reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any, Any]:
-        x, weight = ctx.saved_tensors
+        rows, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
-        dx = host_threads.matmul(g, weight) if need_x else None
         if g.ndim != 2:
             g = g.reshape(-1, weight.shape[0])
-            x = x.reshape(-1, weight.shape[1])
+        dx = host_threads.matmul(g, weight).reshape(ctx.input_shape) if need_x else None
         # g.T @ x is a fresh C-ordered array, so the engine can hand it to .grad as is.
-        dw = host_threads.matmul(g.T, x) if need_w else None
+        dw = host_threads.matmul(g.T, rows) if need_w else None
         db = g.sum(axis=0) if need_b else None
         return dx, dw, db
 
