@@ -40,6 +40,16 @@ def serve(tasks: dict[str, Task]) -> None:
         print(json.dumps(times), flush=True)
 
 
+# ``--keep-freed-memory``: glibc's malloc told, through its environment variables, to keep
+# freed memory for the next arrays (what ``chainrule.allocator.keep_freed_memory`` sets and
+# ``chainrule train`` runs with), in every worker alike, so no library gets it alone.
+KEEP_FREED_MEMORY_ENV = {
+    "MALLOC_MMAP_THRESHOLD_": str(32 << 20),
+    "MALLOC_TRIM_THRESHOLD_": str(512 << 20),
+}
+_worker_env: dict[str, str] = {}
+
+
 class Worker:
     def __init__(self, script: str, library: str) -> None:
         self.library = library
@@ -48,7 +58,7 @@ class Worker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
-            env={**os.environ, "PYTHONHASHSEED": "0"},
+            env={**os.environ, "PYTHONHASHSEED": "0", **_worker_env},
         )
 
     def run(self, task: str, repeat: int) -> list[float]:
@@ -127,15 +137,22 @@ def table(
     unit_name: str = "µs",
     extra: dict[str, float] | None = None,
 ) -> str:
-    """Medians and ratios to ``baseline`` as an aligned text table."""
-    libs = list(next(iter(results.values())).keys())
+    """Medians and ratios to ``baseline`` as an aligned text table; "-" where a library
+    did not run a task (not one of its ``contenders``)."""
+    libs = list(dict.fromkeys(lib for per in results.values() for lib in per))
     head = f"{'task':28s}" + "".join(f"{lib + ' (' + unit_name + ')':>20s}" for lib in libs)
     head += "".join(f"{lib + '/' + baseline:>20s}" for lib in libs if lib != baseline)
     lines = [head, "-" * len(head)]
     for task, per in results.items():
         scale = (extra or {}).get(task, 1.0)
-        row = f"{task:28s}" + "".join(f"{per[lib] * unit / scale:20.2f}" for lib in libs)
-        row += "".join(f"{per[lib] / per[baseline]:20.2f}" for lib in libs if lib != baseline)
+        row = f"{task:28s}" + "".join(
+            f"{per[lib] * unit / scale:20.2f}" if lib in per else f"{'-':>20s}" for lib in libs
+        )
+        row += "".join(
+            f"{per[lib] / per[baseline]:20.2f}" if lib in per else f"{'-':>20s}"
+            for lib in libs
+            if lib != baseline
+        )
         lines.append(row)
     return "\n".join(lines)
 
@@ -167,15 +184,24 @@ def run(
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--json", default=None, help="also write the medians to this file")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="run every worker with glibc keeping freed memory for reuse (as chainrule "
+        "train does; see chainrule.allocator)",
+    )
     args = parser.parse_args()
     if args.worker:
         serve(workers[args.worker]())
         return
+    if args.keep_freed_memory:
+        _worker_env.update(KEEP_FREED_MEMORY_ENV)
     results = compare(script, list(workers), tasks, args.rounds, args.repeat, contenders=contenders)
     print(f"machine: {describe_machine()}")
+    policy = "kept for reuse (all workers)" if args.keep_freed_memory else "glibc's default"
     print(
         f"medians over {args.rounds} alternating rounds x {args.repeat} runs, one process "
-        f"per library\n"
+        f"per library; freed memory: {policy}\n"
     )
     report(results)
     if args.json:

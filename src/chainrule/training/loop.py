@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import chainrule as cr
-from chainrule import backend, data, nn
+from chainrule import allocator, backend, data, nn
 from chainrule import distributed as dist
 from chainrule.data import datasets
 from chainrule.data.augment import RandomShiftFlip
@@ -389,7 +389,11 @@ def train(
 
     Returns:
         The summary (also written to ``out/summary.json``).
+
+    The process keeps the memory of freed arrays for the next step's
+    (``chainrule.allocator.keep_freed_memory``) unless ``CHAINRULE_KEEP_FREED_MEMORY=0``.
     """
+    allocator.keep_freed_memory_unless_disabled()
     out = Path(out)
     main_rank = dist.rank() == 0
     if not main_rank:
