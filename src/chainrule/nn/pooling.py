@@ -19,7 +19,34 @@ from chainrule.nn.module import Module
 from chainrule.tensor import Tensor
 
 
-class MaxPool2d(Module):
+class _MaxPoolNd(Module):
+    """What MaxPool1d and MaxPool2d share: PyTorch's arguments (see MaxPool2d)."""
+
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        dilation: Any = 1,
+        return_indices: bool = False,
+        ceil_mode: bool = False,
+    ) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+        self.dilation = dilation
+        self.return_indices = return_indices
+        self.ceil_mode = ceil_mode
+
+    def extra_repr(self) -> str:
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
+        )
+
+
+class MaxPool2d(_MaxPoolNd):
     """The maximum of each kh × kw window (fused; the gradient goes to the first maximum
     of each window, as PyTorch).
 
@@ -42,23 +69,6 @@ class MaxPool2d(Module):
         (1, 3, 4, 4)
     """
 
-    def __init__(
-        self,
-        kernel_size: Any,
-        stride: Any = None,
-        padding: Any = 0,
-        dilation: Any = 1,
-        return_indices: bool = False,
-        ceil_mode: bool = False,
-    ) -> None:
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = kernel_size if stride is None else stride
-        self.padding = padding
-        self.dilation = dilation
-        self.return_indices = return_indices
-        self.ceil_mode = ceil_mode
-
     def forward(self, input: Tensor) -> Any:
         return max_pool2d(
             input,
@@ -68,12 +78,6 @@ class MaxPool2d(Module):
             self.dilation,
             self.ceil_mode,
             self.return_indices,
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
         )
 
 
@@ -118,7 +122,26 @@ class AvgPool2d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AdaptiveAvgPool2d(Module):
+class _AdaptivePool(Module):
+    """What the adaptive poolings share: the ``output_size`` to pool to."""
+
+    def __init__(self, output_size: Any) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class _AdaptiveMaxPool(_AdaptivePool):
+    """Adaptive max pooling also returns the maxima's indices with ``return_indices``."""
+
+    def __init__(self, output_size: Any, return_indices: bool = False) -> None:
+        super().__init__(output_size)
+        self.return_indices = return_indices
+
+
+class AdaptiveAvgPool2d(_AdaptivePool):
     """Average pooling to a fixed ``output_size`` (an int, a pair, None keeps a dim),
     whatever the input size: y = A_h x A_wᵀ with PyTorch's windows.
 
@@ -126,18 +149,11 @@ class AdaptiveAvgPool2d(Module):
         (N, C, H, W) → (N, C, *output_size); (C, H, W) → (C, *output_size).
     """
 
-    def __init__(self, output_size: Any) -> None:
-        super().__init__()
-        self.output_size = output_size
-
     def forward(self, input: Tensor) -> Tensor:
         return adaptive_avg_pool2d(input, self.output_size)
 
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
 
-
-class AdaptiveMaxPool2d(Module):
+class AdaptiveMaxPool2d(_AdaptiveMaxPool):
     """Max pooling to a fixed ``output_size`` (an int, a pair, None keeps a dim) whatever
     the input size, over PyTorch's adaptive windows (rows ⌊iH/Ho⌋ … ⌈(i+1)H/Ho⌉ − 1).
 
@@ -152,19 +168,11 @@ class AdaptiveMaxPool2d(Module):
         (1, 4, 2, 3)
     """
 
-    def __init__(self, output_size: Any, return_indices: bool = False) -> None:
-        super().__init__()
-        self.output_size = output_size
-        self.return_indices = return_indices
-
     def forward(self, input: Tensor) -> Any:
         return adaptive_max_pool2d(input, self.output_size, self.return_indices)
 
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
 
-
-class MaxPool1d(Module):
+class MaxPool1d(_MaxPoolNd):
     """The maximum of each window of ``kernel_size`` samples (the gradient goes to the
     first maximum of each window, as PyTorch).
 
@@ -187,23 +195,6 @@ class MaxPool1d(Module):
         (2, 4, 4)
     """
 
-    def __init__(
-        self,
-        kernel_size: Any,
-        stride: Any = None,
-        padding: Any = 0,
-        dilation: Any = 1,
-        return_indices: bool = False,
-        ceil_mode: bool = False,
-    ) -> None:
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = kernel_size if stride is None else stride
-        self.padding = padding
-        self.dilation = dilation
-        self.return_indices = return_indices
-        self.ceil_mode = ceil_mode
-
     def forward(self, input: Tensor) -> Any:
         return max_pool1d(
             input,
@@ -213,12 +204,6 @@ class MaxPool1d(Module):
             self.dilation,
             self.ceil_mode,
             self.return_indices,
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-            f"dilation={self.dilation}, ceil_mode={self.ceil_mode}"
         )
 
 
@@ -267,7 +252,7 @@ class AvgPool1d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AdaptiveAvgPool1d(Module):
+class AdaptiveAvgPool1d(_AdaptivePool):
     """Average pooling to ``output_size`` samples whatever the input length, with
     PyTorch's windows ⌊iL/Lo⌋ … ⌈(i+1)L/Lo⌉ − 1.
 
@@ -281,18 +266,11 @@ class AdaptiveAvgPool1d(Module):
         (2, 4, 1)
     """
 
-    def __init__(self, output_size: Any) -> None:
-        super().__init__()
-        self.output_size = output_size
-
     def forward(self, input: Tensor) -> Tensor:
         return adaptive_avg_pool1d(input, self.output_size)
 
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
 
-
-class AdaptiveMaxPool1d(Module):
+class AdaptiveMaxPool1d(_AdaptiveMaxPool):
     """Max pooling to ``output_size`` samples whatever the input length, over PyTorch's
     adaptive windows.
 
@@ -301,13 +279,5 @@ class AdaptiveMaxPool1d(Module):
         ``return_indices``, also the int64 position in L of each maximum.
     """
 
-    def __init__(self, output_size: Any, return_indices: bool = False) -> None:
-        super().__init__()
-        self.output_size = output_size
-        self.return_indices = return_indices
-
     def forward(self, input: Tensor) -> Any:
         return adaptive_max_pool1d(input, self.output_size, self.return_indices)
-
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
