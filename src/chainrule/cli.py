@@ -16,8 +16,10 @@ from chainrule.training.config import (
     INITS,
     MODELS,
     OPTIMIZERS,
+    PATCH_GRID,
     RECIPES,
     SCHEDULES,
+    TRANSFORMER_HEADS,
     TrainConfig,
 )
 
@@ -25,6 +27,7 @@ DEFAULTS = TrainConfig()
 # The recipes for the 28x28 MNIST family, for the help texts (mnist has the same).
 _FAMILY_MLP = RECIPES[("fashion-mnist", "mlp")]
 _FAMILY_CNN = RECIPES[("fashion-mnist", "cnn")]
+_FAMILY_TRANSFORMER = RECIPES[("fashion-mnist", "transformer")]
 # The TrainConfig fields that are command-line options.
 CONFIG_OPTIONS = tuple(
     f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("extra", "eval_batch_size")
@@ -157,8 +160,10 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
         choices=MODELS,
         default=given_or_default(DEFAULTS.model),
         help="mlp (--hidden sizes), cnn ([--convs-per-block x (conv 3x3, BatchNorm, "
-        "ReLU), maxpool 2] per --channels size, linear 128, linear) or lstm (the image row "
-        "by row: len(--hidden) LSTM layers of --hidden[0] units, linear on the last step)",
+        "ReLU), maxpool 2] per --channels size, linear 128, linear), lstm (the image row "
+        "by row: len(--hidden) LSTM layers of --hidden[0] units, linear on the last step) or "
+        "transformer (a 4x4 grid of patches: len(--hidden) pre-norm encoder layers of width "
+        "--hidden[0], 4 heads, mean of the tokens, linear)",
     )
     m.add_argument(
         "--channels",
@@ -186,8 +191,9 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     m.add_argument(
         "--dropout",
         type=_number,
-        default=given_or_default(DEFAULTS.dropout),
-        help="dropout probability after each hidden layer",
+        default=given_or_default(None),
+        help=f"dropout probability after each hidden layer (default {DEFAULTS.dropout}; "
+        f"{_FAMILY_TRANSFORMER['dropout']} inside the transformer's layers on the MNIST family)",
     )
     m.add_argument(
         "--init",
@@ -204,9 +210,19 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
         help=f"default {DEFAULTS.epochs}; on the MNIST family {_FAMILY_MLP['epochs']} "
         f"for the mlp, {_FAMILY_CNN['epochs']} for the cnn",
     )
-    o.add_argument("--optimizer", choices=OPTIMIZERS, default=given_or_default(DEFAULTS.optimizer))
     o.add_argument(
-        "--lr", type=_number, default=given_or_default(DEFAULTS.lr), help="learning rate"
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default=given_or_default(None),
+        help=f"default {DEFAULTS.optimizer}; {_FAMILY_TRANSFORMER['optimizer']} for the "
+        "transformer on the MNIST family",
+    )
+    o.add_argument(
+        "--lr",
+        type=_number,
+        default=given_or_default(None),
+        help=f"learning rate (default {DEFAULTS.lr}; {_FAMILY_TRANSFORMER['lr']} for the "
+        "transformer on the MNIST family)",
     )
     o.add_argument(
         "--momentum", type=_number, default=given_or_default(DEFAULTS.momentum), help="SGD momentum"
@@ -215,8 +231,10 @@ def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
     o.add_argument(
         "--weight-decay",
         type=_number,
-        default=given_or_default(DEFAULTS.weight_decay),
-        help="L2: adds weight_decay*w to the gradient (decoupled for adamw)",
+        default=given_or_default(None),
+        help=f"L2: adds weight_decay*w to the gradient (decoupled for adamw; default "
+        f"{DEFAULTS.weight_decay}, {_FAMILY_TRANSFORMER['weight_decay']} for the transformer "
+        "on the MNIST family)",
     )
     o.add_argument(
         "--l1",
@@ -338,7 +356,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         out = all_gather_json(out)[0]  # rank 0's clock names the run for every rank
     if speak:
         print(
-            f"training on {cfg.dataset}: {_describe_model(cfg)}, {cfg.activation}, "
+            f"training on {cfg.dataset}: {_describe_model(cfg)}, "
             f"dropout {cfg.dropout}, {cfg.optimizer} lr {cfg.lr}, {cfg.schedule} schedule, "
             f"{cfg.epochs} epochs, batch {cfg.batch_size}"
             f"{'' if cfg.device == 'cpu' else f' on {cfg.device}'} -> {out}/"
@@ -349,13 +367,21 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _describe_model(cfg: TrainConfig) -> str:
+    """The model in a few words; the activation only where ``--activation`` applies (the
+    LSTM has its own gates, the transformer GELU)."""
     if cfg.model == "mlp":
-        return f"mlp {list(cfg.hidden)}"
+        return f"mlp {list(cfg.hidden)}, {cfg.activation}"
     if cfg.model == "lstm":
         layers = len(cfg.hidden)
         return f"lstm {layers} layer{'s' if layers > 1 else ''} of {cfg.hidden[0]} over rows"
+    if cfg.model == "transformer":
+        layers = len(cfg.hidden)
+        return (
+            f"transformer {layers} layer{'s' if layers > 1 else ''} of {cfg.hidden[0]}, "
+            f"{TRANSFORMER_HEADS} heads, {PATCH_GRID * PATCH_GRID} patches"
+        )
     convs = "" if cfg.convs_per_block == 1 else f" x {cfg.convs_per_block} convs"
-    return f"cnn {list(cfg.channels)}{convs}"
+    return f"cnn {list(cfg.channels)}{convs}, {cfg.activation}"
 
 
 def _resume(args: argparse.Namespace, argv: list[str], progress: bool, speak: bool) -> int:

@@ -67,6 +67,13 @@ MODULES: list[tuple[str, Callable[[], Any], Callable[[], Any], tuple[int, ...], 
     ("BatchNorm2d", lambda: nn.BatchNorm2d(3), lambda: tnn.BatchNorm2d(3), (4, 3, 5, 5), 10),
     ("LayerNorm", lambda: nn.LayerNorm((4, 5)), lambda: tnn.LayerNorm((4, 5)), (3, 4, 5), 10),
     ("GroupNorm", lambda: nn.GroupNorm(2, 4), lambda: tnn.GroupNorm(2, 4), (3, 4, 5, 5), 10),
+    (
+        "TransformerEncoderLayer",
+        lambda: nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True),
+        lambda: tnn.TransformerEncoderLayer(16, 4, 32, dropout=0.0, batch_first=True),
+        (3, 7, 16),
+        10,
+    ),
     ("ReLU", nn.ReLU, tnn.ReLU, (4, 6), 1),
     ("LogSoftmax", lambda: nn.LogSoftmax(dim=1), lambda: tnn.LogSoftmax(dim=1), (4, 6), 1),
 ]

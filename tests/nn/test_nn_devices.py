@@ -103,6 +103,14 @@ LAYERS: dict[str, tuple[Callable[[], nn.Module], list[np.ndarray]]] = {
         [images(2, 5, 8), images(2, 6, 8), images(2, 6, 8)],
     ),
     "groupnorm": (lambda: nn.GroupNorm(2, 4, dtype=F64), [images(2, 4, 3, 3)]),
+    "transformer-encoder-layer-pre-norm": (
+        lambda: nn.TransformerEncoderLayer(8, 2, 12, dropout=0.0, norm_first=True, dtype=F64),
+        [images(5, 2, 8)],
+    ),
+    "transformer-decoder-layer": (
+        lambda: nn.TransformerDecoderLayer(8, 2, 12, dropout=0.0, batch_first=True, dtype=F64),
+        [images(2, 4, 8), images(2, 6, 8)],
+    ),
     "layernorm-no-affine": (
         lambda: nn.LayerNorm(5, elementwise_affine=False, dtype=F64),
         [images(3, 5)],

@@ -225,6 +225,15 @@ def test_module_list_and_dict() -> None:
     layers = nn.ModuleList([nn.Linear(2, 2) for _ in range(3)])
     assert len(layers) == 3 and len(list(layers.parameters())) == 6
     assert isinstance(layers[-1], nn.Linear)
+    first_two = layers[:-1]  # PyTorch's rule: the same modules in a new list, keys from 0
+    assert isinstance(first_two, nn.ModuleList) and len(first_two) == 2
+    assert first_two[1] is layers[1] and list(first_two.state_dict()) == [
+        "0.weight",
+        "0.bias",
+        "1.weight",
+        "1.bias",
+    ]
+    assert [m for m in layers[::2]] == [layers[0], layers[2]]
     heads = nn.ModuleDict({"a": nn.Linear(2, 1), "b": nn.Linear(2, 3)})
     assert [n for n, _ in heads.named_parameters()] == ["a.weight", "a.bias", "b.weight", "b.bias"]
     assert "a" in heads and heads["b"].out_features == 3

@@ -70,6 +70,13 @@ from chainrule.nn.pooling import (
     MaxPool2d,
 )
 from chainrule.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
+from chainrule.nn.transformer import (
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+)
 from chainrule.nn.upsampling import Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from chainrule.nn.wiring import Add, Duplicate, Max
 
@@ -141,6 +148,11 @@ __all__ = [
     "Softmax",
     "Softplus",
     "Tanh",
+    "Transformer",
+    "TransformerDecoder",
+    "TransformerDecoderLayer",
+    "TransformerEncoder",
+    "TransformerEncoderLayer",
     "Upsample",
     "UpsamplingBilinear2d",
     "UpsamplingNearest2d",

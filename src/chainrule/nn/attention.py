@@ -127,12 +127,39 @@ class MultiheadAttention(Module):
             init.zeros_(self.in_proj_bias)
             init.zeros_(self.out_proj.bias)
 
-    def _projections(self) -> tuple[Tensor, Tensor, Tensor]:
+    def _project(
+        self, query: Tensor, key: Tensor, value: Tensor, one_input: bool
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Q W_qᵀ + b_q, K W_kᵀ + b_k, V W_vᵀ + b_v, each as (N, h, n, d) for inputs
+        (n, N, E).
+
+        Self-attention (``one_input``: one tensor as query, key and value, with the packed
+        weight) projects in one product with the whole (3E, E) weight and splits the result: one
+        matrix product forward and two backward instead of three and six, as PyTorch
+        does. Otherwise the packed weight is split once (one node) into its three blocks.
+        """
+        length, batch = query.shape[0], query.shape[1]
+        source = key.shape[0]
+        h, d = self.num_heads, self.head_dim
+
+        def heads(projected: Tensor, n: int) -> Tensor:
+            # (n, N, E) → (N, h, n, d): each head's slice of the projected features
+            return projected.reshape(n, batch, h, d).permute(1, 2, 0, 3)
+
+        w, b = self.in_proj_weight, self.in_proj_bias
+        if self._qkv_same_embed_dim and one_input:
+            q, k, v = linear(query, w, b).chunk(3, -1)
+            return heads(q, length), heads(k, length), heads(v, length)
         if self._qkv_same_embed_dim:
-            e = self.embed_dim
-            w = self.in_proj_weight
-            return w[:e], w[e : 2 * e], w[2 * e :]
-        return self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
+            w_q, w_k, w_v = w.chunk(3, 0)
+        else:
+            w_q, w_k, w_v = self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
+        b_q, b_k, b_v = (None, None, None) if b is None else b.chunk(3, 0)
+        return (
+            heads(linear(query, w_q, b_q), length),
+            heads(linear(key, w_k, b_k), source),
+            heads(linear(value, w_v, b_v), source),
+        )
 
     def forward(
         self,
@@ -149,6 +176,7 @@ class MultiheadAttention(Module):
         (N·h, L, S), boolean with True where attending is **not** allowed, or float and
         added to the scores. ``is_causal`` makes the causal mask when none is given."""
         unbatched = query.ndim == 2
+        one_input = query is key and key is value  # self-attention: one projection
         for name, t, width in (
             ("query", query, self.embed_dim),
             ("key", key, self.kdim),
@@ -174,20 +202,8 @@ class MultiheadAttention(Module):
                 f"query, key and value disagree on the batch or key length: "
                 f"{query.shape}, {key.shape}, {value.shape} (as (L, N, E))",
             )
-        w_q, w_k, w_v = self._projections()
-        b = self.in_proj_bias
+        q, k, v = self._project(query, key, value, one_input)
         e, h, d = self.embed_dim, self.num_heads, self.head_dim
-        bq, bk, bv = (None, None, None) if b is None else (b[:e], b[e : 2 * e], b[2 * e :])
-
-        def heads(x: Tensor, w: Tensor, bias: Tensor | None, n: int) -> Tensor:
-            # (n, N, E) → (N, h, n, d): each head's slice of the projected features
-            return linear(x, w, bias).reshape(n, batch, h, d).permute(1, 2, 0, 3)
-
-        q, k, v = (
-            heads(query, w_q, bq, length),
-            heads(key, w_k, bk, source),
-            heads(value, w_v, bv, source),
-        )
         scores = (q * (1.0 / math.sqrt(d))) @ k.transpose(-2, -1)  # (N, h, L, S)
         if is_causal and attn_mask is None:
             attn_mask = ~causal(length, source, scores).data  # True: not allowed

@@ -88,8 +88,16 @@ class ModuleList(Module):
             self.append(module)
         return self
 
-    def __getitem__(self, index: int) -> Module:
+    @overload
+    def __getitem__(self, index: int) -> Module: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> ModuleList: ...
+
+    def __getitem__(self, index: int | slice) -> Module | ModuleList:
         values = list(self._modules.values())
+        if isinstance(index, slice):  # a new list of the same modules, numbered from 0
+            return ModuleList(values[index])
         return values[_check_index(index, len(values), "ModuleList")]
 
     def __setitem__(self, index: int, module: Module) -> None:

@@ -9,7 +9,11 @@ import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
-MODELS = ("mlp", "cnn", "lstm")
+MODELS = ("mlp", "cnn", "lstm", "transformer")
+# --model transformer's fixed shape: the image cut into a PATCH_GRID × PATCH_GRID grid of
+# patches (28×28: 16 tokens of 7×7 pixels), attended to by TRANSFORMER_HEADS heads.
+PATCH_GRID = 4
+TRANSFORMER_HEADS = 4
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
 INITS = ("kaiming", "xavier", "default")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
@@ -22,13 +26,25 @@ SCHEDULES = ("none", "step", "multistep", "exponential", "cosine", "plateau", "o
 _MNIST_FAMILY_MLP: dict[str, Any] = {"epochs": 20, "batch_size": 128, "hidden": (1024, 512)}
 _MNIST_FAMILY_CNN: dict[str, Any] = {"epochs": 15, "batch_size": 128}
 _MNIST_FAMILY_LSTM: dict[str, Any] = {"epochs": 10, "batch_size": 128, "hidden": (128,)}
+# Transformers want less dropout than the MLP's 0.3 and decoupled weight decay (AdamW).
+_MNIST_FAMILY_TRANSFORMER: dict[str, Any] = {
+    "epochs": 10,
+    "batch_size": 128,
+    "hidden": (64, 64),
+    "dropout": 0.1,
+    "optimizer": "adamw",
+    "lr": 2e-3,
+    "weight_decay": 0.05,
+}
 RECIPES: dict[tuple[str, str], dict[str, Any]] = {
     ("fashion-mnist", "mlp"): _MNIST_FAMILY_MLP,
     ("fashion-mnist", "cnn"): _MNIST_FAMILY_CNN,
     ("fashion-mnist", "lstm"): _MNIST_FAMILY_LSTM,
+    ("fashion-mnist", "transformer"): _MNIST_FAMILY_TRANSFORMER,
     ("mnist", "mlp"): _MNIST_FAMILY_MLP,
     ("mnist", "cnn"): _MNIST_FAMILY_CNN,
     ("mnist", "lstm"): _MNIST_FAMILY_LSTM,
+    ("mnist", "transformer"): _MNIST_FAMILY_TRANSFORMER,
 }
 
 
@@ -39,9 +55,11 @@ class TrainConfig:
 
     Model: ``model`` "mlp", "cnn" (the CNN of ``training.model.build_cnn``: one
     block of ``convs_per_block`` conv–BatchNorm–ReLU layers and a maxpool per entry of
-    ``channels``, then two linear layers) or "lstm" (``training.model.RowLSTM``: the image
+    ``channels``, then two linear layers), "lstm" (``training.model.RowLSTM``: the image
     read row by row by ``len(hidden)`` LSTM layers of ``hidden[0]`` units, then a linear
-    layer on the last step). MLP: ``hidden`` sizes
+    layer on the last step) or "transformer" (``training.model.PatchTransformer``: a 4×4
+    grid of patches through ``len(hidden)`` pre-norm encoder layers of width
+    ``hidden[0]``, 4 heads, the tokens' mean, a linear layer). MLP: ``hidden`` sizes
     of an MLP with ``activation`` and ``dropout`` after each hidden layer. Weights
     initialised by ``init`` (Kaiming: N(0, 2/fan_in) for ReLU-like activations, the
     lecture's advice; Xavier; or PyTorch's default uniform).

@@ -5,9 +5,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import chainrule as cr
 from chainrule import nn, optim
 from chainrule.optim import lr_scheduler
-from chainrule.training.config import TrainConfig
+from chainrule.training.config import PATCH_GRID, TRANSFORMER_HEADS, TrainConfig
 
 _ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -137,12 +138,91 @@ def build_lstm(cfg: TrainConfig, image_shape: tuple[int, ...], num_classes: int)
     return RowLSTM(rows, features, cfg.hidden[0], len(cfg.hidden), num_classes, cfg.dropout)
 
 
+class PatchTransformer(nn.Module):
+    """A small vision transformer (Dosovitskiy et al., 2021): the image cut into a
+    ``grid`` × ``grid`` grid of patches, each patch's pixels a token through a linear
+    embedding plus a learned position embedding, a stack of pre-norm encoder layers
+    (GELU, feed-forward width 2·d), a final LayerNorm, the tokens' mean, and a linear
+    layer to the logits.
+
+    Shape:
+        (N, C, H, W) or (N, H, W) with H and W multiples of ``grid`` → (N, classes).
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        d_model: int,
+        layers: int,
+        heads: int,
+        classes: int,
+        dropout: float,
+        grid: int = PATCH_GRID,
+    ) -> None:
+        super().__init__()
+        channels, height, width = image_shape
+        self.image_shape, self.grid = image_shape, grid
+        self.patch = (height // grid, width // grid)
+        self.embed = nn.Linear(channels * self.patch[0] * self.patch[1], d_model)
+        self.position = nn.Parameter(cr.zeros(1, grid * grid, d_model))
+        nn.init.normal_(self.position, std=0.02)
+        layer = nn.TransformerEncoderLayer(
+            d_model,
+            heads,
+            dim_feedforward=2 * d_model,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(d_model))
+        self.head = nn.Linear(d_model, classes)
+
+    def forward(self, x: Any) -> Any:
+        n = x.shape[0]
+        c = self.image_shape[0]
+        (ph, pw), g = self.patch, self.grid
+        # (N, C, g, ph, g, pw) → (N, g, g, C, ph, pw): each patch's pixels together
+        patches = x.reshape(n, c, g, ph, g, pw).permute(0, 2, 4, 1, 3, 5)
+        tokens = self.embed(patches.reshape(n, g * g, c * ph * pw)) + self.position
+        return self.head(self.encoder(tokens).mean(1))
+
+
+def build_transformer(
+    cfg: TrainConfig, image_shape: tuple[int, ...], num_classes: int
+) -> PatchTransformer:
+    """``--model transformer``: a ``PatchTransformer`` over a 4 × 4 grid of patches (28×28
+    images: 16 patches of 7×7), ``len(cfg.hidden)`` encoder layers of width
+    ``cfg.hidden[0]`` with 4 heads, ``cfg.dropout`` inside them; PyTorch's
+    initialisation (``--init`` does not apply)."""
+    shape = tuple(int(v) for v in image_shape)
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if len(shape) != 3 or shape[1] % PATCH_GRID or shape[2] % PATCH_GRID:
+        raise ValueError(
+            f"--model transformer cuts each image into a {PATCH_GRID}x{PATCH_GRID} grid of "
+            f"patches: it needs examples (C, H, W) or (H, W) with H and W multiples of "
+            f"{PATCH_GRID}, got {tuple(image_shape)}; use --model mlp for flat data"
+        )
+    if cfg.hidden[0] % TRANSFORMER_HEADS:
+        raise ValueError(
+            f"--model transformer has {TRANSFORMER_HEADS} attention heads: --hidden "
+            f"{cfg.hidden[0]} must be a multiple of {TRANSFORMER_HEADS}"
+        )
+    image = (shape[0], shape[1], shape[2])
+    return PatchTransformer(
+        image, cfg.hidden[0], len(cfg.hidden), TRANSFORMER_HEADS, num_classes, cfg.dropout
+    )
+
+
 def build_model(cfg: TrainConfig, example_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     """The model ``cfg.model`` names, for examples of ``example_shape`` (without N)."""
     if cfg.model == "cnn":
         return build_cnn(cfg, example_shape, num_classes)
     if cfg.model == "lstm":
         return build_lstm(cfg, example_shape, num_classes)
+    if cfg.model == "transformer":
+        return build_transformer(cfg, example_shape, num_classes)
     return build_mlp(cfg, int(math.prod(example_shape)), num_classes)
 
 
