@@ -20,13 +20,14 @@ from chainrule import backend
 from chainrule.autograd.hooks import HookMethods
 from chainrule.device import CPU, Device, parse_to_args
 from chainrule.errors import DTypeError, GraphError, warn_graph_growth
+from chainrule.host_values import HostValueMethods
 from chainrule.inplace import InPlaceMethods, array_of
 
 Scalar = int | float | bool
 TensorLike = Any  # a Tensor, an array, a Python number or a nested list of numbers
 
 
-class Tensor(InPlaceMethods, HookMethods):
+class Tensor(InPlaceMethods, HookMethods, HostValueMethods):
     """A multi-dimensional array that records the operations applied to it.
 
     Args:
@@ -141,46 +142,7 @@ class Tensor(InPlaceMethods, HookMethods):
         return int(self.data.shape[0])
 
     # ------------------------------------------------------------------ leaving autograd
-    def numpy(self) -> Any:
-        """The values as a NumPy array: shares memory with a CPU tensor; a copy (which
-        waits for the GPU) of a GPU tensor."""
-        if self.requires_grad:
-            raise GraphError(
-                "numpy() on a tensor that requires grad would let the array escape the "
-                "graph; call tensor.detach().numpy() instead"
-            )
-        return backend.to_host(self.data)
-
-    def item(self) -> Any:
-        """The single value of a one-element tensor, as a Python number."""
-        if self.data.size != 1:
-            raise ValueError(
-                f"item() needs a tensor with one element, got shape {self.shape}; "
-                f"reduce it first (e.g. .sum() or .mean())"
-            )
-        return self.data.item()
-
-    def tolist(self) -> Any:
-        return self.data.tolist()
-
-    def __float__(self) -> float:
-        return float(self.item())
-
-    def __int__(self) -> int:
-        return int(self.item())
-
-    def __bool__(self) -> bool:
-        if self.data.size != 1:
-            raise ValueError(
-                f"the truth value of a tensor with {self.data.size} elements is ambiguous; "
-                f"use .any() or .all()"
-            )
-        return bool(self.data.item())
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> Any:
-        arr = backend.host_array(self.data)  # a GPU tensor raises TypeError, as in PyTorch
-        return arr if dtype is None else arr.astype(dtype)
-
+    # numpy(), item(), tolist(), float(t)…: HostValueMethods (host_values.py).
     def detach(self) -> Tensor:
         """The same values (shared memory) cut off from the graph."""
         t = Tensor._wrap(self.data, False, None, 0)
@@ -460,6 +422,12 @@ class Tensor(InPlaceMethods, HookMethods):
     def argmin(self, dim: int | None = None, keepdim: bool = False) -> Tensor:
         return _ops.argmin(self, dim, keepdim)
 
+    def prod(self, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+        return _ops.prod(self, dim, keepdim, dtype=dtype)
+
+    def norm(self, p: float | str = 2, dim: Any = None, keepdim: bool = False) -> Tensor:
+        return _ops.norm(self, p, dim, keepdim)
+
     def all(self) -> bool:
         return bool(self.data.all())
 
@@ -513,6 +481,33 @@ class Tensor(InPlaceMethods, HookMethods):
 
     def expand_as(self, other: Tensor) -> Tensor:
         return _ops.expand(self, other.shape)
+
+    def flip(self, *dims: Any) -> Tensor:
+        return _ops.flip(self, dims[0] if len(dims) == 1 else dims)
+
+    def roll(self, shifts: Any, dims: Any = None) -> Tensor:
+        return _ops.roll(self, shifts, dims)
+
+    def repeat(self, *sizes: Any) -> Tensor:
+        return _ops.repeat(self, *sizes)
+
+    def tile(self, *dims: Any) -> Tensor:
+        return _ops.tile(self, dims[0] if len(dims) == 1 else dims)
+
+    def repeat_interleave(self, repeats: Any, dim: int | None = None) -> Tensor:
+        return _ops.repeat_interleave(self, repeats, dim)
+
+    def tril(self, diagonal: int = 0) -> Tensor:
+        return _ops.tril(self, diagonal)
+
+    def triu(self, diagonal: int = 0) -> Tensor:
+        return _ops.triu(self, diagonal)
+
+    def index_select(self, dim: int, index: Any) -> Tensor:
+        return _ops.index_select(self, dim, index)
+
+    def narrow(self, dim: int, start: int, length: int) -> Tensor:
+        return _ops.narrow(self, dim, start, length)
 
     def clone(self) -> Tensor:
         return _ops.clone(self)

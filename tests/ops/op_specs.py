@@ -11,9 +11,11 @@ run and only the parity tests skip (the torch side of a case is called only by t
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
+import op_specs_rearrange as rearrange
 from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -505,7 +507,7 @@ SPECS: dict[str, Any] = {
         },
         ("real", "real"),
     ),
-    "Where": _where(),
+    "Where": st.one_of(_where(), rearrange.triangle_and_norm()),
     "Clamp": _clamp(),
     "ReLU": _unary("relu", cr.relu, _torch("relu"), "nonzero"),
     "Sigmoid": _unary("sigmoid", cr.sigmoid, _torch("sigmoid")),
@@ -515,21 +517,28 @@ SPECS: dict[str, Any] = {
         lambda c: Case(c.label, c.inputs, c.cr_fn, c.torch_fn, eps=1e-2),
         _unary("cast", _cast, _cast),
     ),
-    "Clone": _unary("clone", lambda t: t.clone(), lambda t: t.clone()),
+    "Clone": st.one_of(_unary("clone", lambda t: t.clone(), lambda t: t.clone()), rearrange.flip()),
     # On the CPU a move to the CPU is the identity; the primitive is called directly (the
     # public x.to("cpu") returns x itself), which checks its two backwards.
     "ToDevice": _unary("to_device", lambda t: ToDevice.apply(t, CPU), lambda t: t.to("cpu")),
     "MatMul": _matmul(),
-    "Reshape": _reshape(),
+    "Reshape": st.one_of(_reshape(), rearrange.repeat_and_tile()),
     "Permute": _permute(),
     "Expand": _expand(),
-    "Slice": _slice(),
-    "Gather": _gather(),
+    "Slice": st.one_of(_slice(), rearrange.narrow()),
+    "Gather": st.one_of(_gather(), rearrange.index_select()),
     "Cat": _cat(),
     "Stack": _stack(),
-    "Sum": _reduction("sum", "real"),
+    "Sum": st.one_of(_reduction("sum", "real"), rearrange.norm(1.0)),
     "Mean": _reduction("mean", "real"),
-    "Amax": st.one_of(_reduction("amax", "distinct"), _reduction("amin", "distinct")),
+    "Amax": st.one_of(
+        _reduction("amax", "distinct"),
+        _reduction("amin", "distinct"),
+        rearrange.norm(math.inf),
+        rearrange.norm(-math.inf),
+    ),
+    "Prod": rearrange.prod(),
+    "Roll": rearrange.roll(),
     "ScatterAdd": _scatter_add(),
     "MaxDim": _max_dim(),
     "LogSumExp": _reduction("logsumexp", "real"),

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from chainrule import backend, ops
-from chainrule.errors import ShapeError
+from chainrule.errors import DTypeError, ShapeError
 from chainrule.nn.functional_attention import (
     scaled_dot_product_attention as scaled_dot_product_attention,
 )
@@ -162,6 +162,41 @@ def embedding(input: Any, weight: Tensor) -> Tensor:
     if indices.dtype.kind not in "iu":
         raise TypeError(f"embedding indices must be integers, got dtype {indices.dtype}")
     return weight[indices]
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """As ``F.one_hot``: class indices (int64) to one-hot rows, out[…, c] = 1 where
+    ``tensor`` is c, 0 elsewhere; int64, not differentiable. ``num_classes=-1`` takes one
+    more than the largest index. The indices are checked on the host (a read that waits
+    for a GPU), as PyTorch checks them.
+
+    Shape:
+        tensor: (*); result: (*, num_classes).
+
+    Example:
+        >>> F.one_hot(cr.tensor([0, 2]), 3)
+        tensor([[1, 0, 0],
+                [0, 0, 1]])
+    """
+    idx = tensor.data
+    if idx.dtype != backend.int64:
+        raise DTypeError(
+            f"one_hot: needs an int64 tensor of class indices, got {idx.dtype}; convert it "
+            f"with .long()"
+        )
+    if num_classes == -1:
+        if idx.size == 0:
+            raise ValueError(
+                "one_hot: cannot infer the number of classes from an empty tensor; pass num_classes"
+            )
+        num_classes = int(idx.max()) + 1
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num_classes):
+        raise ValueError(
+            f"one_hot: class values must be in [0, {num_classes}), got values from "
+            f"{int(idx.min())} to {int(idx.max())}"
+        )
+    xp = backend.get_array_module(idx)
+    return Tensor((idx[..., None] == xp.arange(num_classes)).astype(backend.int64))
 
 
 # -- activations ----------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 These functions check and normalise arguments (axes, shapes, indices) and call the
 primitive's ``Function.apply``. The primitives themselves live in ``elementwise``,
 ``reduce``, ``movement`` and ``linalg``; ``chainrule.autograd.function.PRIMITIVES`` lists
-them all.
+them all. The functions composed of several primitives live beside them, by concept:
+``selection`` (gather, index_select, narrow, sort, topk, split…), ``rearrange`` (flip,
+roll, repeat, tile, repeat_interleave, tril, triu) and ``norm``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,14 @@ from chainrule.ops.movement import (
     Stack,
     is_basic_index,
 )
+from chainrule.ops.norm import norm as norm
+from chainrule.ops.rearrange import flip as flip
+from chainrule.ops.rearrange import repeat as repeat
+from chainrule.ops.rearrange import repeat_interleave as repeat_interleave
+from chainrule.ops.rearrange import roll as roll
+from chainrule.ops.rearrange import tile as tile
+from chainrule.ops.rearrange import tril as tril
+from chainrule.ops.rearrange import triu as triu
 from chainrule.ops.reduce import (
     Amax,
     CumSum,
@@ -60,12 +70,15 @@ from chainrule.ops.reduce import (
     LogSumExp,
     MaxDim,
     Mean,
+    Prod,
     Softmax,
     Sum,
 )
 from chainrule.ops.results import MaxResult
 from chainrule.ops.selection import chunk as chunk
 from chainrule.ops.selection import gather as gather
+from chainrule.ops.selection import index_select as index_select
+from chainrule.ops.selection import narrow as narrow
 from chainrule.ops.selection import sort as sort
 from chainrule.ops.selection import split as split
 from chainrule.ops.selection import topk as topk
@@ -227,6 +240,23 @@ def sum(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
 
 def mean(x: Tensor, dim: Dim = None, keepdim: bool = False) -> Tensor:
     return Mean.apply(x, axes_of(x, dim, "mean"), keepdim)
+
+
+def prod(x: Tensor, dim: Dim = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
+    """As ``torch.prod``: Π x over ``dim`` (every element by default); integers and
+    booleans multiply as int64. ``dtype`` casts x first. ``dim`` may also be a tuple of
+    dims, which torch's prod does not take.
+
+    The gradient is the product of the other elements of each slice, exact with zeros:
+    where a slice has one zero, only the zero gets a gradient; with two, none does.
+
+    Example:
+        >>> cr.prod(cr.tensor([[1.0, 2.0], [3.0, 4.0]]), dim=1)
+        tensor([ 2., 12.])
+    """
+    if dtype is not None:
+        x = cast(x, dtype)
+    return Prod.apply(x, axes_of(x, dim, "prod"), keepdim)
 
 
 def var(x: Tensor, dim: Dim = None, unbiased: bool = True, keepdim: bool = False) -> Tensor:

@@ -51,6 +51,17 @@ def axis_of(x: Tensor, dim: int, op: str) -> int:
     return check_dim(dim, x.ndim, op, x.shape)
 
 
+def as_sizes(sizes: tuple[Any, ...], op: str) -> tuple[int, ...]:
+    """Sizes given PyTorch's two ways, ``f(2, 3)`` or ``f((2, 3))``, as a tuple of ints
+    (each at least 0)."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        sizes = tuple(sizes[0])
+    out = tuple(int(s) for s in sizes)
+    if any(s < 0 for s in out):
+        raise ShapeError(f"{op}: sizes must be non-negative, got {out}")
+    return out
+
+
 def as_array(value: Any) -> Any:
     """``value`` as an array: a GPU array as it is, anything else through NumPy."""
     if hasattr(value, "dtype") and hasattr(value, "shape"):

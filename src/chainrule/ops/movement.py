@@ -43,14 +43,14 @@ class Permute(Function):
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, None]:
-        return g.transpose(_inverse(ctx.axes)), None
+        return g.transpose(inverse_permutation(ctx.axes)), None
 
     @staticmethod
     def backward_graph(ctx: Any, g: Any) -> tuple[Any, None]:
-        return Permute.apply(g, _inverse(ctx.axes)), None
+        return Permute.apply(g, inverse_permutation(ctx.axes)), None
 
 
-def _inverse(axes: tuple[int, ...]) -> tuple[int, ...]:
+def inverse_permutation(axes: tuple[int, ...]) -> tuple[int, ...]:
     """The permutation that undoes ``axes``."""
     inverse = [0] * len(axes)
     for i, a in enumerate(axes):
@@ -183,6 +183,36 @@ def along_axis(idx: Any, axis: int) -> tuple[Any, ...]:
             shape[d] = size
             index.append(xp.arange(size).reshape(shape))
     return tuple(index)
+
+
+Shifts = int | tuple[int, ...]  # one shift per axis, or one for a flat roll
+
+
+class Roll(Function):
+    """y = x shifted cyclically by ``shifts[k]`` along ``axes[k]``: y[(i + s) mod n] = x[i]
+    (a copy; an element pushed past the end comes back at the start). With ``axes`` None,
+    x is rolled as if flat by the one shift, then given its shape back.
+
+    VJP: dx = g rolled by −shifts. A roll permutes the elements, and the transpose of a
+    permutation is its inverse.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, shifts: Shifts, axes: tuple[int, ...] | None) -> Any:
+        ctx.shifts, ctx.axes = shifts, axes
+        return ctx.xp.roll(x, shifts, axis=axes)
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        return ctx.xp.roll(g, _negated(ctx.shifts), axis=ctx.axes), None, None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        return Roll.apply(g, _negated(ctx.shifts), ctx.axes), None, None
+
+
+def _negated(shifts: Shifts) -> Shifts:
+    return -shifts if isinstance(shifts, int) else tuple(-s for s in shifts)
 
 
 class Cat(Function):

@@ -7,12 +7,14 @@ reduced axes back (``_unreduce``) and lets broadcasting spread the gradient over
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from chainrule import backend
 from chainrule.autograd.function import Function
 from chainrule.ops import kernels
-from chainrule.ops.movement import ScatterAdd, Slice, along_axis
+from chainrule.ops.elementwise import Where
+from chainrule.ops.movement import ScatterAdd, Slice, along_axis, inverse_permutation
 
 
 def _unreduce(xp: Any, g: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
@@ -67,8 +69,90 @@ class Mean(Function):
 def _spread(g: Any, ctx: Any) -> Any:
     """``backward_graph`` of the sums: the Tensor g with the reduced axes put back as
     size-1 axes, broadcast over them (``Reshape`` then ``Expand``, both differentiable)."""
-    kept = tuple(1 if ctx.axes is None or i in ctx.axes else s for i, s in enumerate(ctx.shape))
-    return g.reshape(kept).expand(ctx.shape)
+    return g.reshape(_kept_shape(ctx.shape, ctx.axes)).expand(ctx.shape)
+
+
+class Prod(Function):
+    """y = Π x over ``axes`` (integers and booleans multiply as int64, as in PyTorch).
+
+    VJP: dx_i = g · Π_{j≠i} x_j, the product of the other elements of x_i's slice. It is
+    taken as the product of those before i times the product of those after i (exclusive
+    running products from both ends), never as y / x_i: that is 0/0 where x_i = 0. So a
+    slice with one zero sends its whole gradient to the zero (the product of the others),
+    and a slice with two or more zeros sends none, as in PyTorch.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Any, axes: tuple[int, ...] | None, keepdim: bool) -> Any:
+        integral = x.dtype.kind in "biu"
+        y = ctx.xp.asarray(
+            x.prod(axis=axes, keepdims=keepdim, dtype=backend.int64 if integral else None)
+        )
+        ctx.save_for_backward(x, y)
+        ctx.axes, ctx.keepdim = axes, keepdim
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        x, _ = ctx.saved_tensors
+        others = _product_of_others(ctx.xp, x, ctx.axes)
+        return _unreduce(ctx.xp, g, ctx.axes, ctx.keepdim) * others, None, None
+
+    @staticmethod
+    def backward_graph(ctx: Any, g: Any) -> tuple[Any, None, None]:
+        x_values, y = ctx.saved_tensors
+        x = ctx.inputs[0]
+        g = g.reshape(_kept_shape(x.shape, ctx.axes))
+        # One host read, on this slow path only. Without zeros, y / x_i is the product of
+        # the others (as functions near x, so to every order); with zeros, the product is
+        # taken again for each i, which is exact to every order but costs O(n²) memory.
+        if not bool((x_values == 0).any()):
+            return g * ctx.output(y).reshape(g.shape) / x, None, None
+        return g * _product_of_others_graph(x, ctx.axes), None, None
+
+
+def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...] | None) -> tuple[int, ...]:
+    """``shape`` with the reduced axes as size 1: the shape a keepdim reduction gives."""
+    return tuple(1 if axes is None or i in axes else s for i, s in enumerate(shape))
+
+
+def _line_layout(
+    shape: tuple[int, ...], axes: tuple[int, ...] | None
+) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """How to see x as lines, one per reduced slice: the axis order that moves the reduced
+    axes last, the shape that merges them into one axis, and the order that undoes it."""
+    reduced = tuple(range(len(shape))) if axes is None else axes
+    order = tuple(a for a in range(len(shape)) if a not in reduced) + reduced
+    kept = tuple(shape[a] for a in order[: len(shape) - len(reduced)])
+    line_shape = (*kept, math.prod(shape[a] for a in reduced))
+    return order, line_shape, inverse_permutation(order)
+
+
+def _product_of_others(xp: Any, x: Any, axes: tuple[int, ...] | None) -> Any:
+    """Π_{j≠i} x_j over the reduced slice of each x_i: (Π_{j<i} x_j) · (Π_{j>i} x_j), the
+    running products of each line shifted by one, from the left and from the right."""
+    order, line_shape, inverse = _line_layout(x.shape, axes)
+    if line_shape[-1] == 0:  # empty slices: nothing to differentiate
+        return xp.zeros(x.shape, dtype=x.dtype)
+    lines = x.transpose(order).reshape(line_shape)
+    ones = xp.ones((*line_shape[:-1], 1), dtype=x.dtype)
+    before = xp.cumprod(xp.concatenate([ones, lines[..., :-1]], axis=-1), axis=-1)
+    backwards = lines[..., ::-1]
+    after = xp.cumprod(xp.concatenate([ones, backwards[..., :-1]], axis=-1), axis=-1)
+    others = before * after[..., ::-1]
+    return others.reshape(tuple(x.shape[a] for a in order)).transpose(inverse)
+
+
+def _product_of_others_graph(x: Any, axes: tuple[int, ...] | None) -> Any:
+    """``_product_of_others`` as a differentiable Tensor: each line of n elements becomes
+    an n × n matrix whose row i is the line with x_i replaced by 1, and ``Prod`` multiplies
+    each row (so that its own backward handles the zeros at the next order)."""
+    order, line_shape, inverse = _line_layout(x.shape, axes)
+    n = line_shape[-1]
+    rows = x.permute(order).reshape(line_shape).unsqueeze(-2).expand(*line_shape[:-1], n, n)
+    diagonal = backend.get_array_module(x.data).eye(n, dtype=bool)
+    others = Prod.apply(Where.apply(diagonal, 1.0, rows), (rows.ndim - 1,), False)
+    return others.reshape(tuple(x.shape[a] for a in order)).permute(inverse)
 
 
 class Amax(Function):
