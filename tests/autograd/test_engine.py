@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
+from typing import Any
 
 import numpy as np
 import pytest
@@ -319,7 +320,6 @@ def test_no_reference_cycles_keep_graphs_alive() -> None:
 
 
 def test_fresh_gradient_array_is_adopted_without_a_copy() -> None:
-    from typing import Any
 
     made: list[Any] = []
 
@@ -363,3 +363,50 @@ def test_backward_with_inputs_does_not_alias_the_seed() -> None:
     (x + z).backward(gradient=g, inputs=[x, z])
     assert not np.shares_memory(x.grad.data, g) and not np.shares_memory(x.grad.data, z.grad.data)
     np.testing.assert_array_equal(z.grad.numpy(), [1.0, 1.0])
+
+
+class _Counted(cr.autograd.Function):
+    """y = 2x, counting its backward calls."""
+
+    calls = 0
+
+    @staticmethod
+    def forward(ctx: Any, x: Any) -> Any:
+        return x * 2
+
+    @staticmethod
+    def backward(ctx: Any, g: Any) -> Any:
+        _Counted.calls += 1
+        return g * 2
+
+
+def test_grad_runs_only_the_nodes_between_the_outputs_and_the_inputs() -> None:
+    # PyTorch's rule: autograd.grad(y, [h]) for h in the middle of the graph does not run
+    # the nodes that made h (their work, their tensors' hooks), nor branches that lead to
+    # no input; the gradients it returns are unchanged.
+    a = cr.tensor([1.0, 2.0], requires_grad=True)
+    fired: list[str] = []
+    a.register_hook(lambda g: fired.append("a") or g)
+    _Counted.calls = 0
+    h = _Counted.apply(a) * 3
+    other = cr.tensor([0.5, 0.5], requires_grad=True)
+    y = (h * h).sum() + _Counted.apply(other).sum()
+    (gh,) = cr.autograd.grad(y, [h], retain_graph=True)
+    np.testing.assert_array_equal(gh.numpy(), 2 * h.detach().numpy())
+    assert fired == [] and _Counted.calls == 0
+    y.backward()  # the nodes grad() left alone still have what their backward needs
+    assert fired == ["a"] and _Counted.calls == 2
+    np.testing.assert_array_equal(a.grad.numpy(), 2 * h.detach().numpy() * 3 * 2)
+
+
+def test_backward_with_inputs_also_stops_at_them() -> None:
+    a = cr.tensor([1.0, 2.0], requires_grad=True)
+    _Counted.calls = 0
+    h = _Counted.apply(a)
+    h.retain_grad()
+    h.retain_grad()  # twice: still one gradient (it was added twice before)
+    assert h.retains_grad and not a.retains_grad
+    y = (h * h).sum()
+    y.backward(inputs=[h])  # the retain_grad hook and the inputs' capture: counted once
+    np.testing.assert_array_equal(h.grad.numpy(), 2 * h.detach().numpy())
+    assert a.grad is None and _Counted.calls == 0

@@ -123,6 +123,11 @@ class _Pass:
             else:
                 self.capture_leaf.add(id(t))
         self.captured: dict[int, Any] = {}
+        # With ``inputs`` and no accumulation (``autograd.grad``, ``backward(inputs=)``):
+        # the nodes on a path to an input (``visit``) and, of those, the ones whose own
+        # backward leads on to one (``through``); see ``_prune``. None: run every node.
+        self.visit: set[int] | None = None
+        self.through: set[int] | None = None
         # Gradient buffers: node -> gradient of its single output, or a list for several.
         self.buffers: dict[Function, Any] = {}
         self.leaves: dict[int, list[Any]] = {}  # id(leaf) -> [leaf, summed gradient]
@@ -167,6 +172,11 @@ def run_backward(
         else:
             _add_to_buffer(run.buffers, out._node, out._out_index, g)
             roots.append(out._node)
+    if inputs is not None and not accumulate:
+        run.visit, run.through = _prune(roots, run)
+        for root in [r for r in roots if id(r) not in run.visit]:
+            run.buffers.pop(root, None)  # an output that leads to no input: nothing to do
+        roots = [r for r in roots if id(r) in run.visit]
     if accumulate and post_accumulate_hook_count() and roots:
         run.pending = _count_leaf_edges(roots)
 
@@ -185,6 +195,35 @@ def run_backward(
     return run.captured
 
 
+def _prune(roots: list[Function], run: _Pass) -> tuple[set[int], set[int]]:
+    """Which nodes a pass that only wants ``inputs``' gradients must reach, as PyTorch's
+    engine decides: a node whose output is an input gets its gradient (captured there);
+    a node runs its backward only if some input lies beyond it. Nothing else runs, so
+    ``autograd.grad(y, [h])`` for a tensor h in the middle of the graph does not walk the
+    graph that made h (its work, its tensors' hooks), which is what a recomputation
+    inside a backward (``utils.checkpoint``) relies on.
+
+    Returns:
+        (visit, through): the ids of the nodes to reach, and of those to run.
+    """
+    targets = {node_id for node_id, _ in run.capture_node}
+    leaves = run.capture_leaf
+    through: set[int] = set()
+    for node in reversed(topological_order(roots)):  # every node after the ones it uses
+        if node.saved_tensors is None:
+            continue
+        for a in node._inputs:
+            if not isinstance(a, Tensor) or not a.requires_grad:
+                continue
+            parent = a._node
+            if (parent is None and id(a) in leaves) or (
+                parent is not None and (id(parent) in through or id(parent) in targets)
+            ):
+                through.add(id(node))
+                break
+    return through | targets, through
+
+
 def _run_nodes(roots: list[Function], run: _Pass) -> None:
     """Run every node that receives a gradient, newest first, filling ``run.leaves``.
 
@@ -195,6 +234,7 @@ def _run_nodes(roots: list[Function], run: _Pass) -> None:
     graph = run.create_graph
     retain_graph = run.retain_graph
     buffers, leaves, pending = run.buffers, run.leaves, run.pending
+    visit = run.visit
     # The common case calls backward with the one gradient, skipping the general path.
     simple = not graph and not run.capture_node
     ndarray = backend.ndarray  # the CPU's arrays pass with one type check
@@ -218,6 +258,8 @@ def _run_nodes(roots: list[Function], run: _Pass) -> None:
             grads_in = node.backward(node, g)  # the common case, without the tuples below
         else:
             grads_in = _call_backward(node, g, run)
+            if grads_in is _CAPTURED_ONLY:
+                continue  # an input's node: its gradient is captured, nothing lies beyond
         if type(grads_in) is not tuple:
             grads_in = (grads_in,)
         inputs_of_node = node._inputs
@@ -246,6 +288,8 @@ def _run_nodes(roots: list[Function], run: _Pass) -> None:
             parent = a._node
             if parent is None:
                 _add_leaf(leaves, a, gi)
+            elif visit is not None and id(parent) not in visit:
+                continue  # no input lies that way
             elif parent in buffers:
                 _add_to_buffer(buffers, parent, a._out_index, gi)
             else:
@@ -269,6 +313,10 @@ def _run_nodes(roots: list[Function], run: _Pass) -> None:
             _release_finished_leaves(run, inputs_of_node)
 
 
+# What ``_call_backward`` returns for a node reached only to capture its gradient.
+_CAPTURED_ONLY = object()
+
+
 def _call_backward(node: Function, g: Any, run: _Pass) -> Any:
     """The general call of a node's backward: several outputs, hooks, captures, graphs."""
     if node._n_out == 1:
@@ -284,6 +332,8 @@ def _call_backward(node: Function, g: Any, run: _Pass) -> Any:
         key = (id(node), i)
         if key in run.capture_node:
             run.captured[run.capture_node[key]] = gi
+    if run.through is not None and id(node) not in run.through:
+        return _CAPTURED_ONLY
     if run.create_graph:
         return type(node).backward_graph(node, *grads_out)
     return node.backward(node, *grads_out)

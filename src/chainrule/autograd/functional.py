@@ -103,7 +103,8 @@ def backward(
     )
     taken = {id(s) for s in seeds}  # as in run_backward: the caller's seeds stay theirs
     for t in wanted:
-        if id(t) in captured:
+        # A tensor that retains its grad got it from its hook during the pass already.
+        if id(t) in captured and not (t._node is not None and t.retains_grad):
             accumulate_grad(t, captured[id(t)], taken)
 
 

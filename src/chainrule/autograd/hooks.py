@@ -27,6 +27,7 @@ class HookMethods:
     _out_index: int
     _hooks: list[Callable[[Any], Any]] | None = None
     _post_accumulate_hooks: list[Callable[[Any], Any]] | None = None
+    _retains_grad: bool = False
     grad: Any
 
     def register_hook(self, hook: Callable[[Any], Any]) -> Any:
@@ -80,9 +81,11 @@ class HookMethods:
         return HookHandle(self._post_accumulate_hooks, hook, _POST_ACCUMULATE_HOOKS)
 
     def retain_grad(self) -> None:
-        """Keep the gradient of this non-leaf tensor in ``.grad`` after backward."""
-        if self._node is None:
+        """Keep the gradient of this non-leaf tensor in ``.grad`` after backward (once:
+        calling it again changes nothing)."""
+        if self._node is None or self.retains_grad:
             return
+        self._retains_grad = True  # type: ignore[misc]
         # The hook lives on the node that made this tensor; a strong reference back to the
         # tensor would make a cycle (tensor -> node -> hook -> tensor) that keeps the whole
         # graph alive until the cyclic garbage collector happens to run.
@@ -94,6 +97,11 @@ class HookMethods:
                 t.grad = g if t.grad is None else type(g)(t.grad.data + g.data)
 
         self.register_hook(keep)
+
+    @property
+    def retains_grad(self) -> bool:
+        """Whether ``retain_grad()`` was called on this non-leaf tensor (PyTorch's name)."""
+        return self._retains_grad
 
 
 class HookHandle:
