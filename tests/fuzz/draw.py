@@ -9,6 +9,7 @@ ints (negative too) and tuples; ``keepdim``; indices of every kind.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -330,6 +331,78 @@ def draw_softmax(b: Builder) -> None:
     b.add("softmax", (a,), name=name, dim=dim, form=_choice(b, ["method", "function"]))
 
 
+MAX_PROD_SLICE = 8  # at most 8 factors per product, each |x| ≤ 1.5: |prod| ≤ 26
+
+
+def draw_prod(b: Builder) -> None:
+    """prod over every element or one dim, half the time of a fresh leaf with exact zeros
+    (none, one or several per slice: the cases where prod's gradient cannot divide)."""
+    if b.rng.random() < 0.5:
+        shape = tuple(int(s) for s in b.rng.integers(1, 5, int(b.rng.integers(1, 4))))
+        a: int | None = b.leaf(shape, domain="zeros")
+    else:
+        picked = b.pick()
+        a = None if picked is None else b.bounded(picked, 1.5)
+    if a is None:
+        return
+    v = b.values[a]
+    nd = len(v.shape)
+    dim = None
+    if nd and (v.golden.size > MAX_PROD_SLICE or b.rng.random() < 0.7):
+        dim = int(b.rng.integers(-nd, nd))
+    n = v.golden.size if dim is None else v.shape[dim]
+    if n > MAX_PROD_SLICE:
+        return
+    b.add(
+        "prod",
+        (a,),
+        dim=dim,
+        keepdim=bool(b.rng.random() < 0.4),
+        dtype=bool(b.rng.random() < 0.15),
+        form=_choice(b, ["method", "function"]),
+    )
+
+
+NORM_ORDERS: list[Any] = [2, 2, 1, math.inf, -math.inf, "fro", 1.5, 0.5, 3.0]
+
+
+def draw_norm(b: Builder) -> None:
+    """p-norms over None, an int or a tuple of dims, each order kept where its gradient is
+    finite and continuous: p = 1 away from non-exact zeros (|x|'s kink), ±inf away from
+    near-ties of |x|, 2 away from a zero norm (1/‖x‖ in the second order), other p away
+    from zero inputs (|x|ᵖ⁻¹ at 0)."""
+    p = _choice(b, NORM_ORDERS)
+    if p in (1, 2, math.inf) and b.rng.random() < 0.3:
+        a: int | None = b.leaf(b.random_shape(), domain="zeros")
+    elif p not in (1, 2, math.inf, "fro") and b.rng.random() < 0.5:
+        a = b.leaf(b.random_shape(), domain="signed")  # no zeros, no near-zeros
+    else:
+        a = b.pick()
+    if a is None:
+        return
+    v = b.values[a]
+    nd = len(v.shape)
+    form = _choice(b, ["method", "function", "keywords"] * 2 + ["default"])
+    dim = None if form == "default" else _dims(b, nd)
+    if form == "default":
+        p = 2
+    if p == "fro" and isinstance(dim, tuple) and len(dim) > 2:
+        dim = dim[:2]
+    axes = _axes_of(dim, nd)
+    magnitude = np.abs(v.golden)
+    if p == 1:
+        ok = b.gap_ok(magnitude, v.exact)
+    elif p in (math.inf, -math.inf):
+        ok = b.gap_ok(magnitude, v.exact) and b.gap_ok(_tie_gap(magnitude, axes), v.exact)
+    elif p in (2, "fro"):
+        squares = (v.golden**2).sum(axis=axes) if axes else v.golden**2
+        ok = bool(np.sqrt(squares).min() >= 0.3) if squares.size else False
+    else:
+        ok = bool(magnitude.min() >= 0.2) if magnitude.size else False
+    if ok:
+        b.add("norm", (a,), p=p, dim=dim, keepdim=bool(b.rng.random() < 0.4), form=form)
+
+
 DRAWERS: dict[str, Callable[[Builder], None]] = {
     "add": lambda b: draw_arith(b, "add"),
     "sub": lambda b: draw_arith(b, "sub"),
@@ -352,4 +425,6 @@ DRAWERS: dict[str, Callable[[Builder], None]] = {
     "reduce": draw_reduce,
     "max": draw_max,
     "softmax": draw_softmax,
+    "prod": draw_prod,
+    "norm": draw_norm,
 }

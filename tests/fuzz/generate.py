@@ -7,11 +7,24 @@ import numpy as np
 
 from .draw import DRAWERS
 from .draw_movement import MOVEMENT_DRAWERS
+from .draw_nn import NN_DRAWERS
+from .draw_rearrange import REARRANGE_DRAWERS
 from .graphs import Builder, Graph, Leaf
 
-ALL_DRAWERS = {**DRAWERS, **MOVEMENT_DRAWERS}
-# reduce, max and join each cover several public functions: drawn more often.
-WEIGHTS = {"reduce": 4.0, "max": 2.0, "maximum": 2.0, "softmax": 1.5, "join": 1.5}
+ALL_DRAWERS = {**DRAWERS, **MOVEMENT_DRAWERS, **REARRANGE_DRAWERS, **NN_DRAWERS}
+# reduce, max, join… each cover several public functions: drawn more often.
+WEIGHTS = {
+    "reduce": 4.0,
+    "max": 2.0,
+    "maximum": 2.0,
+    "softmax": 1.5,
+    "join": 1.5,
+    "triangle": 1.5,
+    "repeat": 1.5,
+    "pool1d": 2.0,
+    "pad": 1.5,
+    "interpolate": 1.5,
+}
 DTYPE_MODES: list[tuple[str, ...]] = [
     ("float64",),
     ("float64",),

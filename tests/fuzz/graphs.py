@@ -169,6 +169,10 @@ class Builder:
             a = rng.uniform(0.5, 2.0, shape)
         elif domain == "ties":  # exact small values: relu, abs and max meet their tie rules
             a = rng.choice([-1.0, -0.5, 0.0, 0.5, 1.0], shape)
+        elif domain in ("zeros", "signed"):  # moderate magnitudes, either sign
+            a = np.array(rng.uniform(0.5, 1.5, shape) * rng.choice([-1.0, 1.0], shape))
+            if domain == "zeros":  # and many exact zeros: prod's delicate case
+                a[np.asarray(rng.random(shape) < rng.choice([0.2, 0.4]))] = 0.0
         else:
             a = rng.standard_normal(shape)
         return np.asarray(a, dtype=dtype)

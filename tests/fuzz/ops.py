@@ -7,7 +7,9 @@ tensor in float64: the near-exact values that float32 results are judged against
 
 Almost every op is spelt the same in both libraries (chainrule follows PyTorch's names);
 the exceptions are explicit below: torch refuses negative slice steps (a flip first),
-takes explicit dims where chainrule takes ``dim=None``, and has no ``.T`` beyond 2-D.
+takes explicit dims where chainrule takes ``dim=None``, and has no ``.T`` beyond 2-D; its
+``prod`` takes no ``dim=None``, ``torch.flip`` only a tuple of dims, and ``index_select``
+only a tensor index (chainrule's also a list or a NumPy array, drawn too).
 """
 
 from __future__ import annotations
@@ -267,6 +269,150 @@ def _clone(lib: str, x: list[str], p: dict[str, Any]) -> str:
     return f"{x[0]}.clone()"
 
 
+# -- rearranging (roll … narrow), prod, norm, and nn.functional's pad/interpolate/pools ---
+def _roll(lib: str, x: list[str], p: dict[str, Any]) -> str:
+    shifts, dims = p["shifts"], p["dims"]
+    if p["form"] == "keywords":
+        dims_text = "" if dims is None else f", dims={dims!r}"
+        return f"{x[0]}.roll(shifts={shifts!r}{dims_text})"
+    args = repr(shifts) + ("" if dims is None else f", {dims!r}")
+    if p["form"] == "function":
+        return f"{module(lib)}.roll({x[0]}, {args})"
+    return f"{x[0]}.roll({args})"
+
+
+def _flip(lib: str, x: list[str], p: dict[str, Any]) -> str:
+    dims = tuple(p["dims"])
+    if p["form"] == "function":  # torch.flip takes a tuple only
+        return f"{module(lib)}.flip({x[0]}, {dims!r})"
+    if p["form"] == "varargs":
+        return f"{x[0]}.flip({', '.join(repr(d) for d in dims)})"
+    return f"{x[0]}.flip({dims!r})"
+
+
+def _triangle(lib: str, x: list[str], p: dict[str, Any]) -> str:
+    name, k = p["name"], p["diagonal"]  # tril or triu
+    if p["form"] == "function":
+        return f"{module(lib)}.{name}({x[0]}, diagonal={k!r})"
+    if p["form"] == "default":
+        return f"{x[0]}.{name}()"
+    return f"{x[0]}.{name}({k!r})"
+
+
+def _repeat(lib: str, x: list[str], p: dict[str, Any]) -> str:
+    """``Tensor.repeat`` and ``tile`` (``torch.tile``: there is no ``torch.repeat``)."""
+    name, sizes = p["name"], tuple(p["sizes"])
+    if p["form"] == "function":
+        return f"{module(lib)}.tile({x[0]}, {sizes!r})"
+    if p["form"] == "tuple":
+        return f"{x[0]}.{name}({sizes!r})"
+    return f"{x[0]}.{name}({', '.join(repr(s) for s in sizes)})"
+
+
+def _repeat_interleave(lib: str, x: list[str], p: dict[str, Any]) -> str:
+    r = p["repeats"]
+    repeats = repr(r) if isinstance(r, int) else f"{module(lib)}.from_numpy({literal(r)})"
+    dim = "" if p["dim"] is None else f", dim={p['dim']!r}"
+    if p["form"] == "function":
+        return f"{module(lib)}.repeat_interleave({x[0]}, {repeats}{dim})"
+    return f"{x[0]}.repeat_interleave({repeats}{dim})"
+
+
+def _index_select(lib: str, x: list[str], p: dict[str, Any]) -> str:
+    """The index as a tensor (torch takes nothing else), or for chainrule also as a
+    NumPy array or a list."""
+    index, how = p["index"], p["how"]
+    if how == "list" and lib == "cr":
+        text = repr(index.tolist())
+    elif how == "numpy" and lib == "cr":
+        text = literal(index)
+    else:
+        text = f"{module(lib)}.from_numpy({literal(index)})"
+    if p["form"] == "function":
+        return f"{module(lib)}.index_select({x[0]}, {p['dim']!r}, {text})"
+    return f"{x[0]}.index_select({p['dim']!r}, {text})"
+
+
+def _narrow(lib: str, x: list[str], p: dict[str, Any]) -> str:
+    args = f"{p['dim']!r}, {p['start']!r}, {p['length']!r}"
+    if p["form"] == "function":
+        return f"{module(lib)}.narrow({x[0]}, {args})"
+    return f"{x[0]}.narrow({args})"
+
+
+def _prod(lib: str, x: list[str], p: dict[str, Any]) -> str:
+    """``prod()`` or ``prod(dim, keepdim)`` (torch's prod takes no ``dim=None``), maybe
+    with ``dtype=float64``."""
+    m = module(lib)
+    args = [] if p["dim"] is None else [repr(p["dim"]), f"keepdim={p['keepdim']!r}"]
+    if p["dtype"]:
+        args.append(f"dtype={m}.float64")
+    if p["form"] == "function":
+        return f"{m}.prod({', '.join([x[0], *args])})"
+    return f"{x[0]}.prod({', '.join(args)})"
+
+
+def _norm_p(p: Any) -> str:
+    if isinstance(p, float) and np.isinf(p):
+        return "float('inf')" if p > 0 else "float('-inf')"
+    return repr(p)
+
+
+def _norm(lib: str, x: list[str], p: dict[str, Any]) -> str:
+    order, dim, keepdim = _norm_p(p["p"]), p["dim"], p["keepdim"]
+    form = p["form"]
+    if form == "default":  # the 2-norm of every element
+        return f"{x[0]}.norm()"
+    if form == "function":
+        return f"{module(lib)}.norm({x[0]}, {order}, {dim!r}, {keepdim!r})"
+    if form == "keywords":
+        return f"{x[0]}.norm(p={order}, dim={dim!r}, keepdim={keepdim!r})"
+    return f"{x[0]}.norm({order}, {dim!r}, {keepdim!r})"
+
+
+def _functional(lib: str) -> str:
+    return f"{module(lib)}.nn.functional"
+
+
+def _pad(lib: str, x: list[str], p: dict[str, Any]) -> str:
+    widths = tuple(p["pad"]) if p["as_tuple"] else list(p["pad"])
+    mode = "" if p["mode"] == "constant" and p["implicit"] else f", mode={p['mode']!r}"
+    value = "" if p["value"] is None else f", value={p['value']!r}"
+    return f"{_functional(lib)}.pad({x[0]}, {widths!r}{mode}{value})"
+
+
+def _interpolate(lib: str, x: list[str], p: dict[str, Any]) -> str:
+    args = [x[0]]
+    if p["size"] is not None:
+        args.append(f"size={p['size']!r}")
+    else:
+        args.append(f"scale_factor={p['scale_factor']!r}")
+    args.append(f"mode={p['mode']!r}")
+    if p["align_corners"] is not None:
+        args.append(f"align_corners={p['align_corners']!r}")
+    if p["recompute"]:
+        args.append("recompute_scale_factor=True")
+    return f"{_functional(lib)}.interpolate({', '.join(args)})"
+
+
+def _pool1d(lib: str, x: list[str], p: dict[str, Any]) -> str:
+    """``max_pool1d`` (maybe with ``return_indices``: the values) or ``avg_pool1d``."""
+    name = p["name"]
+    args = [x[0], repr(p["kernel"])]
+    if p["stride"] is not None:
+        args.append(f"stride={p['stride']!r}")
+    if p["padding"]:
+        args.append(f"padding={p['padding']!r}")
+    if name == "max_pool1d":
+        if p["dilation"] != 1:
+            args.append(f"dilation={p['dilation']!r}")
+        if p["indices"]:
+            return f"{_functional(lib)}.max_pool1d({', '.join(args)}, return_indices=True)[0]"
+    elif not p["count_include_pad"]:
+        args.append("count_include_pad=False")
+    return f"{_functional(lib)}.{name}({', '.join(args)})"
+
+
 RENDER: dict[str, Render] = {
     "add": _binary("+", "add"),
     "sub": _binary("-", "sub"),
@@ -303,12 +449,24 @@ RENDER: dict[str, Render] = {
     "split": _split,
     "cast": _cast,
     "clone": _clone,
+    "roll": _roll,
+    "flip": _flip,
+    "triangle": _triangle,
+    "repeat": _repeat,
+    "repeat_interleave": _repeat_interleave,
+    "index_select": _index_select,
+    "narrow": _narrow,
+    "prod": _prod,
+    "norm": _norm,
+    "pad": _pad,
+    "interpolate": _interpolate,
+    "pool1d": _pool1d,
 }
 
 
 def label(kind: str, params: dict[str, Any]) -> str:
     """The name a node is counted under in the campaign's figures (``reduce`` → ``amax``)."""
-    if kind in ("reduce", "max_all", "max_dim", "softmax", "join"):
+    if kind in ("reduce", "max_all", "max_dim", "softmax", "join", "triangle", "repeat", "pool1d"):
         return f"{params['name']}" + ("(dim)" if kind == "max_dim" else "")
     if kind == "maximum":
         return params["name"]

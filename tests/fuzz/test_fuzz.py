@@ -21,6 +21,8 @@ PUBLIC_OPS = {
     "sum", "mean", "amax", "amin", "max", "min", "max(dim)", "min(dim)", "logsumexp",
     "var", "std", "softmax", "log_softmax", "reshape", "permute", "expand",
     "index_basic", "index_advanced", "cat", "stack", "cast", "clone",
+    "roll", "flip", "tril", "triu", "repeat", "tile", "repeat_interleave", "index_select",
+    "narrow", "prod", "norm", "pad", "interpolate", "max_pool1d", "avg_pool1d",
 }  # fmt: skip
 
 
