@@ -71,6 +71,24 @@ class _Sublayers(Module):
         # a string or a function is a plain attribute and adds nothing to the state_dict.
         self.activation = _activation(type(self).__name__, activation)
 
+    def _build_residuals(
+        self,
+        count: int,
+        d_model: int,
+        eps: float,
+        bias: bool,
+        dropout: float,
+        factory: dict[str, Any],
+    ) -> None:
+        """The layer norm and the dropout of each of ``count`` residual blocks, under
+        PyTorch's names ``norm1``…, ``dropout1``…"""
+        for i in range(1, count + 1):
+            norm = LayerNorm(
+                d_model, eps=eps, bias=bias, dtype=factory["dtype"], device=factory["device"]
+            )
+            self.add_module(f"norm{i}", norm)
+            self.add_module(f"dropout{i}", Dropout(dropout, generator=factory["generator"]))
+
     def _ff_block(self, x: Tensor) -> Tensor:
         return self.linear2(self.dropout(self.activation(self.linear1(x))))
 
@@ -140,11 +158,7 @@ class TransformerEncoderLayer(_Sublayers):
             d_model, dim_feedforward, dropout, activation, bias, factory, generator
         )
         self.norm_first, self.batch_first = norm_first, batch_first
-        norm = {"eps": layer_norm_eps, "bias": bias, "dtype": factory["dtype"], "device": device}
-        self.norm1 = LayerNorm(d_model, **norm)
-        self.norm2 = LayerNorm(d_model, **norm)
-        self.dropout1 = Dropout(dropout, generator=generator)
-        self.dropout2 = Dropout(dropout, generator=generator)
+        self._build_residuals(2, d_model, layer_norm_eps, bias, dropout, factory)
 
     def forward(
         self,
@@ -214,13 +228,7 @@ class TransformerDecoderLayer(_Sublayers):
             d_model, dim_feedforward, dropout, activation, bias, factory, generator
         )
         self.norm_first, self.batch_first = norm_first, batch_first
-        norm = {"eps": layer_norm_eps, "bias": bias, "dtype": factory["dtype"], "device": device}
-        self.norm1 = LayerNorm(d_model, **norm)
-        self.norm2 = LayerNorm(d_model, **norm)
-        self.norm3 = LayerNorm(d_model, **norm)
-        self.dropout1 = Dropout(dropout, generator=generator)
-        self.dropout2 = Dropout(dropout, generator=generator)
-        self.dropout3 = Dropout(dropout, generator=generator)
+        self._build_residuals(3, d_model, layer_norm_eps, bias, dropout, factory)
 
     def forward(
         self,
