@@ -101,6 +101,31 @@ def test_graph_command_on_a_run_directory(tmp_path: Path) -> None:
     assert png.returncode == 0 and _png_size((tmp_path / "g.png").read_bytes())[0] > 500
 
 
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("cnn", ["model.0 · Conv2d", "model.1 · BatchNorm2d"]),
+        ("lstm", ["model.lstm · LSTM", "model.head · Linear"]),
+        ("transformer", ["model.embed · Linear", "model.encoder · TransformerEncoder"]),
+    ],
+)
+def test_graph_command_draws_every_model_kind(
+    tmp_path: Path, model: str, expected: list[str]
+) -> None:
+    # The CNN, LSTM and transformer runs are rebuilt from their options (it once assumed
+    # an MLP's numbered layers and failed on them).
+    options = ["--model", model, "--hidden", "16", "--channels", "4,8", "--epochs", "1"]
+    trained = _chainrule("train", *options, "--out", "run", "--no-progress", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    result = _chainrule(
+        "graph", "run", "--depth", "1", "--format", "dot", "--out", "g.dot", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    source = (tmp_path / "g.dot").read_text(encoding="utf-8")
+    for label in expected:
+        assert label in source
+
+
 def test_graph_command_names_a_missing_run(tmp_path: Path) -> None:
     result = _chainrule("graph", "nowhere", cwd=tmp_path)
     assert result.returncode == 2 and "nowhere: no config.json" in result.stderr

@@ -1,9 +1,10 @@
 """``chainrule graph``: draw the model of a run directory, or of the default options.
 
-The model is rebuilt from the run's ``config.json`` with its sizes read from the saved
-weights (so no dataset is needed), run once on a batch of ``batch_size`` examples in
-training mode (dropout included), followed by the cross-entropy loss, and drawn with
-``viz.draw`` grouped by module.
+The model is rebuilt from the run's ``config.json`` (an MLP's sizes read from the saved
+weights; a CNN's, LSTM's or transformer's from the options and the dataset's image
+shape) with its weights loaded, so no dataset is needed; run once on a batch of
+``batch_size`` examples in training mode (dropout included), followed by the
+cross-entropy loss, and drawn with ``viz.draw`` grouped by module.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 import chainrule as cr
 from chainrule import nn
 from chainrule.training.config import TrainConfig
-from chainrule.training.model import build_mlp
+from chainrule.training.model import build_mlp, build_model
 from chainrule.viz.drawing import Drawing, draw
 from chainrule.viz.record import record
 
@@ -57,6 +58,14 @@ def model_for(run_dir: str | Path | None) -> tuple[nn.Module, tuple[int, ...], i
         )
     cfg = TrainConfig.from_json(config.read_text(encoding="utf-8"))
     state = _weights(folder)
+    if cfg.model != "mlp":
+        # The CNN, LSTM and transformer read images of their dataset's shape; their layer
+        # sizes come from the options, so the dataset's shape and classes rebuild them.
+        shape, classes = _SHAPES[cfg.dataset]
+        cr.manual_seed(cfg.seed)
+        model = build_model(cfg, shape, classes)
+        model.load_state_dict(state)
+        return model, shape, classes, cfg
     matrices = sorted(
         (k for k, v in state.items() if k.endswith("weight") and len(v.shape) == 2),
         key=lambda k: int(k.split(".")[0]),
