@@ -61,11 +61,11 @@ def model_for(run_dir: str | Path | None) -> tuple[nn.Module, tuple[int, ...], i
     if cfg.model != "mlp":
         # The CNN, LSTM and transformer read images of their dataset's shape; their layer
         # sizes come from the options, so the dataset's shape and classes rebuild them.
-        shape, classes = _SHAPES[cfg.dataset]
+        image, image_classes = _SHAPES[cfg.dataset]
         cr.manual_seed(cfg.seed)
-        model = build_model(cfg, shape, classes)
+        model = build_model(cfg, image, image_classes)
         model.load_state_dict(state)
-        return model, shape, classes, cfg
+        return model, image, image_classes, cfg
     matrices = sorted(
         (k for k, v in state.items() if k.endswith("weight") and len(v.shape) == 2),
         key=lambda k: int(k.split(".")[0]),
