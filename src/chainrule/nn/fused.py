@@ -54,16 +54,20 @@ class LinearFunction(Function):
         if bias is not None:
             y += bias
         ctx.save_for_backward(rows, weight)
-        ctx.input_shape = x.shape
         return y if x.ndim == 2 else y.reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
     def backward(ctx: Any, g: Any) -> tuple[Any, Any, Any]:
         rows, weight = ctx.saved_tensors
         need_x, need_w, need_b = ctx.needs_input_grad
+        lead = g.shape[:-1]  # X's leading dims are Y's, so dX's shape is (*lead, in)
         if g.ndim != 2:
             g = g.reshape(-1, weight.shape[0])
-        dx = host_threads.matmul(g, weight).reshape(ctx.input_shape) if need_x else None
+        dx = None
+        if need_x:
+            dx = host_threads.matmul(g, weight)
+            if len(lead) != 1:
+                dx = dx.reshape(*lead, weight.shape[1])
         # g.T @ x is a fresh C-ordered array, so the engine can hand it to .grad as is.
         dw = host_threads.matmul(g.T, rows) if need_w else None
         db = g.sum(axis=0) if need_b else None

@@ -81,7 +81,29 @@ class MaxPool2d(_MaxPoolNd):
         )
 
 
-class AvgPool2d(Module):
+class _AvgPoolNd(Module):
+    """What AvgPool1d and AvgPool2d share: PyTorch's arguments (see AvgPool2d)."""
+
+    def __init__(
+        self,
+        kernel_size: Any,
+        stride: Any = None,
+        padding: Any = 0,
+        ceil_mode: bool = False,
+        count_include_pad: bool = True,
+    ) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+        self.ceil_mode = ceil_mode
+        self.count_include_pad = count_include_pad
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class AvgPool2d(_AvgPoolNd):
     """The mean of each kh × kw window (fused). Arguments as PyTorch's: ``stride``
     defaults to ``kernel_size``; ``count_include_pad`` divides by kh·kw even where the
     window covers padding; ``divisor_override`` replaces the divisor.
@@ -99,12 +121,7 @@ class AvgPool2d(Module):
         count_include_pad: bool = True,
         divisor_override: int | None = None,
     ) -> None:
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = kernel_size if stride is None else stride
-        self.padding = padding
-        self.ceil_mode = ceil_mode
-        self.count_include_pad = count_include_pad
+        super().__init__(kernel_size, stride, padding, ceil_mode, count_include_pad)
         self.divisor_override = divisor_override
 
     def forward(self, input: Tensor) -> Tensor:
@@ -117,9 +134,6 @@ class AvgPool2d(Module):
             self.count_include_pad,
             self.divisor_override,
         )
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class _AdaptivePool(Module):
@@ -207,7 +221,7 @@ class MaxPool1d(_MaxPoolNd):
         )
 
 
-class AvgPool1d(Module):
+class AvgPool1d(_AvgPoolNd):
     """The mean of each window of ``kernel_size`` samples. Arguments as PyTorch's:
     ``stride`` defaults to ``kernel_size``; zero ``padding`` on both sides (at most half
     the kernel); ``count_include_pad`` divides by k even where the window covers padding,
@@ -223,21 +237,6 @@ class AvgPool1d(Module):
         [[[2.0, 6.0]]]
     """
 
-    def __init__(
-        self,
-        kernel_size: Any,
-        stride: Any = None,
-        padding: Any = 0,
-        ceil_mode: bool = False,
-        count_include_pad: bool = True,
-    ) -> None:
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = kernel_size if stride is None else stride
-        self.padding = padding
-        self.ceil_mode = ceil_mode
-        self.count_include_pad = count_include_pad
-
     def forward(self, input: Tensor) -> Tensor:
         return avg_pool1d(
             input,
@@ -247,9 +246,6 @@ class AvgPool1d(Module):
             self.ceil_mode,
             self.count_include_pad,
         )
-
-    def extra_repr(self) -> str:
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
 class AdaptiveAvgPool1d(_AdaptivePool):

@@ -29,6 +29,7 @@ from chainrule.autograd import functional as autograd
 from chainrule.autograd.function import Function
 from chainrule.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad
 from chainrule.errors import GraphError
+from chainrule.nn.containers import Sequential
 from chainrule.nn.module import Module
 from chainrule.random import Generator, default_generator
 from chainrule.tensor import Tensor
@@ -111,7 +112,7 @@ def checkpoint_sequential(
     bounds = [len(modules) * i // segments for i in range(segments + 1)]
     x = input
     for i, (lo, hi) in enumerate(itertools.pairwise(bounds)):
-        run = _Chain(modules[lo:hi])
+        run = Sequential(*modules[lo:hi])
         last = i == segments - 1
         x = run(x) if last else checkpoint(run, x, preserve_rng_state=preserve_rng_state)
     return x
@@ -244,20 +245,6 @@ def _check_no_undeclared_leaf(outputs: list[Tensor], declared: list[Tensor]) -> 
             f"but were not passed to checkpoint (shapes {shapes}); pass them as arguments "
             f"or as params=[...] (a Module's own parameters are found by themselves)"
         )
-
-
-class _Chain(Module):
-    """Consecutive modules applied in turn (one segment of ``checkpoint_sequential``)."""
-
-    def __init__(self, modules: list[Module]) -> None:
-        super().__init__()
-        for i, module in enumerate(modules):
-            self.add_module(str(i), module)
-
-    def forward(self, x: Any) -> Any:
-        for module in self._modules.values():
-            x = module(x)
-        return x
 
 
 def _owner(function: Callable[..., Any]) -> Module | None:
