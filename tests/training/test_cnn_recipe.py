@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from resume_cases import assert_resume_is_bit_identical
 
 import chainrule as cr
 from chainrule import nn
@@ -186,27 +187,9 @@ def test_cnn_learns_the_digits(tmp_path: Path) -> None:
     assert "Conv2d" in summary["model"]
 
 
-class _StopError(Exception):
-    pass
-
-
 def test_cnn_resume_is_bit_identical_with_the_batchnorm_buffers(tmp_path: Path) -> None:
     """The running statistics and num_batches_tracked travel in the checkpoint."""
     pytest.importorskip("sklearn")
     pytest.importorskip("safetensors")
-    from chainrule.serialization import load
-
-    cfg = TrainConfig(model="cnn", epochs=2, seed=3)
-    train(cfg, out=tmp_path / "full", log=None)
-
-    def stop(metrics: dict[str, object]) -> None:
-        raise _StopError
-
-    with pytest.raises(_StopError):
-        train(cfg, out=tmp_path / "cut", log=None, on_epoch_end=stop)
-    train(out=tmp_path / "cut", resume=True, log=None)
-    full = load(tmp_path / "full" / "model.safetensors")
-    cut = load(tmp_path / "cut" / "model.safetensors")
+    full = assert_resume_is_bit_identical(TrainConfig(model="cnn", epochs=2, seed=3), tmp_path)
     assert "1.running_var" in full and "8.num_batches_tracked" in full
-    for key in full:
-        assert np.array_equal(full[key].numpy(), cut[key].numpy()), key

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from resume_cases import assert_resume_is_bit_identical
 
 import chainrule as cr
 from chainrule.cli import _config, _describe_model, build_parser
@@ -26,23 +27,7 @@ def test_it_learns_the_digits_from_patches(tmp_path: Path) -> None:
 
 def test_resume_is_bit_identical(tmp_path: Path) -> None:
     cfg = TrainConfig(**{**VIT, "dropout": 0.2}, epochs=3)
-    train(cfg, out=tmp_path / "full", log=None)
-
-    class StopError(Exception):
-        pass
-
-    def stop_after_one(metrics: dict) -> None:
-        if metrics["epoch"] == 1:
-            raise StopError
-
-    with pytest.raises(StopError):
-        train(cfg, out=tmp_path / "cut", log=None, on_epoch_end=stop_after_one)
-    train(out=tmp_path / "cut", resume=True, log=None)
-    a = cr.load(tmp_path / "full" / "model.safetensors")
-    b = cr.load(tmp_path / "cut" / "model.safetensors")
-    assert a.keys() == b.keys()
-    for key in a:
-        assert np.array_equal(a[key].numpy(), b[key].numpy()), key
+    assert_resume_is_bit_identical(cfg, tmp_path)
 
 
 def test_shapes_layers_and_the_cli_option() -> None:
